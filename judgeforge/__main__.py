@@ -1,0 +1,5 @@
+import sys
+
+from judgeforge.cli import main
+
+sys.exit(main())

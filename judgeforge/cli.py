@@ -1,0 +1,90 @@
+"""The ``judgeforge`` command.
+
+Each subcommand lives in its own module with a ``main(argv) -> int`` and is imported only
+when it runs, so ``judgeforge --help`` answers at once.  A :class:`UserError` anywhere
+becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# name -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("judgeforge.quickstart", "the whole pipeline at tiny scale on the CPU, offline (< 10 min)"),
+    "data": ("judgeforge.data_cli", "validate, convert, show and split judge datasets; make mini data"),
+    "train": ("judgeforge.train.cli", "fine-tune an expert judge from a YAML recipe (DeepSpeed)"),
+    "merge": ("judgeforge.merge.cli", "merge expert judges (mergekit methods, fast linear path)"),
+    "eval": ("judgeforge.eval.cli", "evaluate a judge on the paper's benchmarks; build reports"),
+    "sweep": ("judgeforge.eval.sweep", "sweep merge ratios and methods in memory, with plots"),
+    "serve": ("judgeforge.serve", "serve a judge over HTTP (grading and reward endpoints)"),
+}
+
+USAGE = """usage: judgeforge <command> [options]
+
+Fine-tune, merge, evaluate and serve LLM judges (Prometheus 2 and your own).
+
+commands:
+{commands}
+
+Run 'judgeforge <command> --help' for a command's options.
+"""
+
+
+def _usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items())
+    return USAGE.format(commands=lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage(), end="")
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from judgeforge import __version__
+
+        print(f"judgeforge {__version__}")
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        from judgeforge.errors import did_you_mean
+
+        print(f"judgeforge: error: unknown command '{name}'{did_you_mean(name, COMMANDS)}; "
+              "run 'judgeforge --help' for the list", file=sys.stderr)
+        return 2
+    return run_command(COMMANDS[name][0], argv[1:])
+
+
+def run_command(module: str, argv: list[str]) -> int:
+    from judgeforge.errors import UserError
+
+    try:
+        mod = importlib.import_module(module)
+        code = mod.main(argv)
+        return int(code or 0)
+    except UserError as e:
+        print(f"judgeforge: error: {e}", file=sys.stderr)
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("judgeforge: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `judgeforge data show ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+
+
+def entry() -> None:  # pragma: no cover - console script shim
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""YAML recipes with CLI overrides, shared by every stage.
+
+A recipe is a YAML mapping whose keys are the fields of a dataclass (nested dataclasses
+become nested mappings).  ``--key value`` / ``--key=value`` / ``--a.b value`` on the
+command line override keys.  Unknown keys, wrong types and bad values give one clear
+line naming the file and the key.  The resolved recipe is written beside each output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+
+from judgeforge.errors import UserError, did_you_mean
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{path}: no such recipe file; check the path")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{loc}: invalid YAML ({getattr(e, 'problem', None) or e}); fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping of keys to values")
+    return data
+
+
+def parse_overrides(argv: list[str], where: str = "command line") -> dict:
+    """``["--lr", "1e-5", "--lora.r=8"]`` -> ``{"lr": 1e-05, "lora": {"r": 8}}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or arg == "--":
+            raise UserError(f"{where}: unexpected argument '{arg}'; overrides look like --key value")
+        key = arg[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+        else:
+            if i + 1 >= len(argv):
+                raise UserError(f"{where}: --{key} needs a value")
+            i += 1
+            raw = argv[i]
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.replace("-", "_").split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+        i += 1
+    return out
+
+
+def deep_update(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_update(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _strip_optional(tp):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else tp), True
+    return tp, False
+
+
+def _coerce(value, tp, where: str, key: str):
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise UserError(f"{where}: key '{key}' must not be empty")
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: key '{key}' must be a mapping")
+        return build(tp, value, where, prefix=f"{key}.")
+    if tp is typing.Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{where}: key '{key}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise UserError(f"{where}: key '{key}' must be an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        if isinstance(value, int):
+            return value
+        raise UserError(f"{where}: key '{key}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise UserError(f"{where}: key '{key}' must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 1e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise UserError(f"{where}: key '{key}' must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UserError(f"{where}: key '{key}' must be text, got {value!r}")
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (typing.Any,)
+        if isinstance(value, str) and "," in value:
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce(v, item_tp, where, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: key '{key}' must be a mapping")
+        return dict(value)
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise UserError(
+                f"{where}: key '{key}' must be one of {', '.join(map(str, choices))}, got {value!r}"
+                f"{did_you_mean(str(value), map(str, choices))}"
+            )
+        return value
+    return value
+
+
+def build(cls, data: dict, where: str, prefix: str = ""):
+    """Instantiate dataclass ``cls`` from a mapping, with clear errors for unknown/ill-typed keys."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        k = str(key).replace("-", "_")
+        if k not in fields:
+            raise UserError(f"{where}: unknown key '{prefix}{key}'{did_you_mean(k, fields)}; "
+                            f"see the recipe reference for the keys")
+        kwargs[k] = _coerce(value, hints[k], where, prefix + k)
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise UserError(f"{where}: missing required key '{prefix}{missing[0]}'")
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if callable(check):
+        check(where)
+    return obj
+
+
+def load_recipe(cls, path: str | os.PathLike | None = None, overrides: list[str] | dict | None = None,
+                base: dict | None = None):
+    """Recipe = ``base`` <- YAML file <- overrides; validated into ``cls``."""
+    data = dict(base or {})
+    where = str(path) if path else "recipe"
+    if path:
+        data = deep_update(data, read_yaml(path))
+    if overrides:
+        extra = overrides if isinstance(overrides, dict) else parse_overrides(list(overrides))
+        data = deep_update(data, extra)
+    return build(cls, data, where)
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def dump_recipe(obj, path: str | os.PathLike) -> None:
+    import yaml
+
+    from judgeforge.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(obj) if dataclasses.is_dataclass(obj) else obj, sort_keys=False))
+
+
+def help_for(cls) -> str:
+    """A key reference for ``--help``: name, default and the field's doc (``metadata['help']``)."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            "(required)" if f.default_factory is dataclasses.MISSING else f.default_factory()
+        )
+        doc = f.metadata.get("help", "")
+        lines.append(f"  --{f.name:<28} {doc} [default: {default}]")
+    return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""User-facing errors.
+
+A :class:`UserError` is a mistake the user can fix (a bad recipe key, a missing file, a
+malformed row).  The CLI prints its message as one line and exits 1, with no traceback.
+Messages say what is wrong, where (file, row, field) and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake the user can fix. ``str(err)`` is the one line the CLI prints."""
+
+    def __init__(self, message: str, *, lines: list[str] | None = None, exit_code: int = 1):
+        super().__init__(message)
+        self.lines = list(lines or [])  # extra lines (e.g. one per bad row in a validation report)
+        self.exit_code = exit_code
+
+
+def did_you_mean(name: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,202 @@
+"""Reading a score (1-5) or a verdict (A/B) out of a judge's output.
+
+Two modes:
+
+``strict=True``
+    The rule of the paper's code (``prometheus-eval`` 0.1.20, ``parse_output``): the
+    result must close the output (``... [RESULT] 4`` with at most a bracket, ``/5`` or
+    ``out of 5`` after it).  ``"[RESULT] 4."`` fails.  Use it to reproduce the paper's
+    parse-failure rates.  Tests check it against the package on every table row.
+
+``strict=False`` (default)
+    Tolerant where the official rule fails for no good reason: a trailing period or
+    sentence, markdown bold around the tag, ``Score: 4/5``, ``[RESULT] Response B``,
+    ``[RESULT] (A)``.  Never guesses: out-of-range or fractional scores, ranges
+    ("3-4"), two verdicts ("A and B"), ties and outputs with no tag are failures with a
+    reason.  Only the judge's *output* is read; if a backend echoed the prompt, everything
+    up to the last ``###Feedback:`` is dropped first, so the rubric's ``Score 5: ...``
+    lines can never be mistaken for a score (prometheus-eval issue #58).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from judgeforge.prompts import ABSOLUTE, RELATIVE, check_mode
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a judge said: ``result`` (int score or "A"/"B") and the feedback without the tag."""
+
+    result: int | str | None
+    feedback: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def parse(output: str | None, mode: str, *, strict: bool = False) -> Parsed:
+    check_mode(mode)
+    if output is None:
+        return Parsed(None, "", "no output")
+    if mode == ABSOLUTE:
+        return _strict_absolute(output) if strict else _tolerant_absolute(output)
+    return _strict_relative(output) if strict else _tolerant_relative(output)
+
+
+def parse_absolute(output: str | None, *, strict: bool = False) -> Parsed:
+    return parse(output, ABSOLUTE, strict=strict)
+
+
+def parse_relative(output: str | None, *, strict: bool = False) -> Parsed:
+    return parse(output, RELATIVE, strict=strict)
+
+
+def _clean_feedback(text: str) -> str:
+    text = text.strip()
+    text = re.sub(r"[\s*_#]+$", "", text)  # markdown left dangling before the tag
+    text = re.sub(r"^\s*(?:\*\*)?feedback(?:\*\*)?\s*:\s*(?:\*\*)?\s*", "", text, flags=re.IGNORECASE)
+    return text.strip()
+
+
+# --------------------------------------------------------------------------- strict (paper rule)
+
+# The paper's acceptance rule for absolute outputs: a marker, an integer, an optional
+# closing bracket or "/5" / "out of 5", then only whitespace to the end.
+_STRICT_ABS = re.compile(
+    r"(?:\[RESULT\]|\[SCORE\]|Score:?|Result:?|\[Result\]:?|score\s+of)"
+    r"\s*[(\[\s]*"
+    r"(\d+)"
+    r"(?:[)\]\s]|$|/\s*5|\s*out\s*of\s*5)?"
+    r"\s*$",
+    re.IGNORECASE,
+)
+
+# The paper's acceptance rule for relative outputs: a marker, A or B, an optional "]",
+# then whitespace to the end of a line (the original matches line by line).
+_STRICT_REL = re.compile(
+    r"(?:\[RESULT\]|\[RESULT:\s*|\[Response\s+|\[Result\](?:\s+Response)?|\[Result:\s*|(?:^|\n)Result:?\s*)"
+    r"\s*(A|B)\]?\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _strict_absolute(output: str) -> Parsed:
+    m = _STRICT_ABS.search(output)
+    if not m:
+        return Parsed(None, output.strip(), "no score at the end of the output (paper rule)")
+    score = int(m.group(1))
+    if not 1 <= score <= 5:
+        return Parsed(None, output.strip(), f"score {score} is outside 1-5")
+    return Parsed(score, _clean_feedback(output[: m.start()]))
+
+
+def _strict_relative(output: str) -> Parsed:
+    m = _STRICT_REL.search(output)
+    if not m:
+        return Parsed(None, output.strip(), "no A/B verdict at the end of a line (paper rule)")
+    return Parsed(m.group(1).upper(), _clean_feedback(output[: m.start()]))
+
+
+# --------------------------------------------------------------------------- tolerant
+
+_BOLD = r"(?:\*\*|__)?"
+# Bracketed tags ("[RESULT]", "**[RESULT]**", "[RESULT:") win over words; the last tag counts.
+_TAG = re.compile(r"\[\s*(?:RESULT|SCORE|VERDICT)\s*(?:\]\s*:?|:)", re.IGNORECASE)
+# Word markers ("Score: 4/5", "Result: B", "final score is 4", "score of 4").  "Score" needs a
+# colon, "=" or "is" right after it, so rubric lines ("Score 5: The response ...") never count.
+_WORD = re.compile(
+    r"(?<![\w\[])(?:final\s+|overall\s+)?(?:result|score|rating|verdict|winner|better\s+response)"
+    + _BOLD
+    + r"\s*(?::|=|\bis\b)"
+    r"|\bscore\s+of\b",
+    re.IGNORECASE,
+)
+_ECHO = re.compile(r"###\s*Feedback\s*:", re.IGNORECASE)
+
+_ABS_VALUE = re.compile(
+    r"\s*" + _BOLD + r"\s*[(\[]?\s*" + _BOLD + r"\s*"
+    r"(?P<num>-?\d+(?:\.\d+)?)"
+    r"(?P<den>\s*(?:/|out\s+of)\s*(?P<denv>\d+))?"
+    r"(?P<rest>.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+_RANGE_AFTER = re.compile(r"\s*(?:-|–|to|or|and)\s*\d", re.IGNORECASE)
+
+_REL_VALUE = re.compile(
+    r"\s*" + _BOLD + r"\s*[(\[]?\s*" + _BOLD + r"\s*"
+    r"(?:response\s*|option\s*|answer\s*)?"
+    r"(?P<v>[AB])(?![\w])"
+    r"(?P<rest>.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+_BOTH_AFTER = re.compile(r"\s*[)\]*_]*\s*(?:and|&|or|/|,)\s*(?:response\s*)?[AB](?![\w])", re.IGNORECASE)
+_TIE_WORDS = re.compile(r"\s*" + _BOLD + r"\s*[(\[]?\s*(?:tie|both|neither|none|equal|draw)\b", re.IGNORECASE)
+
+
+def _drop_echo(output: str) -> str:
+    last = None
+    for last in _ECHO.finditer(output):
+        pass
+    return output[last.end() :] if last else output
+
+
+def _marker(text: str, value: re.Pattern):
+    """The marker that introduces the result: the last tag, else the last word marker followed by a value."""
+    tags = list(_TAG.finditer(text))
+    if tags:
+        return tags[-1]
+    for m in reversed(list(_WORD.finditer(text))):
+        if value.match(text, m.end()):
+            return m
+    return None
+
+
+def _tolerant_absolute(output: str) -> Parsed:
+    text = _drop_echo(output)
+    m = _marker(text, _ABS_VALUE)
+    if m is None:
+        return Parsed(None, _clean_feedback(text), "no [RESULT] tag in the output")
+    v = _ABS_VALUE.match(text, m.end())
+    feedback = _clean_feedback(text[: m.start()])
+    if not v:
+        return Parsed(None, feedback, "the [RESULT] tag is not followed by a score")
+    num = v.group("num")
+    if "." in num or num.startswith("-"):
+        return Parsed(None, feedback, f"score '{num}' is not an integer 1-5")
+    if v.group("den") and v.group("denv") != "5":
+        return Parsed(None, feedback, f"score '{num}/{v.group('denv')}' is not on the 1-5 scale")
+    if _RANGE_AFTER.match(v.group("rest")):
+        return Parsed(None, feedback, "the output gives a range of scores, not one score")
+    score = int(num)
+    if not 1 <= score <= 5:
+        return Parsed(None, feedback, f"score {score} is outside 1-5")
+    return Parsed(score, feedback)
+
+
+def _tolerant_relative(output: str) -> Parsed:
+    text = _drop_echo(output)
+    m = _marker(text, _REL_VALUE)
+    if m is None:
+        return Parsed(None, _clean_feedback(text), "no [RESULT] tag in the output")
+    feedback = _clean_feedback(text[: m.start()])
+    if _TIE_WORDS.match(text, m.end()):
+        return Parsed(None, feedback, "the output declares a tie or both; a verdict must be A or B")
+    v = _REL_VALUE.match(text, m.end())
+    if not v:
+        return Parsed(None, feedback, "the [RESULT] tag is not followed by A or B")
+    if _BOTH_AFTER.match(v.group("rest")):
+        return Parsed(None, feedback, "the output names both responses; a verdict must be A or B")
+    return Parsed(v.group("v").upper(), feedback)
+
+
+def result_or_none(output: str | None, mode: str, *, strict: bool = False):
+    """Just the score / verdict (None on failure)."""
+    return parse(output, mode, strict=strict).result
+
+
+__all__ = ["Parsed", "parse", "parse_absolute", "parse_relative", "result_or_none", "ABSOLUTE", "RELATIVE"]

@@ -1,0 +1,180 @@
+"""Tokenisation for training: (prompt, completion) -> input ids and labels.
+
+The rules of the Prometheus 2 recipe:
+
+* the text is ``<s>`` + prompt + completion + ``</s>``, where the prompt is
+  ``[INST] {system}\\n\\n{instruction} [/INST]`` (see :mod:`judgeforge.prompts`);
+* the loss covers the completion and the EOS only: every token through ``[/INST]``
+  has label -100;
+* the pad token is the unk token (id 0), as in the original recipe;
+* a row longer than ``max_length`` is either dropped (``overlong="drop"``, the default:
+  a truncated judge example loses its ``[RESULT]``) or cut to ``max_length`` from the
+  right (``overlong="truncate"``, what the original TRL 0.7.7 trainer did).  Either way
+  it is counted and reported, never silent.
+
+The whole text is tokenised in one piece, exactly as the chat template renders it, so the
+first output token is whatever SentencePiece makes of ``]`` followed by the output.
+
+The real Mistral v1 tokenizer (32,000 tokens) ships offline in the ``mistral-common``
+package; ``load_tokenizer("mistral-v1")`` builds a Hugging Face tokenizer folder from it
+once and caches it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from judgeforge.errors import UserError
+from judgeforge.io import atomic_dir
+
+BUILTIN_TOKENIZERS = ("mistral-v1",)
+IGNORE_INDEX = -100
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("JUDGEFORGE_CACHE", Path.home() / ".cache" / "judgeforge"))
+
+
+def mistral_v1_tokenizer_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """A Hugging Face tokenizer folder for Mistral's v1 SentencePiece model, built offline."""
+    final = Path(cache_dir) if cache_dir else cache_root() / "tokenizer-mistral-v1"
+    if (final / "tokenizer.json").exists():
+        return final
+    import mistral_common
+    from transformers import AutoTokenizer
+
+    from judgeforge.prompts import CHAT_TEMPLATE
+
+    model = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
+    if not model.exists():
+        raise UserError(f"mistral-common has no {model.name}; pip install 'mistral-common>=1.5'")
+    try:
+        with atomic_dir(final) as tmp:
+            shutil.copy(model, tmp / "tokenizer.model")
+            (tmp / "tokenizer_config.json").write_text(
+                json.dumps(
+                    {
+                        "tokenizer_class": "LlamaTokenizer",
+                        "bos_token": "<s>",
+                        "eos_token": "</s>",
+                        "unk_token": "<unk>",
+                        "add_bos_token": True,
+                        "add_eos_token": False,
+                        "legacy": False,
+                    }
+                )
+            )
+            tok = AutoTokenizer.from_pretrained(tmp)
+            tok.pad_token = tok.unk_token
+            tok.chat_template = CHAT_TEMPLATE
+            tok.save_pretrained(tmp)
+    except FileExistsError:  # another process built it at the same time
+        pass
+    return final
+
+
+def load_tokenizer(name_or_path: str | os.PathLike = "mistral-v1", *, trust_remote_code: bool = False):
+    """A tokenizer ready for judge training: pad = unk, the judge chat template when none is set."""
+    from transformers import AutoTokenizer
+
+    from judgeforge.prompts import CHAT_TEMPLATE
+
+    src = mistral_v1_tokenizer_dir() if str(name_or_path) in BUILTIN_TOKENIZERS else name_or_path
+    try:
+        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise UserError(f"cannot load a tokenizer from '{name_or_path}': {str(e).splitlines()[0]}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+@dataclass
+class EncodeStats:
+    kept: int = 0
+    dropped_overlong: int = 0
+    truncated: int = 0
+    dropped_no_target: int = 0
+    longest: int = 0
+    dropped_ids: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.kept} rows kept"]
+        if self.dropped_overlong:
+            parts.append(f"{self.dropped_overlong} dropped as longer than max_length")
+        if self.truncated:
+            parts.append(f"{self.truncated} truncated to max_length")
+        if self.dropped_no_target:
+            parts.append(f"{self.dropped_no_target} dropped with no output token left after truncation")
+        return ", ".join(parts)
+
+
+def encode(tokenizer, prompt: str, completion: str) -> tuple[list[int], int]:
+    """Token ids of BOS + prompt + completion + EOS, and the number of prompt tokens (BOS included)."""
+    full = tokenizer(prompt + completion, add_special_tokens=True)["input_ids"]
+    head = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    if full[: len(head)] != head:
+        # a token straddles the boundary: split by character offsets instead
+        enc = tokenizer(prompt + completion, add_special_tokens=True, return_offsets_mapping=True)
+        cut = len(prompt)
+        n_head = sum(1 for (s, e) in enc["offset_mapping"] if e <= cut)
+        head = full[:n_head]
+    ids = list(full)
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return ids, len(head)
+
+
+def count_tokens(tokenizer, prompt: str, completion: str) -> int:
+    ids, _ = encode(tokenizer, prompt, completion)
+    return len(ids)
+
+
+def encode_for_training(
+    tokenizer,
+    prompt: str,
+    completion: str,
+    max_length: int | None = None,
+    overlong: str = "drop",
+    stats: EncodeStats | None = None,
+    row_id=None,
+) -> dict | None:
+    """``{"input_ids", "labels"}`` with the prompt masked, or None when the row is dropped."""
+    if overlong not in ("drop", "truncate"):
+        raise UserError(f"overlong must be 'drop' or 'truncate', got '{overlong}'")
+    stats = stats if stats is not None else EncodeStats()
+    ids, n_prompt = encode(tokenizer, prompt, completion)
+    labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
+    if max_length and len(ids) > max_length:
+        if overlong == "drop":
+            stats.dropped_overlong += 1
+            stats.dropped_ids.append(row_id)
+            return None
+        ids, labels = ids[:max_length], labels[:max_length]
+        if all(label == IGNORE_INDEX for label in labels):
+            stats.dropped_no_target += 1
+            stats.dropped_ids.append(row_id)
+            return None
+        stats.truncated += 1
+    stats.kept += 1
+    stats.longest = max(stats.longest, len(ids))
+    return {"input_ids": ids, "labels": labels}
+
+
+def tokenize_rows(
+    tokenizer, rows, max_length: int | None = None, overlong: str = "drop"
+) -> tuple[list[dict], EncodeStats]:
+    """Tokenise training rows (``prompt`` / ``completion``); returns the kept rows and the counts."""
+    stats = EncodeStats()
+    out = []
+    for r in rows:
+        enc = encode_for_training(tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"))
+        if enc is not None:
+            out.append(enc)
+    return out, stats

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real Mistral v1 tokenizer, tiny real models, the shared benchmark files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("JUDGEFORGE_SHARED_DATA", ROOT.parent / "shared" / "data" / "prometheus-eval"))
+
+# Tests never touch the network or the user's real caches.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _judgeforge_cache(tmp_path_factory):
+    """One cache per test session (the built Mistral tokenizer lives there)."""
+    if "JUDGEFORGE_TEST_CACHE" in os.environ:
+        os.environ["JUDGEFORGE_CACHE"] = os.environ["JUDGEFORGE_TEST_CACHE"]
+    else:
+        os.environ["JUDGEFORGE_CACHE"] = str(tmp_path_factory.mktemp("jf-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "vicuna_eval.json").exists():
+        pytest.skip(f"the shared benchmark files are not at {SHARED_DATA} (set JUDGEFORGE_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from judgeforge.tokenization import load_tokenizer
+
+    return load_tokenizer("mistral-v1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Mistral model folder (hidden 64, 2 layers, real tokenizer). Do not modify it."""
+    from judgeforge.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def mini_data(tmp_path_factory) -> dict:
+    """Small mini datasets (absolute/relative, train/test) in the collections' schemas."""
+    from judgeforge.mini import write_mini
+
+    return write_mini(tmp_path_factory.mktemp("mini"), n_train=200, n_test=40, seed=0)
