@@ -70,6 +70,14 @@ class Backend:
         """For each request, ``n`` generated continuations (text after ``[/INST]``, special tokens removed)."""
         raise NotImplementedError
 
+    def chat(self, conversations: list[list[dict]], sampling: Sampling, n: int = 1) -> list[list[str]]:
+        """Free-form chat (e.g. a teacher writing data): ``n`` replies per conversation.
+
+        Local backends render the conversation with the model's own chat template; an
+        OpenAI-compatible endpoint gets the messages as they are.
+        """
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 

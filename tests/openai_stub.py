@@ -1,0 +1,130 @@
+"""A scripted OpenAI-compatible HTTP server on 127.0.0.1, for tests of HTTP clients.
+
+It is a real server (``http.server`` on a loopback port): clients exercise their real
+HTTP code, retries and timeouts against it.  Replies come from a Python function:
+
+    def reply(kind, body, call_no) -> str | list[str] | tuple[int, dict | str] | Delay
+        kind: "chat" (POST /v1/chat/completions) or "completions" (POST /v1/completions)
+        body: the decoded JSON request
+        call_no: 1-based count of requests so far
+        return text (or n texts) for a normal answer, (status, payload) for an HTTP
+        error, or Delay(seconds, then) to answer late.
+
+    with ScriptedOpenAIServer(reply) as srv:
+        srv.base_url   # "http://127.0.0.1:PORT/v1"
+        srv.requests   # every (kind, body) received, in order
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Delay:
+    seconds: float
+    then: object
+
+
+class ScriptedOpenAIServer:
+    def __init__(self, reply, model: str = "stub-model"):
+        self.reply = reply
+        self.model = model
+        self.requests: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, payload):
+                data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+                data = data.encode() if isinstance(data, str) else data
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except json.JSONDecodeError:
+                    self._send(400, {"error": {"message": "invalid JSON"}})
+                    return
+                if self.path.endswith("/chat/completions"):
+                    kind = "chat"
+                elif self.path.endswith("/completions"):
+                    kind = "completions"
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                with outer._lock:
+                    outer.requests.append((kind, body))
+                    call_no = len(outer.requests)
+                result = outer.reply(kind, body, call_no)
+                while isinstance(result, Delay):
+                    time.sleep(result.seconds)
+                    result = result.then
+                if isinstance(result, tuple):
+                    self._send(result[0], result[1])
+                    return
+                texts = [result] if isinstance(result, str) else list(result)
+                n = int(body.get("n") or 1)
+                if len(texts) < n:
+                    texts = (texts * n)[:n]
+                if kind == "chat":
+                    choices = [
+                        {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                        for i, t in enumerate(texts[:n])
+                    ]
+                    obj = "chat.completion"
+                else:
+                    choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts[:n])]
+                    obj = "text_completion"
+                self._send(
+                    200,
+                    {
+                        "id": f"stub-{call_no}",
+                        "object": obj,
+                        "created": int(time.time()),
+                        "model": body.get("model", outer.model),
+                        "choices": choices,
+                        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    },
+                )
+
+        return Handler
