@@ -5,15 +5,52 @@ synthesis with a teacher):
 
     backend = get_backend("hf", "path/or/hub-id", **options)
     outputs = backend.generate(requests, Sampling(), n=3)   # list (per request) of n strings
+    replies = backend.chat([[{"role": "user", "content": "..."}]], Sampling())
+
+    # judge outputs that must parse: failures are regenerated, then returned as failures
+    samples = generate_parsed(backend, requests, Sampling(), n=3, retries=10)
+    samples[i][j].result   # 1-5 / "A" / "B", or None when it never parsed (.error says why)
 
 A :class:`Request` carries the grading mode and the rendered Prometheus instruction (what
 the collections call ``instruction``); each backend wraps it itself: ``hf`` and ``vllm``
 tokenise :meth:`Request.chat_text` (the exact training format), an OpenAI-compatible
 endpoint gets either that text (completions API) or :meth:`Request.messages` (chat API).
+
+Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
+------------------------------------------------------------------------
+``hf``  (:class:`judgeforge.eval.hf_backend.HFBackend`)
+    transformers.  ``model``: a local folder, a hub id, or an already-loaded model object
+    (pass ``tokenizer=`` then; a sweep evaluates an in-memory merge this way).
+    Options: ``engine="generate"`` (plain batched ``model.generate``, left padding, the
+    reference path); ``batch_size`` (sequences per batch, default 64 on CUDA, 8 on CPU),
+    ``dtype`` ("auto": bf16 on CUDA, the checkpoint's dtype on CPU), ``device``,
+    ``tokenizer``, ``trust_remote_code`` (off), ``progress`` (a callback ``f(n_done)``).
+``openai``  (:class:`judgeforge.eval.openai_backend.OpenAIBackend`)
+    Any OpenAI-compatible endpoint.  ``model``: the model name the server knows.
+    Options: ``base_url`` (default ``$OPENAI_BASE_URL`` or ``http://127.0.0.1:8000/v1``),
+    ``api_key`` (default ``$OPENAI_API_KEY``), ``api="completions"`` (default; posts
+    ``Request.chat_text()`` to ``/v1/completions``, for local servers such as vLLM that
+    serve the judge) or ``api="chat"`` (posts ``Request.messages()`` to
+    ``/v1/chat/completions``, for API models such as GPT-4), ``concurrency`` (parallel
+    requests, default 8), ``max_retries`` (default 6; HTTP 408/409/429/5xx, timeouts and
+    connection errors are retried with exponential backoff and jitter), ``timeout``
+    (seconds per request, default 300), ``backoff`` (first wait, default 1 s),
+    ``extra_body`` (merged into every request body).
+``vllm``  (:class:`judgeforge.eval.vllm_backend.VLLMBackend`)
+    vLLM's offline ``LLM`` when installed (``pip install 'judgeforge[vllm]'``).
+    Options: ``tensor_parallel_size``, ``dtype``, ``gpu_memory_utilization``,
+    ``max_model_len``, ``seed``.
+
+Sampling
+--------
+:class:`Sampling` defaults to the paper's decoding (temperature 1.0, top-p 0.9, 1,024 new
+tokens, repetition penalty 1.03).  ``seed`` makes local sampling reproducible;
+``ignore_eos`` generates exactly ``max_new_tokens`` tokens (speed benchmarks only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from judgeforge.prompts import chat_prompt, check_mode, user_content
@@ -28,6 +65,7 @@ class Sampling:
     max_new_tokens: int = 1024
     repetition_penalty: float = 1.03
     seed: int | None = None
+    ignore_eos: bool = False  # always generate max_new_tokens tokens (speed benchmarks)
 
     @classmethod
     def greedy(cls, max_new_tokens: int = 1024) -> Sampling:
@@ -78,6 +116,15 @@ class Backend:
         """
         raise NotImplementedError
 
+    @property
+    def deterministic_greedy(self) -> bool:
+        """Whether greedy decoding gives the same text twice (then retrying a failure is pointless)."""
+        return True
+
+    def describe(self) -> str:
+        """A short identity for caches and reports (backend name + model)."""
+        return self.name
+
     def close(self) -> None:
         pass
 
@@ -89,11 +136,14 @@ class Backend:
 
 
 BACKENDS: dict[str, str] = {
-    # name -> "module:Class"; filled in by the evaluation stage
+    # name -> "module:Class"
+    "hf": "judgeforge.eval.hf_backend:HFBackend",
+    "openai": "judgeforge.eval.openai_backend:OpenAIBackend",
+    "vllm": "judgeforge.eval.vllm_backend:VLLMBackend",
 }
 
 
-def get_backend(name: str, model: str, **options) -> Backend:
+def get_backend(name: str, model, **options) -> Backend:
     import importlib
 
     from judgeforge.errors import UserError, did_you_mean
@@ -102,3 +152,86 @@ def get_backend(name: str, model: str, **options) -> Backend:
         raise UserError(f"unknown backend '{name}'{did_you_mean(name, BACKENDS)}; choose one of: {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)(model, **options)
+
+
+# --------------------------------------------------------------------------- parse-and-retry
+
+
+@dataclass
+class Sample:
+    """One judge sample after parsing: ``result`` is None when it never parsed."""
+
+    output: str | None
+    result: int | str | None
+    feedback: str
+    error: str | None
+    attempts: int  # generations spent on this sample (1 = parsed or failed at the first try)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def generate_parsed(
+    backend: Backend,
+    requests: list[Request],
+    sampling: Sampling,
+    n: int = 1,
+    retries: int = 10,
+    *,
+    strict: bool = False,
+    on_sample: Callable[[int, int, Sample], None] | None = None,
+) -> list[list[Sample]]:
+    """``n`` parsed samples per request; outputs that do not parse are regenerated.
+
+    Each failing sample is generated again up to ``retries`` times (the paper's harness
+    retries 10 times); one that still does not parse comes back with ``result=None`` and
+    the parser's reason in ``error`` -- it is never dropped, so failure rates stay honest.
+    With greedy decoding on a deterministic backend a retry would return the same text,
+    so none is made.  ``sampling.seed`` (when set) is shifted on each retry round, so a
+    seeded retry is a new draw.  ``on_sample(request_index, sample_index, sample)`` is
+    called once per final sample, as soon as it is final (caches write there).
+    """
+    from judgeforge.parsing import parse
+
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    out: list[list[Sample | None]] = [[None] * n for _ in requests]
+    pending = [(i, j) for i in range(len(requests)) for j in range(n)]
+    attempts = {slot: 0 for slot in pending}
+    max_rounds = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, retries))
+    for round_no in range(max_rounds):
+        if not pending:
+            break
+        by_req: dict[int, list[int]] = {}
+        for i, j in pending:
+            by_req.setdefault(i, []).append(j)
+        order = sorted(by_req)
+        s = sampling if sampling.seed is None or round_no == 0 else sampling.with_seed(sampling.seed + 7919 * round_no)
+        if round_no == 0 or len({len(v) for v in by_req.values()}) == 1:
+            groups = [(order, len(by_req[order[0]]))]
+        else:  # requests needing different numbers of new samples: one call per count
+            counts: dict[int, list[int]] = {}
+            for i in order:
+                counts.setdefault(len(by_req[i]), []).append(i)
+            groups = sorted(counts.items(), key=lambda kv: kv[0])
+            groups = [(idx, k) for k, idx in groups]
+        still: list[tuple[int, int]] = []
+        for idx, k in groups:
+            texts = backend.generate([requests[i] for i in idx], s, n=k)
+            if len(texts) != len(idx) or any(len(t) != k for t in texts):
+                raise RuntimeError(f"backend {backend.name} returned the wrong number of outputs")
+            for i, outs in zip(idx, texts):
+                for j, text in zip(by_req[i], outs):
+                    attempts[(i, j)] += 1
+                    p = parse(text, requests[i].mode, strict=strict)
+                    last_round = round_no == max_rounds - 1
+                    if p.ok or last_round:
+                        sample = Sample(text, p.result, p.feedback, p.error, attempts[(i, j)])
+                        out[i][j] = sample
+                        if on_sample is not None:
+                            on_sample(i, j, sample)
+                    else:
+                        still.append((i, j))
+        pending = still
+    return out  # type: ignore[return-value]

@@ -1,0 +1,211 @@
+"""The ``hf`` backend: a judge run with transformers.
+
+``HFBackend(model, ...)``: ``model`` is a local folder, a hub id, or an already-loaded
+``PreTrainedModel`` (with ``tokenizer=``), so a sweep can evaluate an in-memory merge.
+Prompts are :meth:`Request.chat_text` tokenised with the tokenizer's BOS, exactly as in
+training.  Two engines:
+
+``generate``  the reference: ``model.generate`` on left-padded batches.
+``fast``      :mod:`judgeforge.eval.fastgen` (length-sorted batches, static KV cache,
+              compiled decode step on CUDA).  Greedy output is token-identical to
+              ``generate``; the tests and ``scripts/bench/eval_speed.py`` check it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from judgeforge.eval.backends import Backend, Request, Sampling
+
+from judgeforge.errors import UserError
+
+ENGINES = ("fast", "generate")
+
+
+def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | None = None,
+               trust_remote_code: bool = False):
+    """A causal LM from a local folder or hub id, in eval mode on ``device``; one-line errors."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype == "auto":
+        torch_dtype = torch.bfloat16 if str(device).startswith("cuda") else "auto"
+    else:
+        try:
+            torch_dtype = getattr(torch, dtype)
+        except AttributeError:
+            raise UserError(f"unknown dtype '{dtype}'; use auto, bfloat16, float16 or float32") from None
+    try:
+        m = AutoModelForCausalLM.from_pretrained(
+            model, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
+        )
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load the judge '{model}': {first}; pass a local model folder "
+                        "(with safetensors weights) or a hub id that is reachable") from None
+    return m.to(device).eval()
+
+
+class HFBackend(Backend):
+    name = "hf"
+
+    def __init__(
+        self,
+        model,
+        *,
+        tokenizer=None,
+        engine: str = "generate",
+        batch_size: int | None = None,
+        dtype: str = "auto",
+        device: str | None = None,
+        trust_remote_code: bool = False,
+        progress: Callable[[int], None] | None = None,
+        compile: bool | None = None,
+    ):
+        import torch
+
+        if engine not in ENGINES:
+            raise UserError(f"unknown hf engine '{engine}'; choose one of: {', '.join(ENGINES)}")
+        self.engine = engine
+        self.progress = progress
+        self.compile = compile
+        if isinstance(model, (str, os.PathLike)):
+            self.model_id = str(model)
+            self.model = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        else:
+            self.model = model.eval()
+            self.model_id = getattr(model, "name_or_path", None) or type(model).__name__
+        if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+            from judgeforge.tokenization import load_tokenizer
+
+            src = tokenizer or self.model_id
+            tokenizer = load_tokenizer(src, trust_remote_code=trust_remote_code)
+        self.tokenizer = tokenizer
+        self.device = next(self.model.parameters()).device
+        self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
+        if self.tokenizer.pad_token_id is None:
+            raise UserError("the judge's tokenizer has no pad, unk or eos token to pad batches with")
+        self.pad_id = self.tokenizer.pad_token_id
+        self.eos_id = self.tokenizer.eos_token_id
+        self._fast = None
+        self._torch = torch
+
+    def describe(self) -> str:
+        return f"hf:{self.model_id}"
+
+    # ------------------------------------------------------------------ tokenising
+
+    def encode_requests(self, requests: list[Request]) -> list[list[int]]:
+        """Token ids of ``BOS + chat_text()`` per request (the training format)."""
+        texts = [r.chat_text() for r in requests]
+        return [list(x) for x in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+    def encode_conversations(self, conversations: list[list[dict]]) -> list[list[int]]:
+        out = []
+        for conv in conversations:
+            text = self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+            # the template writes BOS itself when the model wants one
+            out.append(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, requests: list[Request], sampling: Sampling, n: int = 1) -> list[list[str]]:
+        return self.generate_ids(self.encode_requests(requests), sampling, n)
+
+    def chat(self, conversations: list[list[dict]], sampling: Sampling, n: int = 1) -> list[list[str]]:
+        return self.generate_ids(self.encode_conversations(conversations), sampling, n)
+
+    def generate_ids(self, prompts: list[list[int]], sampling: Sampling, n: int = 1) -> list[list[str]]:
+        tokens = self.generate_tokens(prompts, sampling, n)
+        return [[self.decode(t) for t in per] for per in tokens]
+
+    def generate_tokens(self, prompts: list[list[int]], sampling: Sampling, n: int = 1) -> list[list[list[int]]]:
+        """For each prompt (token ids), ``n`` lists of new token ids (up to and without EOS/padding)."""
+        if not prompts:
+            return []
+        if sampling.seed is not None:
+            self._torch.manual_seed(sampling.seed)
+        if self.engine == "fast":
+            return self._fast_engine().generate(prompts, sampling, n, progress=self.progress)
+        return plain_generate(self.model, prompts, sampling, n, batch_size=self.batch_size, pad_id=self.pad_id,
+                              eos_id=self.eos_id, progress=self.progress)
+
+    def _fast_engine(self):
+        if self._fast is None:
+            from judgeforge.eval.fastgen import FastGenerator
+
+            self._fast = FastGenerator(self.model, pad_id=self.pad_id, eos_id=self.eos_id,
+                                       batch_size=self.batch_size, compile=self.compile)
+        return self._fast
+
+
+def generation_kwargs(sampling: Sampling, n: int, pad_id: int, eos_id: int | None) -> dict:
+    """``model.generate`` keyword arguments for a :class:`Sampling` (the reference decoding)."""
+    kw: dict = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=pad_id, eos_token_id=eos_id,
+                    num_return_sequences=n)
+    if sampling.is_greedy:
+        kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    else:
+        kw.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    kw["repetition_penalty"] = sampling.repetition_penalty if sampling.repetition_penalty != 1.0 else None
+    if sampling.ignore_eos:
+        kw["min_new_tokens"] = sampling.max_new_tokens
+    return kw
+
+
+def left_pad(batch: list[list[int]], pad_id: int, device):
+    """(input_ids, attention_mask) tensors with the prompts right-aligned."""
+    import torch
+
+    width = max(len(p) for p in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, p in enumerate(batch):
+        ids[r, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[r, width - len(p):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def trim(tokens: list[int], eos_id: int | None, pad_id: int | None, ignore_eos: bool = False) -> list[int]:
+    """New tokens up to (not including) the first EOS; trailing padding removed."""
+    if eos_id is not None and not ignore_eos and eos_id in tokens:
+        return tokens[: tokens.index(eos_id)]
+    return tokens
+
+
+def plain_generate(model, prompts: list[list[int]], sampling: Sampling, n: int = 1, *, batch_size: int = 8,
+                   pad_id: int = 0, eos_id: int | None = None,
+                   progress: Callable[[int], None] | None = None) -> list[list[list[int]]]:
+    """The reference path: ``model.generate`` on left-padded batches of prompts in their given order.
+
+    ``batch_size`` counts sequences, so a batch holds ``batch_size // n`` prompts.  Greedy
+    decoding generates once per prompt and repeats the result ``n`` times.
+    """
+    import torch
+
+    if sampling.is_greedy and n > 1:
+        once = plain_generate(model, prompts, sampling, 1, batch_size=batch_size, pad_id=pad_id, eos_id=eos_id,
+                              progress=progress)
+        return [[list(per[0]) for _ in range(n)] for per in once]
+
+    device = next(model.parameters()).device
+    per_batch = max(1, batch_size // n)
+    kw = generation_kwargs(sampling, n, pad_id, eos_id)
+    out: list[list[list[int]]] = []
+    for start in range(0, len(prompts), per_batch):
+        batch = prompts[start: start + per_batch]
+        ids, mask = left_pad(batch, pad_id, device)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=ids, attention_mask=mask, **kw)
+        new = gen[:, ids.shape[1]:].tolist()
+        for r in range(len(batch)):
+            out.append([trim(new[r * n + k], eos_id, pad_id, sampling.ignore_eos) for k in range(n)])
+        if progress is not None:
+            progress(len(batch))
+    return out

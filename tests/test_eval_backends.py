@@ -1,0 +1,230 @@
+"""Judge backends: hf (tiny real model), openai (real HTTP against the scripted server), retries."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from judgeforge.eval.backends import BACKENDS, Request, Sampling, generate_parsed, get_backend
+from openai_stub import Delay, ScriptedOpenAIServer
+
+from judgeforge.errors import UserError
+from judgeforge.prompts import PRESET_RUBRICS, render_absolute, render_relative
+
+
+def _requests(k: int = 5) -> list[Request]:
+    out = []
+    for i in range(k):
+        if i % 2:
+            out.append(Request("relative", render_relative(f"Question {i}?", "yes " * i, "no", PRESET_RUBRICS["honesty"])))
+        else:
+            out.append(Request("absolute", render_absolute(f"Question {i}?", "word " * (3 * i + 1),
+                                                           PRESET_RUBRICS["helpfulness"], "ref")))
+    return out
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_and_unknown_backend():
+    assert {"hf", "openai", "vllm"} <= set(BACKENDS)
+    with pytest.raises(UserError, match="unknown backend 'opnai'.*did you mean 'openai'"):
+        get_backend("opnai", "x")
+
+
+def test_vllm_missing_is_one_clear_line():
+    pytest.importorskip("judgeforge")
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here; the missing-package message cannot be checked")
+    except ImportError:
+        pass
+    with pytest.raises(UserError, match=r"pip install 'judgeforge\[vllm\]'"):
+        get_backend("vllm", "some/model")
+
+
+# --------------------------------------------------------------------------- hf
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model):
+    return get_backend("hf", str(tiny_model), engine="generate", batch_size=4)
+
+
+def test_hf_prompt_is_training_format(hf, tokenizer):
+    req = _requests(1)[0]
+    ids = hf.encode_requests([req])[0]
+    assert ids[0] == tokenizer.bos_token_id
+    assert tokenizer.decode(ids[1:]) == req.chat_text()
+    # chat(): the model folder's own chat template (the judge template folds the system turn)
+    conv = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    cids = hf.encode_conversations([conv])[0]
+    assert cids[0] == tokenizer.bos_token_id and cids.count(tokenizer.bos_token_id) == 1
+    assert tokenizer.decode(cids[1:]) == "[INST] S\n\nU [/INST]"
+
+
+def test_hf_batched_left_padding_matches_one_by_one(hf):
+    """Greedy on a left-padded batch of different lengths == each prompt alone, unpadded."""
+    import torch
+
+    reqs = _requests(5)
+    s = Sampling.greedy(12)
+    batched = hf.generate_tokens(hf.encode_requests(reqs), s)
+    lengths = {len(p) for p in hf.encode_requests(reqs)}
+    assert len(lengths) > 1  # the batch really needed padding
+    for req, got in zip(reqs, batched):
+        ids = torch.tensor([hf.encode_requests([req])[0]])
+        with torch.inference_mode():
+            ref = hf.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
+                                    do_sample=False, pad_token_id=0)
+        ref = ref[0, ids.shape[1]:].tolist()
+        if 2 in ref:
+            ref = ref[: ref.index(2)]
+        assert got[0] == ref
+
+
+def test_hf_sampling_n_and_seed(hf):
+    reqs = _requests(3)
+    s = Sampling(max_new_tokens=8, seed=123)
+    a = hf.generate(reqs, s, n=3)
+    b = hf.generate(reqs, s, n=3)
+    assert [len(x) for x in a] == [3, 3, 3]
+    assert a == b  # same seed, same draws
+    assert len(set(a[0])) > 1  # three samples, not one copied
+    g = hf.generate(reqs, Sampling.greedy(8), n=2)
+    assert all(x[0] == x[1] for x in g)
+
+
+def test_hf_accepts_a_loaded_model(hf):
+    from judgeforge.eval.hf_backend import HFBackend
+
+    again = HFBackend(hf.model, tokenizer=hf.tokenizer, batch_size=2)
+    reqs = _requests(2)
+    assert again.generate(reqs, Sampling.greedy(6)) == hf.generate(reqs, Sampling.greedy(6))
+
+
+def test_hf_bad_model_path_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="cannot load the judge"):
+        get_backend("hf", str(tmp_path / "nope"))
+
+
+# --------------------------------------------------------------------------- openai
+
+
+def _fast(srv, **kw):
+    kw.setdefault("backoff", 0.01)
+    return get_backend("openai", "judge", base_url=srv.base_url, **kw)
+
+
+def test_openai_completions_and_chat_bodies():
+    seen = []
+
+    def reply(kind, body, call_no):
+        seen.append((kind, body))
+        return [f"Good. [RESULT] {k + 1}" for k in range(body.get("n", 1))]
+
+    reqs = _requests(2)
+    with ScriptedOpenAIServer(reply) as srv:
+        out = _fast(srv).generate(reqs, Sampling(seed=5), n=2)
+        assert out == [["Good. [RESULT] 1", "Good. [RESULT] 2"]] * 2
+        chat_out = _fast(srv, api="chat").generate(reqs[:1], Sampling.greedy(50))
+        assert chat_out == [["Good. [RESULT] 1"]]
+        conv = [{"role": "user", "content": "write a question"}]
+        assert _fast(srv).chat([conv], Sampling()) == [["Good. [RESULT] 1"]]
+    comp = [b for k, b in seen if k == "completions"]
+    assert sorted(b["prompt"] for b in comp) == sorted(r.chat_text() for r in reqs)
+    b = comp[0]
+    assert b["model"] == "judge" and b["n"] == 2 and b["max_tokens"] == 1024 and b["seed"] == 5
+    assert b["temperature"] == 1.0 and b["top_p"] == 0.9 and b["repetition_penalty"] == 1.03
+    chats = [b for k, b in seen if k == "chat"]
+    assert chats[0]["messages"] == reqs[0].messages() and chats[0]["temperature"] == 0.0
+    assert "repetition_penalty" not in chats[0]  # OpenAI's API rejects it
+    assert chats[1]["messages"] == [{"role": "user", "content": "write a question"}]
+
+
+def test_openai_retries_500_then_succeeds():
+    def reply(kind, body, call_no):
+        return (500, {"error": {"message": "overloaded"}}) if call_no <= 2 else "ok [RESULT] 3"
+
+    with ScriptedOpenAIServer(reply) as srv:
+        b = _fast(srv, max_retries=3)
+        assert b.generate(_requests(1), Sampling()) == [["ok [RESULT] 3"]]
+        assert len(srv.requests) == 3 and b.calls == 3
+
+
+def test_openai_retries_timeouts():
+    def reply(kind, body, call_no):
+        return Delay(1.5, "late") if call_no == 1 else "fast [RESULT] 2"
+
+    with ScriptedOpenAIServer(reply) as srv:
+        b = _fast(srv, timeout=0.4, max_retries=2)
+        t = time.time()
+        assert b.generate(_requests(1), Sampling()) == [["fast [RESULT] 2"]]
+        assert time.time() - t < 1.4  # did not wait for the late answer
+        assert len(srv.requests) == 2
+
+
+def test_openai_gives_up_with_one_line():
+    with ScriptedOpenAIServer(lambda k, b, n: (503, "busy")) as srv:
+        with pytest.raises(UserError, match=r"failed after 3 attempts \(last: HTTP 503"):
+            _fast(srv, max_retries=2).generate(_requests(1), Sampling())
+        assert len(srv.requests) == 3
+    with ScriptedOpenAIServer(lambda k, b, n: (401, {"error": {"message": "bad key"}})) as srv:
+        with pytest.raises(UserError, match="HTTP 401: bad key"):
+            _fast(srv, max_retries=5).generate(_requests(1), Sampling())
+        assert len(srv.requests) == 1  # not retryable
+
+
+def test_openai_concurrency_limit_honoured():
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def reply(kind, body, call_no):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.15)
+        with lock:
+            state["now"] -= 1
+        return "x [RESULT] 1"
+
+    with ScriptedOpenAIServer(reply) as srv:
+        out = _fast(srv, concurrency=3).generate(_requests(9), Sampling())
+    assert len(out) == 9
+    assert state["peak"] == 3  # parallel, but never more than the limit
+
+
+# --------------------------------------------------------------------------- generate_parsed
+
+
+def test_generate_parsed_retries_then_reports_failures():
+    """Request 0 parses at the 2nd try; request 1 never parses: it comes back as a failure."""
+    calls: dict[str, int] = {}
+
+    def reply(kind, body, call_no):
+        key = "abs" if "Question 0?" in body["prompt"] else "rel"
+        calls[key] = calls.get(key, 0) + 1
+        if key == "abs":
+            n = body["n"]
+            return ["no tag here"] * n if calls[key] == 1 else ["fine [RESULT] 4"] * n
+        return ["[RESULT] maybe"] * body["n"]
+
+    reqs = _requests(2)
+    seen = []
+    with ScriptedOpenAIServer(reply) as srv:
+        res = generate_parsed(_fast(srv), reqs, Sampling(seed=1), n=3, retries=4,
+                              on_sample=lambda i, j, s: seen.append((i, j)))
+        seeds = sorted({b["seed"] for _, b in srv.requests})
+    assert [s.result for s in res[0]] == [4, 4, 4]
+    assert [s.attempts for s in res[0]] == [2, 2, 2]
+    assert [s.result for s in res[1]] == [None] * 3  # never dropped
+    assert all(s.attempts == 5 and "not followed by A or B" in s.error for s in res[1])
+    assert calls == {"abs": 2, "rel": 5}
+    assert sorted(seen) == [(i, j) for i in range(2) for j in range(3)]
+    assert len(seeds) == 5  # each retry round is a new draw
+
+
+def test_generate_parsed_greedy_local_does_not_retry(hf):
+    res = generate_parsed(hf, _requests(2), Sampling.greedy(4), n=2, retries=10)
+    assert all(s.attempts == 1 and s.result is None for per in res for s in per)
