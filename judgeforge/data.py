@@ -207,6 +207,10 @@ def _read_hub(repo_id: str, split: str) -> list[Row]:
         import datasets
     except ImportError:  # pragma: no cover - datasets is a dependency
         raise UserError("reading a hub dataset needs the 'datasets' package") from None
+    import logging
+
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    datasets.logging.set_verbosity_error()
     try:
         ds = datasets.load_dataset(repo_id, split=split)
     except FileNotFoundError:

@@ -106,7 +106,11 @@ def _strict_relative(output: str) -> Parsed:
 
 _BOLD = r"(?:\*\*|__)?"
 # Bracketed tags ("[RESULT]", "**[RESULT]**", "[RESULT:") win over words; the last tag counts.
-_TAG = re.compile(r"\[\s*(?:RESULT|SCORE|VERDICT)\s*(?:\]\s*:?|:)", re.IGNORECASE)
+_TAG = re.compile(
+    r"\[\s*(?:RESULT|SCORE|VERDICT)\s*(?:\]\s*:?|:)"
+    r"|\[(?=\s*Response\s+[AB]\s*\])",  # "[Response A]"
+    re.IGNORECASE,
+)
 # Word markers ("Score: 4/5", "Result: B", "final score is 4", "score of 4").  "Score" needs a
 # colon, "=" or "is" right after it, so rubric lines ("Score 5: The response ...") never count.
 _WORD = re.compile(
@@ -118,8 +122,10 @@ _WORD = re.compile(
 )
 _ECHO = re.compile(r"###\s*Feedback\s*:", re.IGNORECASE)
 
+# between the marker and the value: markdown, a colon, a bracket, or a repeated "Score:"
+_LEAD = r"\s*" + _BOLD + r"\s*:?\s*" + _BOLD + r"\s*[(\[]?\s*" + _BOLD + r"\s*"
 _ABS_VALUE = re.compile(
-    r"\s*" + _BOLD + r"\s*[(\[]?\s*" + _BOLD + r"\s*"
+    _LEAD + r"(?:score\s*:?\s*)?"
     r"(?P<num>-?\d+(?:\.\d+)?)"
     r"(?P<den>\s*(?:/|out\s+of)\s*(?P<denv>\d+))?"
     r"(?P<rest>.*)",
@@ -128,14 +134,14 @@ _ABS_VALUE = re.compile(
 _RANGE_AFTER = re.compile(r"\s*(?:-|–|to|or|and)\s*\d", re.IGNORECASE)
 
 _REL_VALUE = re.compile(
-    r"\s*" + _BOLD + r"\s*[(\[]?\s*" + _BOLD + r"\s*"
+    _LEAD +
     r"(?:response\s*|option\s*|answer\s*)?"
     r"(?P<v>[AB])(?![\w])"
     r"(?P<rest>.*)",
     re.IGNORECASE | re.DOTALL,
 )
 _BOTH_AFTER = re.compile(r"\s*[)\]*_]*\s*(?:and|&|or|/|,)\s*(?:response\s*)?[AB](?![\w])", re.IGNORECASE)
-_TIE_WORDS = re.compile(r"\s*" + _BOLD + r"\s*[(\[]?\s*(?:tie|both|neither|none|equal|draw)\b", re.IGNORECASE)
+_TIE_WORDS = re.compile(_LEAD + r"(?:tie|both|neither|none|equal|draw)\b", re.IGNORECASE)
 
 
 def _drop_echo(output: str) -> str:

@@ -72,9 +72,38 @@ def mistral_v1_tokenizer_dir(cache_dir: str | os.PathLike | None = None) -> Path
             tok.pad_token = tok.unk_token
             tok.chat_template = CHAT_TEMPLATE
             tok.save_pretrained(tmp)
+            _fix_merges(tmp / "tokenizer.json", model)
     except FileExistsError:  # another process built it at the same time
         pass
     return final
+
+
+def _fix_merges(tokenizer_json: Path, spm_model: Path) -> None:
+    """Order the BPE merges as SentencePiece applies them, so ids match ``sentencepiece`` exactly.
+
+    transformers' conversion of ``tokenizer.model`` ranks the whitespace-run merges
+    ("▁▁", "▁▁▁▁" ...) first, so runs of spaces (code indentation, "###Feedback:  [/INST]")
+    split differently from SentencePiece.  SentencePiece merges the pair whose merged piece
+    has the highest score, leftmost first on ties; the whitespace pieces all share one
+    score, and ranking longer results first among them reproduces the leftmost growth.
+    """
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    merges = []
+    for piece, i in vocab.items():
+        if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i):
+            continue
+        score = sp.get_score(i)
+        for k in range(1, len(piece)):
+            left, right = piece[:k], piece[k:]
+            if left in vocab and right in vocab:
+                merges.append((-score, -len(piece), vocab[left], vocab[right], left, right))
+    merges.sort()
+    data = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    data["model"]["merges"] = [[m[4], m[5]] for m in merges]
+    tokenizer_json.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 def load_tokenizer(name_or_path: str | os.PathLike = "mistral-v1", *, trust_remote_code: bool = False):
