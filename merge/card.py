@@ -1,0 +1,104 @@
+"""The model card (README.md) of a merged judge: what went in, how, and with which versions."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from pathlib import Path
+
+from judgeforge.merge.checkpoint import Checkpoint
+from judgeforge.merge.recipe import MergeRecipe
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from judgeforge import __version__
+
+    out = {"judgeforge": __version__}
+    for pkg in ("mergekit", "torch", "transformers", "peft", "safetensors"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _fingerprint(ck: Checkpoint) -> str:
+    """sha256 of the config, every safetensors header and 1 MiB from each end of every shard's data:
+    cheap at 7B, and it tells two experts of the same architecture apart."""
+    h = hashlib.sha256()
+    cfg = ck.path / "config.json"
+    if cfg.is_file():
+        h.update(cfg.read_bytes())
+    for f in ck.files:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            h.update(fh.read(n))
+            h.update(fh.read(1 << 20))
+            fh.seek(max(8 + n, size - (1 << 20)))
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def model_card(recipe: MergeRecipe, out: Path, *, engine: str, layouts: list[Checkpoint], dtype: str | None,
+               seconds: float, tokenizer_from: str | None, command: str | None = None) -> str:
+    from judgeforge.merge.methods import get_method
+
+    m = get_method(recipe.method)
+    versions = _versions()
+    weights = recipe.resolved_weights
+    inputs = list(recipe.models) + ([recipe.base] if recipe.base else [])
+    roles = [f"expert {i + 1}" for i in range(len(recipe.models))] + (["base"] if recipe.base else [])
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags:",
+        "- judgeforge",
+        "- merge",
+        "- llm-as-a-judge",
+        "---",
+        f"# {recipe.name or out.name}",
+        "",
+        f"A merge of {len(recipe.models)} models made with judgeforge {versions['judgeforge']} "
+        f"(engine: {engine}).",
+        "",
+        "## Inputs",
+        "",
+        "| role | model | weight | fingerprint (config, headers, sampled data) |",
+        "|---|---|---:|---|",
+    ]
+    for i, (p, role, ck) in enumerate(zip(inputs, roles, layouts)):
+        w = weights[i] if weights is not None and i < len(recipe.models) else "-"
+        lora = " (LoRA adapter, folded into its base with peft)" if "(LoRA on" in str(ck.path) else ""
+        lines.append(f"| {role} | `{p}`{lora} | {w} | {_fingerprint(ck) if not lora else '-'} |")
+    params = dict(recipe.parameters or {})
+    keep = "that of the inputs"
+    lines += [
+        "",
+        "## Method",
+        "",
+        f"- method: `{m.name}` ({m.pretty}{', ' + m.reference if m.reference else ''})",
+        f"- weights: {weights if weights is not None else 'n/a (the method takes none)'}",
+        f"- parameters: {params if params else '{}'} (method defaults for the rest: "
+        + ", ".join(f"{p.name}={p.default}" for p in m.params if not p.required and p.name not in params)
+        + ")",
+        f"- merge dtype: {recipe.dtype or keep}; written dtype: {dtype or 'mixed'}",
+        f"- seed: {recipe.seed}",
+        f"- tokenizer, chat template and config from: `{tokenizer_from or 'none found'}`",
+        f"- took {seconds:.1f} s; created {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        command or "judgeforge merge judgeforge_merge.yaml",
+        "```",
+        "",
+        "The resolved recipe is in `judgeforge_merge.yaml` beside this card.",
+        "",
+        "## Versions",
+        "",
+    ]
+    lines += [f"- {k} {v}" for k, v in versions.items()]
+    return "\n".join(lines) + "\n"

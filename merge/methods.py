@@ -1,0 +1,105 @@
+"""What each merge method accepts, read from mergekit's own registry.
+
+Nothing here lists methods by hand: a method added to mergekit works by name, with its
+parameters, scopes and defaults, as soon as mergekit registers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from judgeforge.errors import UserError, did_you_mean
+
+# Methods whose first model is the base when no base is given (base + exactly one other model).
+FIRST_IS_BASE = ("slerp", "nearswap", "arcee_fusion")
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    scope: str  # "shared" (one value for the merge), "input" (one per model), "non_base" (one per non-base model)
+    required: bool
+    default: object
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    pretty: str
+    reference: str | None
+    base: str  # "required" | "optional" | "ignored" | "forbidden"
+    min_inputs: int
+    max_inputs: int | None
+    params: tuple[ParamInfo, ...]
+
+    def param(self, name: str) -> ParamInfo | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    @property
+    def per_model(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params if p.scope != "shared")
+
+    @property
+    def uses_base(self) -> bool:
+        return self.base in ("required", "optional")
+
+    def default(self, name: str):
+        p = self.param(name)
+        return None if p is None or p.required else p.default
+
+
+def _info(method) -> MethodInfo:
+    spec = method.spec
+    params = tuple(
+        ParamInfo(p.name, p.scope.value, p.required, None if p.required else p.default) for p in spec.parameters
+    )
+    c = spec.contract
+    return MethodInfo(spec.name, spec.pretty_name or spec.name, spec.reference_url, c.base.value,
+                      c.min_inputs, c.max_inputs, params)
+
+
+def all_methods() -> dict[str, MethodInfo]:
+    from mergekit.merge_methods import registered_methods
+
+    return {m.spec.name: _info(m) for m in registered_methods()}
+
+
+def get_method(name: str, where: str = "method") -> MethodInfo:
+    methods = all_methods()
+    if name not in methods:
+        raise UserError(f"{where}: unknown merge method '{name}'{did_you_mean(name, methods)}; "
+                        "run 'judgeforge merge --list-methods' for the list")
+    return methods[name]
+
+
+def describe_methods() -> str:
+    lines = []
+    for m in sorted(all_methods().values(), key=lambda m: m.name):
+        params = ", ".join(
+            f"{p.name}{'' if p.scope == 'shared' else '[per model]'}" + ("" if p.required else f"={p.default}")
+            for p in m.params
+        )
+        base = {"required": "needs --base", "optional": "base optional", "ignored": "no base",
+                "forbidden": "no base"}[m.base]
+        lines.append(f"  {m.name:<18} {m.pretty} ({base}); parameters: {params or '-'}")
+    return "\n".join(lines)
+
+
+def check_param_value(method: str, key: str, value, where: str):
+    """Validate (and coerce) one parameter value with mergekit's own type for it."""
+    from mergekit.merge_methods import get
+
+    spec = next(p for p in get(method).spec.parameters if p.name == key)
+    values = value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+        if isinstance(v, dict):  # mergekit conditional parameter ({filter:, value:}): checked by mergekit
+            out.append(v)
+            continue
+        try:
+            out.append(spec.validate(v))
+        except Exception as e:  # pydantic ValidationError
+            first = str(e).splitlines()[-1].strip() if str(e) else type(e).__name__
+            raise UserError(f"{where}: parameters.{key} = {v!r} is not a valid {spec.value_type.__name__} "
+                            f"({first})") from None
+    return out if isinstance(value, list) else out[0]
