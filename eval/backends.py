@@ -181,6 +181,8 @@ def generate_parsed(
     *,
     strict: bool = False,
     on_sample: Callable[[int, int, Sample], None] | None = None,
+    on_attempt: Callable[[int, int, Sample, bool], None] | None = None,
+    done_attempts: list[list[int]] | None = None,
 ) -> list[list[Sample]]:
     """``n`` parsed samples per request; outputs that do not parse are regenerated.
 
@@ -189,35 +191,40 @@ def generate_parsed(
     the parser's reason in ``error`` -- it is never dropped, so failure rates stay honest.
     With greedy decoding on a deterministic backend a retry would return the same text,
     so none is made.  ``sampling.seed`` (when set) is shifted on each retry round, so a
-    seeded retry is a new draw.  ``on_sample(request_index, sample_index, sample)`` is
-    called once per final sample, as soon as it is final (caches write there).
+    seeded retry is a new draw.
+
+    Callbacks (caches write there): ``on_attempt(i, j, sample, final)`` after every
+    generation of request ``i``'s sample ``j``; ``on_sample(i, j, sample)`` once per final
+    sample.  ``done_attempts[i][j]``: failed attempts already spent on that sample in an
+    earlier, interrupted run (they count against ``retries``).
     """
     from judgeforge.parsing import parse
 
     if n < 1:
         raise ValueError("n must be >= 1")
+    budget = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, retries))
     out: list[list[Sample | None]] = [[None] * n for _ in requests]
-    pending = [(i, j) for i in range(len(requests)) for j in range(n)]
-    attempts = {slot: 0 for slot in pending}
-    max_rounds = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, retries))
-    for round_no in range(max_rounds):
-        if not pending:
-            break
+    attempts = {(i, j): (done_attempts[i][j] if done_attempts else 0) for i in range(len(requests)) for j in range(n)}
+    pending = []
+    for (i, j), a in attempts.items():
+        if a >= budget:  # spent in an earlier run: a failure
+            sample = Sample(None, None, "", "no parseable output after the allowed retries", a)
+            out[i][j] = sample
+            if on_sample is not None:
+                on_sample(i, j, sample)
+        else:
+            pending.append((i, j))
+    round_no = 0
+    while pending:
         by_req: dict[int, list[int]] = {}
         for i, j in pending:
             by_req.setdefault(i, []).append(j)
-        order = sorted(by_req)
         s = sampling if sampling.seed is None or round_no == 0 else sampling.with_seed(sampling.seed + 7919 * round_no)
-        if round_no == 0 or len({len(v) for v in by_req.values()}) == 1:
-            groups = [(order, len(by_req[order[0]]))]
-        else:  # requests needing different numbers of new samples: one call per count
-            counts: dict[int, list[int]] = {}
-            for i in order:
-                counts.setdefault(len(by_req[i]), []).append(i)
-            groups = sorted(counts.items(), key=lambda kv: kv[0])
-            groups = [(idx, k) for k, idx in groups]
+        counts: dict[int, list[int]] = {}  # requests needing k new samples -> one call per k
+        for i in sorted(by_req):
+            counts.setdefault(len(by_req[i]), []).append(i)
         still: list[tuple[int, int]] = []
-        for idx, k in groups:
+        for k, idx in sorted(counts.items()):
             texts = backend.generate([requests[i] for i in idx], s, n=k)
             if len(texts) != len(idx) or any(len(t) != k for t in texts):
                 raise RuntimeError(f"backend {backend.name} returned the wrong number of outputs")
@@ -225,13 +232,16 @@ def generate_parsed(
                 for j, text in zip(by_req[i], outs):
                     attempts[(i, j)] += 1
                     p = parse(text, requests[i].mode, strict=strict)
-                    last_round = round_no == max_rounds - 1
-                    if p.ok or last_round:
-                        sample = Sample(text, p.result, p.feedback, p.error, attempts[(i, j)])
+                    final = p.ok or attempts[(i, j)] >= budget
+                    sample = Sample(text, p.result, p.feedback, p.error, attempts[(i, j)])
+                    if on_attempt is not None:
+                        on_attempt(i, j, sample, final)
+                    if final:
                         out[i][j] = sample
                         if on_sample is not None:
                             on_sample(i, j, sample)
                     else:
                         still.append((i, j))
         pending = still
+        round_no += 1
     return out  # type: ignore[return-value]

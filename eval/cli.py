@@ -1,0 +1,103 @@
+"""``judgeforge eval``: evaluate a judge; ``judgeforge eval report DIR...``: merge shards into one report."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from judgeforge.errors import UserError
+
+USAGE = """usage: judgeforge eval --judge MODEL [--suite paper|absolute|relative|NAME[,NAME...]] [--backend hf|vllm|openai]
+                       [--data-dir DIR] [--limit N] [--out DIR] [--num-shards K --shard I] [--config YAML] [--KEY VALUE ...]
+       judgeforge eval report DIR [DIR ...] [--out DIR] [--data-dir DIR]
+
+Evaluate a judge on the Prometheus 2 benchmarks (or your own .jsonl) and write report.md / report.json.
+Every generation is cached under --out: run the same command again to resume.
+
+benchmarks: vicuna, mt_bench, flask, feedback_bench (absolute); hhh, mt_bench_human, autoj, preference_bench
+(pairwise).  Suites: paper (all eight), absolute, relative.
+
+options (YAML recipe keys; --key value or --key=value; flags without a value mean true):
+{keys}
+"""
+
+
+def _usage() -> str:
+    from judgeforge.eval.runner import EvalConfig
+
+    from judgeforge.config import help_for
+
+    return USAGE.format(keys=help_for(EvalConfig))
+
+
+def _bool_flags(argv: list[str], cls) -> list[str]:
+    """``--swap`` -> ``--swap true``; ``--no-fetch`` -> ``--fetch false`` (for boolean keys)."""
+    bools = {f.name for f in dataclasses.fields(cls) if f.type in (bool, "bool")}
+    out = []
+    for k, a in enumerate(argv):
+        name = a[2:].replace("-", "_") if a.startswith("--") and "=" not in a else None
+        nxt = argv[k + 1] if k + 1 < len(argv) else None
+        bare = nxt is None or nxt.startswith("--")
+        if name in bools and bare:
+            out += [a, "true"]
+        elif name and name.startswith("no_") and name[3:] in bools and bare:
+            out += [f"--{name[3:]}", "false"]
+        else:
+            out.append(a)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    argv = list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage(), end="")
+        return 0 if argv else 2
+    if argv[0] == "report":
+        return _report(argv[1:])
+    from judgeforge.eval.runner import EvalConfig, evaluate
+
+    from judgeforge.config import load_recipe
+
+    config_path = None
+    rest = []
+    k = 0
+    while k < len(argv):
+        if argv[k] == "--config":
+            if k + 1 >= len(argv):
+                raise UserError("--config needs a YAML file")
+            config_path = argv[k + 1]
+            k += 2
+            continue
+        if argv[k].startswith("--config="):
+            config_path = argv[k].split("=", 1)[1]
+        else:
+            rest.append(argv[k])
+        k += 1
+    cfg = load_recipe(EvalConfig, config_path, _bool_flags(rest, EvalConfig))
+    if not cfg.judge:
+        raise UserError("no judge given; pass --judge MODEL (a local folder, a hub id or an API model name)")
+    results = evaluate(cfg.judge, cfg.suite, config=cfg)
+    from judgeforge.eval.report import to_markdown
+
+    print(to_markdown(results), end="")
+    if cfg.out:
+        print(f"\nreport: {cfg.out}/report.md, {cfg.out}/report.json", file=sys.stderr)
+    return 0
+
+
+def _report(argv: list[str]) -> int:
+    import argparse
+
+    from judgeforge.eval.report import merge_report, to_markdown
+
+    ap = argparse.ArgumentParser(prog="judgeforge eval report", description="merge shard caches into one report")
+    ap.add_argument("dirs", nargs="+", help="output folders of 'judgeforge eval --out' (one per shard)")
+    ap.add_argument("--out", help="where report.md/report.json go (default: the first folder)")
+    ap.add_argument("--data-dir", help="benchmark files, if not where the runs found them")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    results = merge_report(args.dirs, args.out, args.data_dir)
+    print(to_markdown(results), end="")
+    return 0

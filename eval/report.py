@@ -1,0 +1,146 @@
+"""Reports: a markdown table and a JSON file with every metric, beside the paper's numbers.
+
+``judgeforge eval report DIR [DIR...] [--out DIR]`` merges the caches of shards (or of
+several runs of one judge) into one report.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from judgeforge.eval.reference import PAPER_7B, PAPER_MODEL
+
+from judgeforge.errors import UserError
+
+# (benchmark, mode) -> the headline metrics shown in the table, in order
+HEADLINE = {
+    "absolute": ["pearson", "spearman", "kendall", "human_pearson", "exact_match", "krippendorff_alpha"],
+    "relative": ["accuracy", "accuracy_no_tie", "accuracy_with_tie", "consistency", "transitivity"],
+    "pair_absolute": ["accuracy", "accuracy_no_tie", "accuracy_with_tie"],
+}
+PERCENT = {"accuracy", "accuracy_no_tie", "accuracy_with_tie", "exact_match", "consistency", "transitivity"}
+
+
+def compare_with_paper(results: dict) -> list[dict]:
+    """Rows ``{benchmark, mode, metric, value, ci, paper, diff}`` for every headline metric."""
+    rows = []
+    for name, b in results.get("benchmarks", {}).items():
+        for mode, m in b.get("modes", {}).items():
+            key = mode if b["kind"] == "absolute" else ("relative" if mode == "relative" else "pair_absolute")
+            for metric in HEADLINE[key]:
+                if metric not in m:
+                    continue
+                value = m[metric]
+                paper = PAPER_7B.get((name, mode, metric))
+                rows.append({
+                    "benchmark": name, "title": b["title"], "mode": mode, "metric": metric, "value": value,
+                    "ci": m.get(f"{metric}_ci"), "paper": paper,
+                    "diff": (value - paper) if value is not None and paper is not None else None,
+                })
+    return rows
+
+
+def _fmt(metric: str, v) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}" if metric in PERCENT else f"{v:.3f}"
+
+
+def _fmt_diff(metric: str, v) -> str:
+    if v is None:
+        return ""
+    return f"{100 * v:+.2f}" if metric in PERCENT else f"{v:+.3f}"
+
+
+def to_markdown(results: dict) -> str:
+    lines = [f"# Evaluation of {results.get('judge')}", ""]
+    lines.append(f"backend: {results.get('backend')}; sampling: {results.get('sampling')}; seed {results.get('seed')}"
+                 + (f"; first {results['limit']} items per benchmark" if results.get("limit") else ""))
+    lines.append("")
+    lines.append(f"| benchmark | mode | metric | value | 95% CI | {PAPER_MODEL} | diff |")
+    lines.append("|---|---|---|---:|---|---:|---:|")
+    for r in results.get("comparison", []):
+        ci = r.get("ci")
+        ci_s = f"[{_fmt(r['metric'], ci[0])}, {_fmt(r['metric'], ci[1])}]" if ci else ""
+        lines.append(f"| {r['title']} | {r['mode']} | {r['metric']}{' (%)' if r['metric'] in PERCENT else ''} | "
+                     f"{_fmt(r['metric'], r['value'])} | {ci_s} | {_fmt(r['metric'], r['paper'])} | "
+                     f"{_fmt_diff(r['metric'], r['diff'])} |")
+    lines += ["", "| benchmark | mode | items | scored | samples | parse failures | missing |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for b in results.get("benchmarks", {}).values():
+        for mode, m in b.get("modes", {}).items():
+            rate = m.get("parse_failure_rate")
+            lines.append(f"| {b['title']} | {mode} | {m.get('items')} | {m.get('n_scored', '')} | {m.get('samples')} | "
+                         f"{m.get('parse_failures')} ({_fmt('accuracy', rate)}%) | {m.get('missing_samples')} |")
+    groups = [(b, mode, m) for b in results.get("benchmarks", {}).values()
+              for mode, m in b.get("modes", {}).items() if m.get("by_group") and len(m["by_group"]) <= 8]
+    for b, mode, m in groups:
+        lines += ["", f"{b['title']} ({mode}) by group: " + ", ".join(
+            f"{g} {_fmt('accuracy', v['accuracy'])}% (n={v['items']})" for g, v in m["by_group"].items())]
+    run = results.get("run")
+    if run:
+        lines += ["", f"run: {run.get('jobs')} jobs, {run.get('jobs_generated')} generated now, "
+                      f"{run.get('slots_cached')} samples from the cache, {run.get('generations')} generations, "
+                      f"{run.get('generate_seconds')} s"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: str | os.PathLike, results: dict) -> None:
+    from judgeforge.io import atomic_write_json, atomic_write_text
+
+    out = Path(out)
+    atomic_write_json(out / "report.json", _jsonable(results))
+    atomic_write_text(out / "report.md", to_markdown(results))
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def merge_report(dirs: list[str], out: str | None = None, data_dir: str | None = None) -> dict:
+    """One report from the caches of several shard folders of one evaluation."""
+    import json
+
+    from judgeforge.eval.benchmarks import load_benchmark
+    from judgeforge.eval.cache import GenerationCache
+    from judgeforge.eval.runner import EvalConfig, build_report, sampling_fingerprint
+
+    from judgeforge.config import build
+
+    runs = []
+    for d in dirs:
+        p = Path(d) / "run.json"
+        if not p.exists():
+            raise UserError(f"{d}: no run.json; pass folders written by 'judgeforge eval --out DIR'")
+        runs.append(json.loads(p.read_text(encoding="utf-8")))
+    first = runs[0]
+    for d, r in zip(dirs[1:], runs[1:]):
+        if r["judge"] != first["judge"] or r["config"]["suite"] != first["config"]["suite"]:
+            raise UserError(f"{d}: a different evaluation (judge '{r['judge']}', suite '{r['config']['suite']}') "
+                            f"than {dirs[0]} (judge '{first['judge']}', suite '{first['config']['suite']}')")
+    cfgd = dict(first["config"])
+    cfgd.update(num_shards=1, shard=0)
+    if data_dir:
+        cfgd["data_dir"] = data_dir
+    cfg = build(EvalConfig, cfgd, f"{dirs[0]}/run.json")
+    cache = GenerationCache(None)
+    files = 0
+    for d in dirs:
+        for f in sorted(Path(d).glob("generations*.jsonl")):
+            cache.load(f)
+            files += 1
+    if not files:
+        raise UserError(f"no generations*.jsonl in {', '.join(dirs)}")
+    benches = [load_benchmark(n, cfg.data_dir, limit=cfg.limit, fetch=cfg.fetch) for n in first["benchmarks"]]
+    fp = sampling_fingerprint(cfg.sampling())
+    greedy_det = cfg.greedy and cfg.backend != "openai"
+    budget = 1 + (0 if greedy_det else max(0, cfg.retries))
+    results = build_report(benches, cfg, first["judge"], cache, fp, budget, backend_name=first.get("backend"))
+    results["merged_from"] = [str(d) for d in dirs]
+    write_report(out or dirs[0], results)
+    return results

@@ -1,0 +1,362 @@
+"""Evaluate a judge on benchmarks: jobs -> cached generations -> metrics -> report.
+
+In-process API (the ``judgeforge eval`` command and sweeps call it)::
+
+    from judgeforge.eval.runner import evaluate
+    results = evaluate("path/to/judge", "paper", data_dir="...", out="runs/eval")
+    results = evaluate(model, "absolute", tokenizer=tok, judge_name="merge-0.5")  # in-memory model
+    results = evaluate(backend, "relative")                                        # any Backend
+
+``results`` is the report dict (also written as ``report.json`` / ``report.md`` under
+``out``).  With ``out`` set, every generation is cached in ``out/generations*.jsonl`` and a
+rerun (after a kill, or to add benchmarks) generates only what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from judgeforge.eval.backends import Backend, Request, Sampling, generate_parsed
+from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
+from judgeforge.eval.cache import GenerationCache, slot_key
+from judgeforge.eval.scoring import jobs_for, score_benchmark
+
+from judgeforge.errors import UserError
+from judgeforge.io import sha256_text
+
+PAIR_MODES = ("auto", "relative", "absolute", "both")
+
+
+@dataclass
+class EvalConfig:
+    """An evaluation run (YAML recipe keys; CLI flags override them)."""
+
+    judge: str = field(default="", metadata={"help": "judge model: local folder, hub id, or API model name"})
+    suite: str = field(default="paper", metadata={"help": "paper|absolute|relative|NAME[,NAME...] or a .jsonl path"})
+    backend: str = field(default="hf", metadata={"help": "hf | vllm | openai"})
+    data_dir: str | None = field(default=None, metadata={"help": "folder with the benchmark files (original names)"})
+    limit: int | None = field(default=None, metadata={"help": "only the first N items of each benchmark"})
+    out: str | None = field(default=None, metadata={"help": "output folder (cache, report.json, report.md)"})
+    num_shards: int = field(default=1, metadata={"help": "split the items over K shards (GPUs or nodes)"})
+    shard: int = field(default=0, metadata={"help": "which shard this process runs (0..K-1)"})
+    pair_modes: str = field(default="auto", metadata={
+        "help": "pairwise data: relative | absolute | both | auto (relative + absolute where gold ties exist)"})
+    swap: bool = field(default=False, metadata={"help": "relative mode in both orders (position consistency)"})
+    samples_absolute: int = field(default=3, metadata={"help": "samples per absolute item (mean is scored)"})
+    samples_relative: int = field(default=1, metadata={"help": "samples per relative job (the first is scored)"})
+    samples_pair_absolute: int = field(default=1, metadata={"help": "samples per response of a pair graded alone"})
+    seed: int = field(default=42, metadata={"help": "position randomisation and sampling seed"})
+    retries: int = field(default=10, metadata={"help": "regenerate an unparseable output up to N times"})
+    strict_parse: bool = field(default=False, metadata={"help": "the paper's strict parser instead of the tolerant one"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (paper: 1.0)"})
+    top_p: float = field(default=0.9, metadata={"help": "nucleus sampling (paper: 0.9)"})
+    max_new_tokens: int = field(default=1024, metadata={"help": "max new tokens (paper: 1024)"})
+    repetition_penalty: float = field(default=1.03, metadata={"help": "repetition penalty (paper: 1.03)"})
+    greedy: bool = field(default=False, metadata={"help": "greedy decoding instead of the paper's sampling"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for 95% intervals (0: none)"})
+    judge_name: str | None = field(default=None, metadata={"help": "name for caches and reports (default: judge)"})
+    fetch: bool = field(default=True, metadata={"help": "download missing benchmark files into the cache"})
+    chunk_size: int = field(default=512, metadata={"help": "requests per generation call (cache written after each)"})
+    engine: str = field(default="fast", metadata={"help": "hf backend: fast | generate (the reference path)"})
+    batch_size: int | None = field(default=None, metadata={"help": "hf backend: sequences per batch"})
+    dtype: str = field(default="auto", metadata={"help": "hf backend: auto | bfloat16 | float16 | float32"})
+    base_url: str | None = field(default=None, metadata={"help": "openai backend: endpoint, e.g. http://host:8000/v1"})
+    api: str = field(default="completions", metadata={"help": "openai backend: completions | chat"})
+    concurrency: int = field(default=8, metadata={"help": "openai backend: parallel requests"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs per judge"})
+    progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
+
+    def validate(self, where: str) -> None:
+        if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
+            raise UserError(f"{where}: --shard must be in 0..{self.num_shards - 1} (got {self.shard}) "
+                            f"with --num-shards {self.num_shards}")
+        if self.pair_modes not in PAIR_MODES:
+            raise UserError(f"{where}: pair_modes must be one of {', '.join(PAIR_MODES)}, got '{self.pair_modes}'")
+        for k in ("samples_absolute", "samples_relative", "samples_pair_absolute"):
+            if getattr(self, k) < 1:
+                raise UserError(f"{where}: {k} must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"{where}: --limit must be >= 1")
+
+    def sampling(self) -> Sampling:
+        if self.greedy:
+            return Sampling.greedy(self.max_new_tokens).with_seed(self.seed)
+        return Sampling(self.temperature, self.top_p, self.max_new_tokens, self.repetition_penalty, self.seed)
+
+    def backend_options(self) -> dict:
+        if self.backend == "hf":
+            return {"engine": self.engine, "batch_size": self.batch_size, "dtype": self.dtype}
+        if self.backend == "openai":
+            return {"base_url": self.base_url, "api": self.api, "concurrency": self.concurrency}
+        if self.backend == "vllm":
+            return {"tensor_parallel_size": self.tensor_parallel_size, "dtype": self.dtype, "seed": self.seed}
+        return {}
+
+
+def sampling_fingerprint(s: Sampling) -> str:
+    d = dataclasses.asdict(s)
+    return ",".join(f"{k}={d[k]}" for k in sorted(d))
+
+
+def modes_for(bench: Benchmark, pair_modes: str) -> list[str]:
+    if bench.kind == ABSOLUTE_KIND:
+        return ["absolute"]
+    if pair_modes == "relative":
+        return ["relative"]
+    if pair_modes == "absolute":
+        return ["absolute"]
+    if pair_modes == "both":
+        return ["relative", "absolute"]
+    return ["relative", "absolute"] if bench.has_ties else ["relative"]
+
+
+def shard_items(bench: Benchmark, num_shards: int, shard: int) -> Benchmark:
+    if num_shards == 1:
+        return bench
+    return dataclasses.replace(bench, items=[it for k, it in enumerate(bench.items) if k % num_shards == shard])
+
+
+@dataclass
+class Job:
+    bench: str
+    item: str
+    job: str
+    request: Request
+    n: int
+    prompt_hash: str
+
+
+def build_jobs(benches: list[Benchmark], cfg: EvalConfig) -> list[Job]:
+    jobs = []
+    for b in benches:
+        for mode in modes_for(b, cfg.pair_modes):
+            for it in b.items:
+                for job in jobs_for(it, mode, seed=cfg.seed, swap=cfg.swap):
+                    if job == "abs":
+                        req, n = Request("absolute", it.prompt), cfg.samples_absolute
+                    elif job.startswith("rel:"):
+                        req = Request("relative", it.relative_prompt(chosen_first=job == "rel:A"))
+                        n = cfg.samples_relative
+                    else:
+                        req = Request("absolute", it.chosen if job == "a2r:chosen" else it.rejected)
+                        n = cfg.samples_pair_absolute
+                    jobs.append(Job(b.name, it.id, job, req, n, sha256_text(req.chat_text())))
+    return jobs
+
+
+def make_backend(judge, cfg: EvalConfig, tokenizer=None, **extra) -> Backend:
+    from judgeforge.eval.backends import get_backend
+
+    if isinstance(judge, Backend):
+        return judge
+    opts = {k: v for k, v in {**cfg.backend_options(), **extra}.items() if v is not None}
+    if not isinstance(judge, (str, os.PathLike)):  # an already-loaded model
+        from judgeforge.eval.hf_backend import HFBackend
+
+        if tokenizer is None:
+            raise UserError("evaluating a loaded model needs its tokenizer: evaluate(model, ..., tokenizer=tok)")
+        opts.pop("dtype", None)
+        return HFBackend(judge, tokenizer=tokenizer, **opts)
+    if not str(judge):
+        raise UserError("no judge given; pass --judge MODEL (a local folder, a hub id or an API model name)")
+    if tokenizer is not None:
+        opts["tokenizer"] = tokenizer
+    return get_backend(cfg.backend, str(judge), **opts)
+
+
+class _Progress:
+    """rich progress bars with items/s and ETA on stderr (silent when disabled)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                ProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.text import Text
+
+            class Speed(ProgressColumn):
+                def render(self, task):
+                    sp = task.speed
+                    return Text(f"{sp:.2f} items/s" if sp else "- items/s")
+
+            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Speed(),
+                               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                               console=Console(stderr=True), transient=False)
+            self._p.__enter__()
+        return self
+
+    def add(self, desc: str, total: int):
+        return self._p.add_task(desc, total=total) if self._p else None
+
+    def advance(self, task, k: int = 1):
+        if self._p is not None and task is not None:
+            self._p.advance(task, k)
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+
+def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | None = None, tokenizer=None,
+             backend_options: dict | None = None, write_report: bool = True, **overrides) -> dict:
+    """Run (or resume) an evaluation and return the report dict.
+
+    ``judge``: a model folder / hub id / API model name (loaded with ``config.backend``), a
+    :class:`Backend`, or an already-loaded transformers model (pass ``tokenizer``).
+    ``overrides``: any :class:`EvalConfig` field (``data_dir=``, ``limit=``, ``out=`` ...).
+    """
+    cfg = dataclasses.replace(config or EvalConfig(), **overrides)
+    cfg.suite = ",".join(suite) if isinstance(suite, list) else suite
+    if isinstance(judge, (str, os.PathLike)):
+        cfg.judge = str(judge)
+    cfg.validate("evaluate")
+    names = resolve_suite(cfg.suite)
+    benches_full = [load_benchmark(n, cfg.data_dir, limit=cfg.limit, fetch=cfg.fetch) for n in names]
+    benches = [shard_items(b, cfg.num_shards, cfg.shard) for b in benches_full]
+    sampling = cfg.sampling()
+    fp = sampling_fingerprint(sampling)
+    own_backend = not isinstance(judge, Backend)
+    t_load = time.time()
+    backend = make_backend(judge, cfg, tokenizer=tokenizer, **(backend_options or {}))
+    t_load = time.time() - t_load
+    judge_id = cfg.judge_name or (str(judge) if isinstance(judge, (str, os.PathLike)) else backend.describe())
+    out = Path(cfg.out) if cfg.out else None
+    fname = "generations.jsonl" if cfg.num_shards == 1 else f"generations.shard-{cfg.shard}-of-{cfg.num_shards}.jsonl"
+    cache = GenerationCache(out, fname)
+    if out is not None:
+        _write_run_config(out, cfg, judge_id, backend, names)
+    jobs = build_jobs(benches, cfg)
+    budget = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, cfg.retries))
+
+    # what the cache already holds
+    todo: list[tuple[Job, list[int]]] = []
+    cached_slots = 0
+    for job in jobs:
+        done = []
+        need = False
+        for j in range(job.n):
+            st = cache.state(slot_key(judge_id, job.bench, job.item, job.job, j, job.prompt_hash, fp))
+            if st is not None and (st.final is not None and st.final.get("result") is not None
+                                   or st.attempts >= budget):
+                done.append(budget)  # finished: nothing to generate
+                cached_slots += 1
+            else:
+                done.append(st.attempts if st else 0)
+                need = True
+        if need:
+            todo.append((job, done))
+
+    stats = {"jobs": len(jobs), "jobs_generated": len(todo), "slots_cached": cached_slots, "generations": 0}
+    t0 = time.time()
+    try:
+        with _Progress(cfg.progress and bool(todo)) as prog:
+            by_bench: dict[str, list] = {}
+            for job, done in todo:
+                by_bench.setdefault(job.bench, []).append((job, done))
+            for bname, group in by_bench.items():
+                task = prog.add(f"{bname}", total=len(group))
+                # same n within a call; chunks bound what a kill can lose
+                by_n: dict[int, list] = {}
+                for job, done in group:
+                    by_n.setdefault(job.n, []).append((job, done))
+                for n, lst in by_n.items():
+                    for start in range(0, len(lst), cfg.chunk_size):
+                        chunk = lst[start:start + cfg.chunk_size]
+                        reqs = [j.request for j, _ in chunk]
+
+                        def on_attempt(i, k, sample, final, chunk=chunk):
+                            job = chunk[i][0]
+                            stats["generations"] += 1
+                            cache.append({
+                                "key": slot_key(judge_id, job.bench, job.item, job.job, k, job.prompt_hash, fp),
+                                "judge": judge_id, "benchmark": job.bench, "item": job.item, "job": job.job,
+                                "sample": k, "prompt_hash": job.prompt_hash, "sampling": fp,
+                                "attempt": sample.attempts, "final": final, "output": sample.output,
+                                "result": sample.result, "error": sample.error,
+                            })
+
+                        generate_parsed(backend, reqs, sampling, n=n, retries=cfg.retries, strict=cfg.strict_parse,
+                                        on_attempt=on_attempt, done_attempts=[d for _, d in chunk])
+                        prog.advance(task, len(chunk))
+    finally:
+        cache.close()
+        if own_backend:
+            backend.close()
+    gen_time = time.time() - t0
+    stats.update(load_seconds=round(t_load, 3), generate_seconds=round(gen_time, 3),
+                 items_per_second=round(stats["jobs_generated"] / gen_time, 3) if stats["jobs_generated"] else None)
+    results = build_report(benches, cfg, judge_id, cache, fp, budget, backend_name=backend.describe())
+    results["run"] = stats
+    if out is not None and write_report:
+        from judgeforge.eval.report import write_report as _write
+
+        _write(out, results)
+    return results
+
+
+def samples_from_cache(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache: GenerationCache, fp: str,
+                       budget: int) -> dict[str, dict]:
+    """``{bench: {(item, job): [sample or None]}}`` from the cache (None: not generated yet)."""
+    out: dict[str, dict] = {}
+    for job in build_jobs(benches, cfg):
+        lst = []
+        for j in range(job.n):
+            st = cache.state(slot_key(judge_id, job.bench, job.item, job.job, j, job.prompt_hash, fp))
+            if st is None:
+                lst.append(None)
+            elif st.final is not None and st.final.get("result") is not None:
+                lst.append(st.final)
+            elif st.attempts >= budget or (st.final is not None and st.final.get("final")):
+                lst.append(st.final or {"result": None, "error": "no parseable output"})
+            else:
+                lst.append(None)
+        out.setdefault(job.bench, {})[(job.item, job.job)] = lst
+    return out
+
+
+def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache: GenerationCache, fp: str,
+                 budget: int, backend_name: str | None = None) -> dict:
+    from judgeforge.eval.report import compare_with_paper
+
+    samples = samples_from_cache(benches, cfg, judge_id, cache, fp, budget)
+    results: dict = {
+        "judge": judge_id,
+        "backend": backend_name or cfg.backend,
+        "suite": cfg.suite,
+        "sampling": fp,
+        "seed": cfg.seed,
+        "limit": cfg.limit,
+        "shards": {"num_shards": cfg.num_shards, "shard": cfg.shard},
+        "benchmarks": {},
+    }
+    for b in benches:
+        results["benchmarks"][b.name] = score_benchmark(b, modes_for(b, cfg.pair_modes), samples.get(b.name, {}),
+                                                        seed=cfg.seed, swap=cfg.swap, boot=cfg.bootstrap)
+    results["comparison"] = compare_with_paper(results)
+    return results
+
+
+def _write_run_config(out: Path, cfg: EvalConfig, judge_id: str, backend: Backend, names: list[str]) -> None:
+    from judgeforge.config import dump_recipe
+    from judgeforge.io import atomic_write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    dump_recipe(cfg, out / f"eval_config{'' if cfg.num_shards == 1 else f'.shard-{cfg.shard}'}.yaml")
+    atomic_write_json(out / "run.json", {"judge": judge_id, "backend": backend.describe(), "benchmarks": names,
+                                         "config": dataclasses.asdict(cfg), "argv": sys.argv})
