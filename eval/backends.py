@@ -21,8 +21,10 @@ Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
 ``hf``  (:class:`judgeforge.eval.hf_backend.HFBackend`)
     transformers.  ``model``: a local folder, a hub id, or an already-loaded model object
     (pass ``tokenizer=`` then; a sweep evaluates an in-memory merge this way).
-    Options: ``engine="generate"`` (plain batched ``model.generate``, left padding, the
-    reference path); ``batch_size`` (sequences per batch, default 64 on CUDA, 8 on CPU),
+    Options: ``engine="fast"`` (default: length-sorted batches, static KV cache, CUDA-graph
+    decoding on GPUs; greedy output is token-identical to ``generate``; models outside the
+    Mistral/Llama family fall back to ``generate``) or ``engine="generate"`` (plain batched
+    ``model.generate``, left padding, the reference path); ``batch_size`` (sequences per batch, default 64 on CUDA, 8 on CPU),
     ``dtype`` ("auto": bf16 on CUDA, the checkpoint's dtype on CPU), ``device``,
     ``tokenizer``, ``trust_remote_code`` (off), ``progress`` (a callback ``f(n_done)``).
 ``openai``  (:class:`judgeforge.eval.openai_backend.OpenAIBackend`)

@@ -6,8 +6,8 @@ Prompts are :meth:`Request.chat_text` tokenised with the tokenizer's BOS, exactl
 training.  Two engines:
 
 ``generate``  the reference: ``model.generate`` on left-padded batches.
-``fast``      :mod:`judgeforge.eval.fastgen` (length-sorted batches, static KV cache,
-              compiled decode step on CUDA).  Greedy output is token-identical to
+``fast``      :mod:`judgeforge.eval.fastgen` (the default: length-sorted batches, static KV
+              cache, CUDA-graph decoding on GPUs).  Greedy output is token-identical to
               ``generate``; the tests and ``scripts/bench/eval_speed.py`` check it.
 """
 
@@ -56,13 +56,13 @@ class HFBackend(Backend):
         model,
         *,
         tokenizer=None,
-        engine: str = "generate",
+        engine: str = "fast",
         batch_size: int | None = None,
         dtype: str = "auto",
         device: str | None = None,
         trust_remote_code: bool = False,
         progress: Callable[[int], None] | None = None,
-        compile: bool | None = None,
+        cuda_graphs: bool | None = None,
     ):
         import torch
 
@@ -70,7 +70,7 @@ class HFBackend(Backend):
             raise UserError(f"unknown hf engine '{engine}'; choose one of: {', '.join(ENGINES)}")
         self.engine = engine
         self.progress = progress
-        self.compile = compile
+        self.cuda_graphs = cuda_graphs
         if isinstance(model, (str, os.PathLike)):
             self.model_id = str(model)
             self.model = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
@@ -84,6 +84,7 @@ class HFBackend(Backend):
             tokenizer = load_tokenizer(src, trust_remote_code=trust_remote_code)
         self.tokenizer = tokenizer
         self.device = next(self.model.parameters()).device
+        self.batch_size_option = batch_size  # None: the fast engine sizes batches from free GPU memory
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
         if self.tokenizer.pad_token_id is None:
             raise UserError("the judge's tokenizer has no pad, unk or eos token to pad batches with")
@@ -141,7 +142,7 @@ class HFBackend(Backend):
             from judgeforge.eval.fastgen import FastGenerator
 
             self._fast = FastGenerator(self.model, pad_id=self.pad_id, eos_id=self.eos_id,
-                                       batch_size=self.batch_size, compile=self.compile)
+                                       batch_size=self.batch_size_option, cuda_graphs=self.cuda_graphs)
         return self._fast
 
 
