@@ -158,6 +158,10 @@ def inspect_checkpoint(path: str | Path, role: str = "model") -> Checkpoint:
             raise UserError(f"{role} '{path}': shard {f.name} is listed in {INDEX_NAME} but missing")
         header, data_start = read_header(f)
         metadata.update(header.pop("__metadata__", None) or {})
+        need = data_start + max([v["data_offsets"][1] for v in header.values()] + [0])
+        if f.stat().st_size < need:
+            raise UserError(f"{role} '{path}': {f.name} is truncated ({f.stat().st_size} bytes, its header needs "
+                            f"{need}); copy or save the model again")
         for name, info in header.items():
             if info.get("dtype") not in ST_DTYPES:
                 raise UserError(f"{f}: tensor '{name}' has unsupported dtype {info.get('dtype')}")

@@ -20,12 +20,17 @@ from pathlib import Path
 from judgeforge.errors import UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line through UserError, not argparse's usage dump + exit 2
+        raise UserError(f"command line: {message}; see 'judgeforge merge --help'")
+
+
 def _parser() -> argparse.ArgumentParser:
     from judgeforge.merge.recipe import MergeRecipe
 
     from judgeforge.config import help_for
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="judgeforge merge",
         description="Merge expert judges (any mergekit method; linear merges stream at disk speed).",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -277,6 +277,8 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
                 _fsync_small_files(tmp)
     except FileExistsError:
         raise UserError(f"output '{out}' appeared while merging; pass --force to replace it") from None
+    except (OSError, EOFError) as e:  # disk full, a shard truncated or removed while merging, ...
+        raise UserError(f"merge to '{out}' failed: {e}; nothing was written") from None
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
