@@ -143,6 +143,10 @@ class _RewardBase:
                  scale: float = 1.0, shift: float = 0.0, failure_reward: float | None = 0.0,
                  name: str = "judge_reward"):
         check_reward_settings(normalize, scale, shift, failure_reward)
+        from judgeforge.judge import resolve_rubric
+        from judgeforge.prompts import ABSOLUTE
+
+        resolve_rubric(rubric, ABSOLUTE)  # a bad rubric fails now, not at the first training step
         self.rubric = rubric
         self.reference_column = reference_column
         self.normalize, self.scale, self.shift, self.failure_reward = normalize, scale, shift, failure_reward
@@ -180,10 +184,6 @@ class JudgeReward(_RewardBase):
     def __init__(self, judge, rubric=DEFAULT_RUBRIC, **kwargs):
         super().__init__(rubric, **kwargs)
         self.judge = judge
-        from judgeforge.judge import resolve_rubric
-        from judgeforge.prompts import ABSOLUTE
-
-        resolve_rubric(rubric, ABSOLUTE)  # a bad rubric fails now, not at the first training step
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         texts_p, texts_c, refs = self._items(prompts, completions, kwargs)

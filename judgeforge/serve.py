@@ -559,6 +559,20 @@ class JudgeServer:
                     return
                 self._send(200, answer)
 
+            def handle_expect_100(self):
+                # curl asks before sending a large body: refuse an oversized one before it is sent
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = 0
+                limit = server.config.max_body_bytes
+                if length > limit:
+                    self.close_connection = True
+                    self._problem(HTTPProblem(413, f"the body is {length} bytes, the limit is {limit} "
+                                                   "(--max-body-bytes); send fewer or shorter items per request"))
+                    return False
+                return super().handle_expect_100()
+
             def _drain(self, length: int, limit: int = 64 << 20) -> None:
                 """Read and drop a body so the client sees our answer (not a reset) on a rejected request."""
                 if length <= 0:

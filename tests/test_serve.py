@@ -265,6 +265,10 @@ def test_bad_requests_get_clear_4xx_and_the_server_keeps_serving(server):
     big = {"items": [{"instruction": "q", "response": "x" * 70_000}]}
     got, ans = call(server.url, "POST", "/grade/absolute", big)
     assert got == 413 and "the limit is 65536" in ans["error"]["message"]
+    # curl's "Expect: 100-continue": an oversized body is refused before it is sent
+    with socket.create_connection(server.address, timeout=10) as s:
+        s.sendall(b"POST /reward HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(200).startswith(b"HTTP/1.1 413")
     got, ans = call(server.url, "GET", "/grade/absolute")
     assert got == 405
     # raw garbage and an unknown HTTP method
