@@ -49,7 +49,15 @@ def test_vllm_missing_is_one_clear_line():
 
 @pytest.fixture(scope="module")
 def hf(tiny_model):
-    return get_backend("hf", str(tiny_model), engine="generate", batch_size=4)
+    import torch
+
+    b = get_backend("hf", str(tiny_model), engine="generate", batch_size=4)
+    torch.manual_seed(0)
+    with torch.no_grad():  # larger weights: greedy output that depends on the context, not one token
+        for p in b.model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.3)
+    return b
 
 
 def test_hf_prompt_is_training_format(hf, tokenizer):
@@ -81,18 +89,18 @@ def test_hf_batched_left_padding_matches_one_by_one(hf):
         ref = ref[0, ids.shape[1]:].tolist()
         if 2 in ref:
             ref = ref[: ref.index(2)]
-        assert got[0] == ref
+        assert got[0] == ref and len(set(ref)) > 3
 
 
 def test_hf_sampling_n_and_seed(hf):
-    reqs = _requests(3)
-    s = Sampling(max_new_tokens=8, seed=123)
+    reqs = _requests(2)
+    s = Sampling(max_new_tokens=5, seed=123)
     a = hf.generate(reqs, s, n=3)
     b = hf.generate(reqs, s, n=3)
-    assert [len(x) for x in a] == [3, 3, 3]
+    assert [len(x) for x in a] == [3, 3]
     assert a == b  # same seed, same draws
     assert len(set(a[0])) > 1  # three samples, not one copied
-    g = hf.generate(reqs, Sampling.greedy(8), n=2)
+    g = hf.generate(reqs, Sampling.greedy(5), n=2)
     assert all(x[0] == x[1] for x in g)
 
 

@@ -1,0 +1,122 @@
+"""The fast hf engine against plain model.generate (the reference path), on the CPU tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from judgeforge.eval.backends import Request, Sampling
+from judgeforge.eval.fastgen import FastGenerator, process_logits, unsupported_reason
+from judgeforge.eval.hf_backend import plain_generate
+from judgeforge.prompts import PRESET_RUBRICS, render_absolute, render_relative
+
+
+def sharpen(model, std: float = 0.3, seed: int = 0):
+    """Larger random weights: the tiny model's greedy output then varies with the context
+    (with the default init it repeats one token, which would make equality tests weak)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, std)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    return sharpen(AutoModelForCausalLM.from_pretrained(tiny_model).eval())
+
+
+@pytest.fixture(scope="module")
+def prompts(tokenizer):
+    reqs = []
+    for i in range(6):  # different lengths (left padding inside a batch), both modes
+        if i % 3 == 2:
+            reqs.append(Request("relative", render_relative(f"Q{i}", "a " * i, "b", PRESET_RUBRICS["honesty"])))
+        else:
+            reqs.append(Request("absolute", render_absolute(f"Question {i}?", "words " * (5 * i + 1),
+                                                           PRESET_RUBRICS["helpfulness"])))
+    ids = [tokenizer(r.chat_text())["input_ids"] for r in reqs]
+    assert len({len(x) for x in ids}) > 3
+    return ids
+
+
+@pytest.mark.parametrize("bucket,batch", [(1, 4), (128, 3)])
+def test_greedy_tokens_identical_to_generate(model, prompts, bucket, batch):
+    s = Sampling.greedy(12)
+    ref = plain_generate(model, prompts, s, 1, batch_size=4, pad_id=0, eos_id=2)
+    fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=batch)
+    fast.bucket = bucket  # the GPU path buckets the cache length; the tokens must not change
+    assert fast.reason is None and not fast.use_graphs
+    assert fast.generate(prompts, s, 1) == ref
+    assert all(len(r[0]) == 12 and len(set(r[0])) > 3 for r in ref)  # varied output, not one token
+
+
+def test_greedy_with_repetition_penalty_and_eos(model, prompts):
+    s = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=12, repetition_penalty=1.3)
+    ref = plain_generate(model, prompts, s, 2, batch_size=6, pad_id=0, eos_id=2)
+    got = FastGenerator(model, pad_id=0, eos_id=2, batch_size=6).generate(prompts, s, 2)
+    assert got == ref and all(r[0] == r[1] for r in got)
+    # an EOS id the model emits early: both paths stop at the same place
+    toks = ref[0][0]
+    k = next(i for i in range(1, len(toks)) if toks[i] not in toks[:i])
+    ref2 = plain_generate(model, prompts, s, 1, batch_size=6, pad_id=0, eos_id=toks[k])
+    got2 = FastGenerator(model, pad_id=0, eos_id=toks[k], batch_size=6).generate(prompts, s, 1)
+    assert got2 == ref2 and ref2[0][0] == toks[:k]
+
+
+def test_sampling_n_seed_and_fixed_length(model, prompts):
+    fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=8)
+    s = Sampling(max_new_tokens=6, ignore_eos=True)
+    torch.manual_seed(0)
+    a = fast.generate(prompts[:2], s, 3)
+    torch.manual_seed(0)
+    b = fast.generate(prompts[:2], s, 3)
+    assert a == b and all(len(t) == 6 for per in a for t in per)
+    assert len({tuple(t) for t in a[0]}) == 3  # three draws, not one repeated
+
+
+def test_processors_match_transformers():
+    from transformers.generation.logits_process import (
+        MinNewTokensLengthLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    torch.manual_seed(1)
+    ids = torch.randint(0, 50, (3, 12))
+    logits = torch.randn(3, 50) * 3
+    seen = torch.zeros(3, 50, dtype=torch.bool).scatter_(1, ids, True)
+    s = Sampling(temperature=0.7, top_p=0.8, repetition_penalty=1.2, max_new_tokens=5, ignore_eos=True)
+    ref = MinNewTokensLengthLogitsProcessor(12, 5, eos_token_id=2)(ids, logits.clone())
+    ref = RepetitionPenaltyLogitsProcessor(1.2)(ids, ref)
+    ref = TopPLogitsWarper(0.8)(ids, TemperatureLogitsWarper(0.7)(ids, ref))
+    got = process_logits(logits.clone(), seen, s, eos_id=2)
+    assert torch.equal(torch.isinf(got), torch.isinf(ref))
+    assert torch.allclose(got[~torch.isinf(got)], ref[~torch.isinf(ref)])
+    assert torch.isinf(got).any() and not torch.isinf(got).all(dim=1).any()
+
+
+def test_unsupported_models_fall_back_to_generate(tiny_model, prompts):
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(tiny_model, sliding_window=8).eval()
+    assert "sliding" in unsupported_reason(m)
+    s = Sampling.greedy(5)
+    with pytest.warns(UserWarning, match="using model.generate"):
+        got = FastGenerator(m, pad_id=0, eos_id=2).generate(prompts[:2], s, 1)
+    assert got == plain_generate(m, prompts[:2], s, 1, pad_id=0, eos_id=2)
+
+
+def test_hf_backend_uses_the_fast_engine_by_default(tiny_model):
+    from judgeforge.eval.backends import get_backend
+
+    b = get_backend("hf", str(tiny_model))
+    reqs = [Request("absolute", render_absolute("q", "r", PRESET_RUBRICS["honesty"]))]
+    assert b.engine == "fast"
+    ref = get_backend("hf", str(tiny_model), engine="generate")
+    assert b.generate(reqs, Sampling.greedy(8)) == ref.generate(reqs, Sampling.greedy(8))
+    assert b._fast is not None and b._fast.stats["batches"] == 1

@@ -1,0 +1,176 @@
+"""Metrics and scoring, checked against values worked out by hand on small fixtures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from judgeforge.eval import metrics
+from judgeforge.eval.benchmarks import BENCHMARKS, Benchmark, Item
+from judgeforge.eval.scoring import score_benchmark
+
+
+def test_correlations_by_hand():
+    # pred vs gold: ranks differ by two adjacent swaps
+    pred, gold = [1, 2, 3, 4, 5], [2, 1, 4, 3, 5]
+    c = metrics.correlations(pred, gold)
+    # Pearson: cov = sum(dx*dy)/n with means 3: dx=[-2,-1,0,1,2], dy=[-1,-2,1,0,2] -> 2+2+0+0+4 = 8; var 10 each
+    assert c["pearson"] == pytest.approx(8 / 10)
+    assert c["spearman"] == pytest.approx(0.8)  # no ties: Pearson of the ranks
+    # Kendall: 10 pairs, discordant (1,2) and (3,4) -> (8 - 2) / 10
+    assert c["kendall"] == pytest.approx(0.6)
+    assert c["n"] == 5
+
+
+def test_correlation_undefined_is_none():
+    c = metrics.correlations([3, 3, 3], [1, 2, 3])
+    assert c["pearson"] is None and c["spearman"] is None and c["kendall"] is None
+    assert metrics.correlations([1], [2])["pearson"] is None
+
+
+def test_krippendorff_interval_by_hand(monkeypatch):
+    # units (1,1), (2,2), (3,4): D_o = 2/6; D_e = 82/30 (all ordered pairs of 1,1,2,2,3,4); alpha = 1 - 10/82
+    data = [[1, 1], [2, 2], [3, 4]]
+    expected = 1 - (2 / 6) / (82 / 30)
+    assert metrics._alpha_interval(__import__("numpy").array(data, float).T) == pytest.approx(expected)
+    assert metrics.krippendorff_alpha(data) == pytest.approx(expected)
+    # missing values: a unit with one value does not count
+    assert metrics.krippendorff_alpha(data + [[5, None]]) == pytest.approx(expected)
+    assert metrics.krippendorff_alpha([[2, 2], [2, 2]]) is None  # no variation
+
+
+def test_krippendorff_library_and_numpy_agree():
+    pytest.importorskip("krippendorff", reason="the krippendorff package is not installed; numpy path only")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 6, size=(40, 3)).tolist()
+    data[3][1] = None
+    lib = metrics.krippendorff_alpha(data)
+    arr = np.array([[np.nan if v is None else v for v in row] for row in data], float).T
+    assert lib == pytest.approx(metrics._alpha_interval(arr), abs=1e-9)
+
+
+def test_transitivity_by_hand():
+    edges = [("g", "a", "b"), ("g", "b", "c"), ("g", "a", "c"),  # a > b > c, a > c: transitive
+             ("h", "x", "y"), ("h", "y", "z"), ("h", "z", "x"),  # a cycle
+             ("k", "p", "q"), ("k", "q", "r")]  # incomplete triad: not counted
+    t = metrics.transitivity(edges)
+    assert t == {"transitivity": 0.5, "triads": 2}
+
+
+def test_position_consistency_by_hand():
+    first = ["chosen", "chosen", "rejected", None]
+    second = ["chosen", "rejected", "rejected", "chosen"]
+    pc = metrics.position_consistency(first, second)
+    assert pc["consistency"] == pytest.approx(2 / 4)
+    assert pc["consistency_parsed"] == pytest.approx(2 / 3)
+    assert pc["pairs_parsed"] == 3
+
+
+def test_bootstrap_interval():
+    pred = [1, 2, 3, 4, 5, 2, 3, 4, 1, 5, 3, 2]
+    gold = [1, 3, 3, 5, 4, 2, 2, 4, 2, 5, 4, 1]
+    est = metrics.pearson(pred, gold)
+    lo, hi = metrics.bootstrap_ci(metrics.pearson, [pred, gold], n_resamples=400, seed=3)
+    assert lo < est < hi and -1 <= lo and hi <= 1
+    assert metrics.bootstrap_ci(metrics.pearson, [pred, gold], n_resamples=400, seed=3) == (lo, hi)
+    # the same data four times over: a narrower interval
+    lo4, hi4 = metrics.bootstrap_ci(metrics.pearson, [pred * 4, gold * 4], n_resamples=400, seed=3)
+    assert hi4 - lo4 < hi - lo
+    acc = [1, 0, 1, 1, 0, 1, 1, 1, 0, 1]
+    lo, hi = metrics.bootstrap_ci(lambda x: sum(x) / len(x), [acc], n_resamples=500, seed=0)
+    assert lo < 0.7 < hi
+    assert metrics.bootstrap_ci(metrics.pearson, [[1, 1, 1], [1, 2, 3]]) is None
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _s(result):
+    return {"result": result, "error": None if result is not None else "no [RESULT] tag"}
+
+
+def test_score_absolute_by_hand():
+    spec = BENCHMARKS["feedback_bench"]
+    items = [Item("feedback_bench", str(i), "absolute", prompt="p", gold=g, gold_scores=[g])
+             for i, g in enumerate([1.0, 2.0, 4.0, 5.0])]
+    b = Benchmark("feedback_bench", "Feedback Bench", "absolute", items, "x", spec)
+    samples = {
+        ("0", "abs"): [_s(1), _s(2), _s(None)],  # mean of parsed: 1.5; first sample 1 == gold
+        ("1", "abs"): [_s(3), _s(3), _s(3)],  # 3; exact match no
+        ("2", "abs"): [_s(None), _s(None), _s(None)],  # never parsed: out of correlations, wrong in exact match
+        ("3", "abs"): [_s(5), _s(4), _s(5)],  # 14/3; exact yes
+    }
+    m = score_benchmark(b, ["absolute"], samples, seed=0, swap=False, boot=0)["modes"]["absolute"]
+    c = metrics.correlations([1.5, 3.0, 14 / 3], [1.0, 2.0, 5.0])
+    assert m["pearson"] == pytest.approx(c["pearson"]) and m["kendall"] == pytest.approx(1.0)
+    assert m["n_scored"] == 3 and m["items"] == 4
+    assert m["exact_match"] == pytest.approx(2 / 4)
+    assert m["samples"] == 12 and m["parse_failures"] == 4 and m["parse_failure_rate"] == pytest.approx(4 / 12)
+    assert m["score_histogram"] == {"1": 1, "2": 1, "3": 3, "4": 1, "5": 2}
+    expected_alpha = metrics.krippendorff_alpha([[1, 2, None], [3, 3, 3], [None] * 3, [5, 4, 5]])
+    assert m["krippendorff_alpha"] == pytest.approx(expected_alpha)
+
+
+def _pair(i, tie=False, group=None):
+    return Item("mt_bench_human", str(i), "pair", chosen="c", rejected="r", tie=tie, group=group,
+                instruction=f"q{i}", chosen_response=f"good{i}", rejected_response=f"bad{i}", rubric_text="[x]")
+
+
+def test_score_relative_and_with_ties_by_hand():
+    items = [_pair(0, group="g1"), _pair(1, group="g1"), _pair(2, group="g2"), _pair(3, tie=True)]
+    b = Benchmark("mt_bench_human", "MT", "pair", items, "x", BENCHMARKS["mt_bench_human"])
+    seed = 7
+    pos = {it.id: it.chosen_position(seed) for it in items}
+    other = {"A": "B", "B": "A"}
+    samples = {}
+    # relative: item 0 right, item 1 wrong, item 2 unparsed, item 3 (tie) says A: always wrong
+    samples[("0", f"rel:{pos['0']}")] = [_s(pos["0"])]
+    samples[("1", f"rel:{pos['1']}")] = [_s(other[pos["1"]])]
+    samples[("2", f"rel:{pos['2']}")] = [_s(None)]
+    samples[("3", f"rel:{pos['3']}")] = [_s("A")]
+    # swapped order: item 0 consistent, item 1 now right (inconsistent), 2 parsed, 3 anything
+    samples[("0", f"rel:{other[pos['0']]}")] = [_s(other[pos["0"]])]
+    samples[("1", f"rel:{other[pos['1']]}")] = [_s(other[pos["1"]])]
+    samples[("2", f"rel:{other[pos['2']]}")] = [_s(other[pos["2"]])]
+    samples[("3", f"rel:{other[pos['3']]}")] = [_s("B")]
+    # absolute (each response alone): 0 right (4 > 2), 1 wrong (3 < 4), 2 equal (wrong), 3 tie equal (right)
+    for i, (c, r) in enumerate([(4, 2), (3, 4), (3, 3), (2, 2)]):
+        samples[(str(i), "a2r:chosen")] = [_s(c)]
+        samples[(str(i), "a2r:rejected")] = [_s(r)]
+    out = score_benchmark(b, ["relative", "absolute"], samples, seed=seed, swap=True, boot=0)
+    rel, ab = out["modes"]["relative"], out["modes"]["absolute"]
+    assert rel["ties"] == 1
+    assert rel["accuracy_no_tie"] == pytest.approx(1 / 3)  # items 0, 1, 2: one right
+    assert rel["accuracy_with_tie"] == pytest.approx(1 / 4)
+    assert rel["by_group"] == {"g1": {"accuracy": 0.5, "items": 2}, "g2": {"accuracy": 0.0, "items": 1}}
+    # both orders over non-tie items: (1,1), (0,1), (0,1) -> 4 of 6
+    assert rel["accuracy_both_orders"] == pytest.approx(4 / 6)
+    # winners first/second: chosen/chosen, rejected/chosen, None/rejected, ?/? (tie: A at pos vs B at other)
+    assert rel["pairs"] == 4 and rel["pairs_parsed"] == 3
+    tie_first = "chosen" if pos["3"] == "A" else "rejected"
+    tie_second = "chosen" if other[pos["3"]] == "B" else "rejected"
+    agree = 1 + (tie_first == tie_second)
+    assert rel["consistency"] == pytest.approx(agree / 4)
+    assert rel["parse_failures"] == 1 and rel["samples"] == 8
+    assert ab["accuracy_no_tie"] == pytest.approx(1 / 3)
+    assert ab["accuracy_with_tie"] == pytest.approx(2 / 4)
+    assert ab["judged_ties"] == 2
+    # direct vs pairwise: items whose absolute scores differ (0, 1) and relative parsed: 0 agrees, 1 agrees too
+    # (item 1: relative picked rejected, absolute scored rejected higher)
+    assert out["direct_pairwise_consistency"] == {"agreement": 1.0, "pairs": 2}
+
+
+def test_relative_position_randomisation_is_balanced_and_fixed():
+    items = [_pair(i) for i in range(400)]
+    first = [it.chosen_position(42) for it in items]
+    assert first == [it.chosen_position(42) for it in items]  # fixed by the seed
+    assert 0.4 < first.count("A") / 400 < 0.6
+    assert first != [it.chosen_position(43) for it in items]
+
+
+def test_nan_never_leaks():
+    assert metrics.accuracy([]) is None
+    assert metrics._clean(math.nan) is None
