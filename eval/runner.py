@@ -291,9 +291,24 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
                                 "result": sample.result, "error": sample.error,
                             })
 
-                        generate_parsed(backend, reqs, sampling, n=n, retries=cfg.retries, strict=cfg.strict_parse,
-                                        on_attempt=on_attempt, done_attempts=[d for _, d in chunk])
-                        prog.advance(task, len(chunk))
+                        moved = [0]
+
+                        def step(k, chunk=chunk, moved=moved):  # per finished batch, inside a chunk
+                            k = min(k, len(chunk) - moved[0])
+                            moved[0] += k
+                            prog.advance(task, k)
+
+                        prev = getattr(backend, "progress", None)
+                        if hasattr(backend, "progress"):
+                            backend.progress = step
+                        try:
+                            generate_parsed(backend, reqs, sampling, n=n, retries=cfg.retries,
+                                            strict=cfg.strict_parse, on_attempt=on_attempt,
+                                            done_attempts=[d for _, d in chunk])
+                        finally:
+                            if hasattr(backend, "progress"):
+                                backend.progress = prev
+                        prog.advance(task, len(chunk) - moved[0])
     finally:
         cache.close()
         if own_backend:

@@ -9,9 +9,9 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from judgeforge.eval import benchmarks as B
 
 from judgeforge.errors import UserError
-from judgeforge.eval import benchmarks as B
 from judgeforge.prompts import PRESET_RUBRICS, parse_rendered, render_absolute
 
 
@@ -141,3 +141,35 @@ def test_fetch_into_cache_over_http(file_server, tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "benchmarks" / "hhh_alignment_eval.json").exists()
     with pytest.raises(UserError, match="--no-fetch"):
         B.load_benchmark("autoj", None, fetch=False)
+
+
+def test_collection_schemas_as_benchmarks(mini_data):
+    """Feedback/Preference Bench on the hub use the collections' schemas: the same reader, local files here."""
+    a = B.load_benchmark(str(mini_data["absolute_test"]))
+    r = B.load_benchmark(str(mini_data["relative_test"]))
+    assert a.kind == "absolute" and len(a.items) == 40 and all(1 <= i.gold <= 5 for i in a.items)
+    first = json.loads(mini_data["absolute_test"].read_text().splitlines()[0])
+    assert a.items[0].prompt == first["instruction"] and a.items[0].gold == float(first["orig_score"])
+    assert r.kind == "pair" and len(r.items) == 40
+    row = json.loads(mini_data["relative_test"].read_text().splitlines()[0])
+    win = row["orig_response_" + row["orig_preference"]]
+    assert r.items[0].chosen_response == win
+    assert B.items_from_records("x", [row], "hub")[0].chosen_response == win
+
+
+def test_eval_recipes_load():
+    from pathlib import Path
+
+    from judgeforge.eval.runner import EvalConfig
+
+    from judgeforge.config import load_recipe
+
+    files = sorted((Path(__file__).resolve().parents[1] / "configs" / "eval").glob("*.yaml"))
+    assert {f.name for f in files} >= {"paper.yaml", "smoke.yaml"}
+    for f in files:
+        cfg = load_recipe(EvalConfig, f)
+        assert cfg.suite
+    paper = load_recipe(EvalConfig, files[[f.name for f in files].index("paper.yaml")])
+    s = paper.sampling()
+    assert (s.temperature, s.top_p, s.max_new_tokens, s.repetition_penalty) == (1.0, 0.9, 1024, 1.03)
+    assert (paper.samples_absolute, paper.samples_relative, paper.retries) == (3, 1, 10)
