@@ -293,7 +293,7 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
 
                         moved = [0]
 
-                        def step(k, chunk=chunk, moved=moved):  # per finished batch, inside a chunk
+                        def step(k, chunk=chunk, moved=moved, task=task):  # per finished batch in a chunk
                             k = min(k, len(chunk) - moved[0])
                             moved[0] += k
                             prog.advance(task, k)
