@@ -15,7 +15,8 @@ The shape follows the ``prometheus-eval`` package that users already know::
 * Lists in, lists out (one backend call for the whole list, batched by the backend);
   a ``str`` instead of lists grades one item and returns one feedback and one result.
 * ``rubric``: a preset name (``helpfulness``, ``harmlessness``, ``honesty``,
-  ``factual_validity``, ``reasoning``), a :class:`~judgeforge.prompts.Rubric`, a dict
+  ``factual_validity``, ``reasoning``), the path of a rubric YAML file
+  (:mod:`judgeforge.rubric_file`), a :class:`~judgeforge.prompts.Rubric`, a dict
   (``criteria`` + ``score1_description`` ... ``score5_description``), a rendered rubric
   string (``"[criteria]\\nScore 1: ...\\n...Score 5: ..."``), or a list with one of those
   per item.  Relative grading uses only the criteria line, as in training; a criteria
@@ -89,6 +90,11 @@ def make_sampling(sampling=None):
 _PRESET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\- ]{0,40}$")
 
 
+def is_rubric_path(text: str) -> bool:
+    """Whether a rubric string names a rubric file (see :mod:`judgeforge.rubric_file`)."""
+    return "\n" not in text and text.lower().endswith((".yaml", ".yml", ".json"))
+
+
 def resolve_rubric(rubric, mode: str, where: str = "rubric") -> str:
     """The rubric text that goes into a ``mode`` prompt (see the module docstring for the forms)."""
     check_mode(mode)
@@ -114,7 +120,11 @@ def resolve_rubric(rubric, mode: str, where: str = "rubric") -> str:
         r = Rubric.from_dict(rubric)
     elif isinstance(rubric, str):
         key = rubric.strip()
-        if key in PRESET_RUBRICS:
+        if is_rubric_path(key):
+            from judgeforge.rubric_file import load_rubric_file
+
+            r = load_rubric_file(key).rubric
+        elif key in PRESET_RUBRICS:
             r = PRESET_RUBRICS[key]
         elif key.lower().replace(" ", "_").replace("-", "_") in PRESET_RUBRICS:
             r = PRESET_RUBRICS[key.lower().replace(" ", "_").replace("-", "_")]

@@ -17,7 +17,8 @@ Endpoints (JSON in, JSON out; one request carries a list of items):
                           -> ``rewards`` (one float per item) and per-item ``results``
 
 ``rubric`` (top level, or per item): a preset name, ``{criteria, score1_description ...
-score5_description}``, or a rendered rubric string; the server's ``--rubric`` when absent.
+score5_description}``, or a rendered rubric string; the server's ``--rubric`` (a preset or a
+rubric YAML file) when absent.
 The reward mapping is :mod:`judgeforge.reward`'s: ``(score - 1) / 4`` or a z-score over
 the request, then ``scale * x + shift``.
 
@@ -323,6 +324,11 @@ class JudgeServer:
         self.judge = judge
         self.config = config or ServerConfig()
         self.config.validate()
+        from judgeforge.judge import resolve_rubric
+        from judgeforge.prompts import ABSOLUTE
+
+        rendered = resolve_rubric(self.config.default_rubric, ABSOLUTE, where="the default rubric")
+        self.default_criteria = rendered.split("\n", 1)[0]
         self.model_name = judge.describe()
         self.batcher = Batcher(judge.grade, max_batch=self.config.max_batch, max_queue=self.config.max_queue,
                                wait_s=self.config.batch_wait_ms / 1000.0)
@@ -397,6 +403,7 @@ class JudgeServer:
         return {
             "status": "ok",
             "model": self.model_name,
+            "default_rubric": self.default_criteria,
             "uptime_s": round(time.time() - self.started, 3),
             "limits": {"max_batch": c.max_batch, "max_items": c.max_items, "max_body_bytes": c.max_body_bytes,
                        "max_queue": c.max_queue},
@@ -411,11 +418,17 @@ class JudgeServer:
 
     def _render(self, kind: str, body: dict) -> list:
         """Requests for the items; rubric/prompt errors become 422 naming the item."""
+        from judgeforge.judge import is_rubric_path
         from judgeforge.reward import conversation_to_text
 
         out = []
         for n, item in enumerate(body["items"]):
             rubric = self._rubric(body, item)
+            if isinstance(rubric, str) and is_rubric_path(rubric.strip()):
+                where = f"items[{n}].rubric" if "rubric" in item else "rubric"
+                raise HTTPProblem(422, f"{where}: the server does not read rubric files named by clients; send "
+                                       "the rubric itself ({criteria, score1_description ...}) or start the "
+                                       "server with --rubric FILE")
             try:
                 if kind == "absolute":
                     reqs = self.judge.absolute_requests([item["instruction"]], [item["response"]], rubric,
@@ -484,6 +497,7 @@ class JudgeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 300  # seconds an idle keep-alive connection (or a stalled upload) may hold a thread
             server_version = "judgeforge"
             sys_version = ""
 
@@ -731,6 +745,7 @@ def openapi_document(config: ServerConfig | None = None) -> dict:
             "properties": {"status": {"type": "integer"}, "message": {"type": "string"}}}}},
         "Health": {"type": "object", "required": ["status", "model", "limits", "batching"], "properties": {
             "status": {"type": "string", "enum": ["ok"]}, "model": {"type": "string"},
+            "default_rubric": {"type": "string", "description": "the criteria line of the server's --rubric"},
             "uptime_s": {"type": "number"}, "limits": {"type": "object"}, "batching": {"type": "object"},
             "responses": {"type": "object"}}},
     }
@@ -797,7 +812,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument("--rubric", default="helpfulness",
                    help="rubric for requests that name none: a preset (helpfulness, harmlessness, honesty, "
-                        "factual_validity, reasoning) or a JSON/YAML file with criteria and score descriptions")
+                        "factual_validity, reasoning) or a rubric YAML file (docs/domain-judges.md)")
     p.add_argument("--max-batch", type=int, default=16, help="items per judge call, across clients (default 16)")
     p.add_argument("--max-items", type=int, default=64, help="items per request; more -> 422 (default 64)")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="body size limit; more -> 413 (default 1 MiB)")
@@ -835,39 +850,15 @@ def _backend_options(pairs: list[str]) -> dict:
     return out
 
 
-def load_rubric_arg(value: str):
-    """A preset name, or a JSON/YAML file with criteria and score descriptions."""
-    from pathlib import Path
-
-    from judgeforge.prompts import PRESET_RUBRICS
-
-    if value in PRESET_RUBRICS:
-        return value
-    path = Path(value)
-    if path.suffix.lower() in (".json", ".yaml", ".yml"):
-        if not path.exists():
-            raise UserError(f"--rubric {value}: no such file")
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise UserError(f"--rubric {value}: not valid JSON/YAML ({e})") from None
-        return data
-    return value
-
-
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from judgeforge.judge import resolve_rubric
-    from judgeforge.prompts import ABSOLUTE
+    from judgeforge.rubric_file import load_rubric
 
     config = ServerConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_items=args.max_items,
                           max_body_bytes=args.max_body_bytes, max_queue=args.max_queue,
                           batch_wait_ms=args.batch_wait_ms, request_timeout=args.request_timeout,
-                          drain_timeout=args.drain_timeout, default_rubric=load_rubric_arg(args.rubric))
+                          drain_timeout=args.drain_timeout, default_rubric=load_rubric(args.rubric).rubric)
     config.validate()
-    resolve_rubric(config.default_rubric, ABSOLUTE, where="--rubric")
     if args.retries < 0:
         raise UserError("--retries must be >= 0")
     for name in ("max_new_tokens",):

@@ -127,7 +127,7 @@ def test_every_preset_renders_its_rubric(rec, preset):
     assert reqs[0].instruction.endswith(f"###Score Rubric:\n[{PRESET_RUBRICS[preset].criteria}]\n\n###Feedback: ")
 
 
-def test_custom_rubrics_in_every_form(rec):
+def test_custom_rubrics_in_every_form(rec, tmp_path):
     from judgeforge.judge import Judge
 
     judge = Judge(backend=rec, sampling=SHORT)
@@ -145,6 +145,12 @@ def test_custom_rubrics_in_every_form(rec):
     # relative grading needs the criteria only
     rel = judge.relative_requests(["q"], ["a"], ["b"], "Is the response concise?")[0].instruction
     assert rel == render_relative("q", "a", "b", Rubric("Is the response concise?"))
+    # a rubric YAML file (judgeforge.rubric_file's format)
+    from judgeforge.rubric_file import rubric_to_yaml
+
+    path = tmp_path / "concise.yaml"
+    path.write_text(rubric_to_yaml(rub, name="concise"))
+    assert judge.absolute_requests(["q"], ["r"], str(path))[0].instruction == render_absolute("q", "r", rub)
     # and the answers still come back for a custom rubric
     assert judge.absolute_grade(["q"], ["r"], as_dict) == (["Fine; Result: A."], [3])
 

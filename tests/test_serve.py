@@ -248,6 +248,9 @@ BAD = [
     ("/grade/absolute", {"items": [{"instruction": "q", "response": "r", "rubric": "Is it short?"}]}, 422,
      "items[0]: absolute grading needs the five score descriptions"),
     ("/grade/relative", {"items": [{"instruction": "q", "response_a": "a"}]}, 422, "missing field 'response_b'"),
+    ("/grade/relative", {"items": [{"instruction": "q", "response_a": "a", "response_b": "b",
+                                    "rubric": "/etc/rubric.yaml"}]}, 422,
+     "items[0].rubric: the server does not read rubric files named by clients"),
     ("/reward", {"items": [{"prompt": [{"content": "x"}], "response": "r"}]}, 422, "must be a chat message"),
     ("/reward", {"items": [{"prompt": "p", "response": "r"}], "scale": "big"}, 422, "scale must be a finite number"),
     ("/nope", {"items": []}, 404, "no endpoint /nope"),
@@ -353,7 +356,7 @@ def test_serve_command_mistakes_are_one_line(capsys):
     assert "cannot load the judge '/no/such/judge'" in err and "Traceback" not in err
 
 
-def test_serve_command_starts_grades_and_stops_on_sigterm(tiny_model, capsys):
+def test_serve_command_starts_grades_and_stops_on_sigterm(tiny_model, capsys, tmp_path):
     """`judgeforge serve` in this process's main thread (as the console script runs it): the URL
     printed on start, real requests, then SIGTERM -> queued work done, clean exit 0."""
     from judgeforge.cli import main
@@ -381,14 +384,20 @@ def test_serve_command_starts_grades_and_stops_on_sigterm(tiny_model, capsys):
 
     t = threading.Thread(target=client, daemon=True)
     t.start()
+    from judgeforge.prompts import Rubric
+    from judgeforge.rubric_file import rubric_to_yaml
+
+    rubric_file = tmp_path / "rubric.yaml"
+    rubric_file.write_text(rubric_to_yaml(Rubric("Is the reply kind?", ("a", "b", "c", "d", "e"))))
     code = main(["serve", "--judge", str(tiny_model), "--port", str(port), "--greedy", "--max-new-tokens", "3",
-                 "--retries", "0", "--max-batch", "4"])
+                 "--retries", "0", "--max-batch", "4", "--rubric", str(rubric_file)])
     t.join(10)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"judgeforge serve: {url}" in out.splitlines()[0]
     status, health = seen["health"]
     assert status == 200 and health["model"] == f"hf:{tiny_model}"
+    assert health["default_rubric"] == "[Is the reply kind?]"
     status, ans = seen["reward"]
     assert status == 200 and ans["rewards"] == [-1.0]
     assert ans["results"][0]["id"] == "x" and "no [RESULT] tag" in ans["results"][0]["error"]
