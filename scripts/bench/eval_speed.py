@@ -46,7 +46,12 @@ def build_model(smoke: bool, device: str):
     if smoke:
         cfg = tiny_config(hidden=64, layers=2, heads=4, kv_heads=2)
         torch.manual_seed(0)
-        return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).to(device).eval()
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).to(device).eval()
+        with torch.no_grad():  # larger weights: greedy output varies with the context (a real spot-check)
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0, 0.3)
+        return model
     cfg = MistralConfig(**MISTRAL_7B_V02)
     torch.manual_seed(0)
     with torch.device(device):  # allocate and initialise on the GPU directly
