@@ -42,8 +42,17 @@ def _fingerprint(ck: Checkpoint) -> str:
     return h.hexdigest()[:16]
 
 
-def model_card(recipe: MergeRecipe, out: Path, *, engine: str, layouts: list[Checkpoint], dtype: str | None,
-               seconds: float, tokenizer_from: str | None, command: str | None = None) -> str:
+def model_card(
+    recipe: MergeRecipe,
+    out: Path,
+    *,
+    engine: str,
+    layouts: list[Checkpoint],
+    dtype: str | None,
+    seconds: float,
+    tokenizer_from: str | None,
+    command: str | None = None,
+) -> str:
     from judgeforge.merge.methods import get_method
 
     m = get_method(recipe.method)
@@ -75,6 +84,7 @@ def model_card(recipe: MergeRecipe, out: Path, *, engine: str, layouts: list[Che
         lines.append(f"| {role} | `{p}`{lora} | {w} | {_fingerprint(ck) if not lora else '-'} |")
     params = dict(recipe.parameters or {})
     keep = "that of the inputs"
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines += [
         "",
         "## Method",
@@ -87,7 +97,7 @@ def model_card(recipe: MergeRecipe, out: Path, *, engine: str, layouts: list[Che
         f"- merge dtype: {recipe.dtype or keep}; written dtype: {dtype or 'mixed'}",
         f"- seed: {recipe.seed}",
         f"- tokenizer, chat template and config from: `{tokenizer_from or 'none found'}`",
-        f"- took {seconds:.1f} s; created {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- took {seconds:.1f} s; created {created}",
         "",
         "## Reproduce",
         "",

@@ -20,16 +20,33 @@ ADAPTER_CONFIG = "adapter_config.json"
 
 # safetensors dtype code -> (torch dtype name, bytes per element)
 ST_DTYPES: dict[str, tuple[str, int]] = {
-    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
-    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1), "U8": ("uint8", 1),
-    "BOOL": ("bool", 1), "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
+    "F64": ("float64", 8),
+    "F32": ("float32", 4),
+    "F16": ("float16", 2),
+    "BF16": ("bfloat16", 2),
+    "I64": ("int64", 8),
+    "I32": ("int32", 4),
+    "I16": ("int16", 2),
+    "I8": ("int8", 1),
+    "U8": ("uint8", 1),
+    "BOOL": ("bool", 1),
+    "F8_E4M3": ("float8_e4m3fn", 1),
+    "F8_E5M2": ("float8_e5m2", 1),
 }
 TORCH_TO_ST = {v[0]: k for k, v in ST_DTYPES.items()}
 FLOAT_CODES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 
 DTYPE_ALIASES = {
-    "bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16", "half": "float16",
-    "fp32": "float32", "float32": "float32", "float": "float32", "fp64": "float64", "float64": "float64",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
+    "half": "float16",
+    "fp32": "float32",
+    "float32": "float32",
+    "float": "float32",
+    "fp64": "float64",
+    "float64": "float64",
 }
 
 
@@ -41,8 +58,10 @@ def canonical_dtype(name: str | None, where: str = "dtype") -> str | None:
     if key not in DTYPE_ALIASES:
         from judgeforge.errors import did_you_mean
 
-        raise UserError(f"{where}: unknown dtype '{name}'{did_you_mean(key, DTYPE_ALIASES)}; "
-                        "use bfloat16, float16 or float32")
+        raise UserError(
+            f"{where}: unknown dtype '{name}'{did_you_mean(key, DTYPE_ALIASES)}; "
+            "use bfloat16, float16 or float32"
+        )
     return DTYPE_ALIASES[key]
 
 
@@ -112,8 +131,10 @@ def read_header(file: Path) -> tuple[dict, int]:
                 raise ValueError(f"header length {n} is implausible")
             header = json.loads(f.read(n))
     except (OSError, ValueError) as e:
-        raise UserError(f"{file}: not a readable safetensors file ({e}); re-save the model with "
-                        "save_pretrained(..., safe_serialization=True)") from None
+        raise UserError(
+            f"{file}: not a readable safetensors file ({e}); re-save the model with "
+            "save_pretrained(..., safe_serialization=True)"
+        ) from None
     return header, 8 + n
 
 
@@ -127,8 +148,10 @@ def inspect_checkpoint(path: str | Path, role: str = "model") -> Checkpoint:
     cfg_file = p / "config.json"
     if not cfg_file.is_file():
         if is_lora_adapter(p):
-            raise UserError(f"{role} '{path}' is a LoRA adapter; merge it into its base first (judgeforge "
-                            "does this for expert models)")
+            raise UserError(
+                f"{role} '{path}' is a LoRA adapter; merge it into its base first (judgeforge "
+                "does this for expert models)"
+            )
         raise UserError(f"{role} '{path}' has no config.json; is it a Hugging Face model folder?")
     try:
         config = json.loads(cfg_file.read_text(encoding="utf-8"))
@@ -147,8 +170,10 @@ def inspect_checkpoint(path: str | Path, role: str = "model") -> Checkpoint:
         files, sharded, weight_map = [p / SINGLE_NAME], False, None
     else:
         if list(p.glob("*.bin")) or list(p.glob("*.pt")):
-            raise UserError(f"{role} '{path}' has only pickle weights (.bin); judgeforge merges safetensors only: "
-                            "load it and save_pretrained(..., safe_serialization=True)")
+            raise UserError(
+                f"{role} '{path}' has only pickle weights (.bin); judgeforge merges safetensors only: "
+                "load it and save_pretrained(..., safe_serialization=True)"
+            )
         raise UserError(f"{role} '{path}' has no model.safetensors or {INDEX_NAME}")
 
     tensors: dict[str, TensorInfo] = {}
@@ -160,8 +185,10 @@ def inspect_checkpoint(path: str | Path, role: str = "model") -> Checkpoint:
         metadata.update(header.pop("__metadata__", None) or {})
         need = data_start + max([v["data_offsets"][1] for v in header.values()] + [0])
         if f.stat().st_size < need:
-            raise UserError(f"{role} '{path}': {f.name} is truncated ({f.stat().st_size} bytes, its header needs "
-                            f"{need}); copy or save the model again")
+            raise UserError(
+                f"{role} '{path}': {f.name} is truncated ({f.stat().st_size} bytes, its header needs "
+                f"{need}); copy or save the model again"
+            )
         for name, info in header.items():
             if info.get("dtype") not in ST_DTYPES:
                 raise UserError(f"{f}: tensor '{name}' has unsupported dtype {info.get('dtype')}")
@@ -169,9 +196,13 @@ def inspect_checkpoint(path: str | Path, role: str = "model") -> Checkpoint:
             if name in tensors:
                 raise UserError(f"{role} '{path}': tensor '{name}' appears in two shards")
             if weight_map is not None and weight_map.get(name) != f.name:
-                raise UserError(f"{role} '{path}': tensor '{name}' is in {f.name} but the index says "
-                                f"{weight_map.get(name)}; the folder is inconsistent")
-            tensors[name] = TensorInfo(name, info["dtype"], tuple(info["shape"]), f, data_start + b, data_start + e)
+                raise UserError(
+                    f"{role} '{path}': tensor '{name}' is in {f.name} but the index says "
+                    f"{weight_map.get(name)}; the folder is inconsistent"
+                )
+            tensors[name] = TensorInfo(
+                name, info["dtype"], tuple(info["shape"]), f, data_start + b, data_start + e
+            )
     if weight_map is not None:
         missing = sorted(set(weight_map) - set(tensors))
         if missing:
@@ -191,8 +222,17 @@ def _vocab(cfg: dict):
 
 
 # config keys that change the tensors' meaning even when shapes agree
-STRUCTURE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                  "intermediate_size", "head_dim", "num_local_experts", "tie_word_embeddings")
+STRUCTURE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "head_dim",
+    "num_local_experts",
+    "tie_word_embeddings",
+)
 
 
 def check_compatible(ckpts: list[Checkpoint]) -> None:
@@ -201,27 +241,39 @@ def check_compatible(ckpts: list[Checkpoint]) -> None:
     for other in ckpts[1:]:
         a, b = ref.label, other.label
         if _arch(ref.config) != _arch(other.config):
-            raise UserError(f"architectures differ: '{a}' is {_arch(ref.config)} but '{b}' is "
-                            f"{_arch(other.config)}; merge models fine-tuned from the same base")
+            raise UserError(
+                f"architectures differ: '{a}' is {_arch(ref.config)} but '{b}' is "
+                f"{_arch(other.config)}; merge models fine-tuned from the same base"
+            )
         va, vb = _vocab(ref.config), _vocab(other.config)
         if va != vb:
-            raise UserError(f"vocab sizes differ: '{a}' has {va} tokens but '{b}' has {vb}; resize both to "
-                            "the same tokenizer before merging")
+            raise UserError(
+                f"vocab sizes differ: '{a}' has {va} tokens but '{b}' has {vb}; resize both to "
+                "the same tokenizer before merging"
+            )
         for key in STRUCTURE_KEYS:
             if ref.config.get(key) != other.config.get(key):
-                raise UserError(f"config key '{key}' differs: {ref.config.get(key)!r} in '{a}' but "
-                                f"{other.config.get(key)!r} in '{b}'; the models do not share an architecture")
+                raise UserError(
+                    f"config key '{key}' differs: {ref.config.get(key)!r} in '{a}' but "
+                    f"{other.config.get(key)!r} in '{b}'; the models do not share an architecture"
+                )
         only_a = sorted(set(ref.tensors) - set(other.tensors))
         only_b = sorted(set(other.tensors) - set(ref.tensors))
         if only_a:
-            raise UserError(f"tensor '{only_a[0]}' is in '{a}' but missing from '{b}'"
-                            + (f" (and {len(only_a) - 1} more)" if len(only_a) > 1 else ""))
+            raise UserError(
+                f"tensor '{only_a[0]}' is in '{a}' but missing from '{b}'"
+                + (f" (and {len(only_a) - 1} more)" if len(only_a) > 1 else "")
+            )
         if only_b:
-            raise UserError(f"tensor '{only_b[0]}' is in '{b}' but missing from '{a}'"
-                            + (f" (and {len(only_b) - 1} more)" if len(only_b) > 1 else ""))
+            raise UserError(
+                f"tensor '{only_b[0]}' is in '{b}' but missing from '{a}'"
+                + (f" (and {len(only_b) - 1} more)" if len(only_b) > 1 else "")
+            )
         for name in sorted(ref.tensors):
             ta, tb = ref.tensors[name], other.tensors[name]
             if ta.shape != tb.shape:
-                raise UserError(f"tensor '{name}' has shape {list(ta.shape)} in '{a}' but {list(tb.shape)} in '{b}'")
+                raise UserError(
+                    f"tensor '{name}' has shape {list(ta.shape)} in '{a}' but {list(tb.shape)} in '{b}'"
+                )
             if ta.is_float != tb.is_float:
                 raise UserError(f"tensor '{name}' is {ta.dtype} in '{a}' but {tb.dtype} in '{b}'")

@@ -34,10 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="judgeforge merge",
         description="Merge expert judges (any mergekit method; linear merges stream at disk speed).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="recipe keys (YAML, or --key value on the command line):\n" + help_for(MergeRecipe)
+        epilog="recipe keys (YAML, or --key value on the command line):\n"
+        + help_for(MergeRecipe)
         + "\n\nexamples:\n  judgeforge merge --weights 0.5,0.5 experts/abs experts/rel -o judges/linear\n"
-          "  judgeforge merge configs/merge/prometheus2-7b-linear.yaml --models experts/abs,experts/rel\n"
-          "  judgeforge merge --list-methods",
+        "  judgeforge merge configs/merge/prometheus2-7b-linear.yaml --models experts/abs,experts/rel\n"
+        "  judgeforge merge --list-methods",
     )
     S = argparse.SUPPRESS
     p.add_argument("inputs", nargs="*", help="a recipe YAML, or the expert model folders to merge (in order)")
@@ -46,14 +47,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=S, help="comma-separated weights, one per model (e.g. 0.5,0.5)")
     p.add_argument("--base", default=S, help="base model folder (task_arithmetic, ties, dare_*, della*)")
     p.add_argument("--density", type=float, default=S, help="fraction of each task vector KEPT (DARE: 1 - p)")
-    p.add_argument("--lambda", dest="lambda_", type=float, default=S, help="scale of the merged task vector")
+    p.add_argument(
+        "--lambda",
+        dest="lambda_",
+        metavar="LAMBDA",
+        type=float,
+        default=S,
+        help="scale of the merged task vector",
+    )
     p.add_argument("--t", type=float, default=S, help="slerp interpolation factor (0 = first model)")
     p.add_argument("--normalize", default=S, choices=("true", "false"), help="divide by the weights' sum")
     p.add_argument("--dtype", default=S, help="merge dtype: bf16, fp16, fp32 (default: the inputs')")
     p.add_argument("--out-dtype", default=S, help="dtype of the written weights (default: the merge dtype)")
     p.add_argument("--seed", type=int, default=S, help="random seed for DARE/DELLA masks (default 42)")
-    p.add_argument("--engine", default=S, choices=("auto", "fast", "mergekit"),
-                   help="auto: linear -> streaming fast path, others -> mergekit; or force one")
+    p.add_argument(
+        "--engine",
+        default=S,
+        choices=("auto", "fast", "mergekit"),
+        help="auto: linear -> streaming fast path, others -> mergekit; or force one",
+    )
     p.add_argument("--device", default=S, help="auto (GPU if any), cpu, cuda, cuda:N")
     p.add_argument("--lora-base", default=S, help="base model folder for LoRA experts")
     p.add_argument("--force", action="store_true", default=S, help="replace an existing output folder")
@@ -84,10 +96,14 @@ def _split_unknown(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[li
 
 def _from_mergekit_yaml(data: dict, where: str) -> dict:
     """A mergekit YAML (merge_method: + models:) as a judgeforge recipe mapping."""
-    unsupported = [k for k in ("slices", "modules", "tokenizer", "tokenizer_source", "chat_template") if data.get(k)]
+    unsupported = [
+        k for k in ("slices", "modules", "tokenizer", "tokenizer_source", "chat_template") if data.get(k)
+    ]
     if unsupported:
-        raise UserError(f"{where}: mergekit key '{unsupported[0]}' is not supported by judgeforge merge; run "
-                        "mergekit-yaml on this file directly")
+        raise UserError(
+            f"{where}: mergekit key '{unsupported[0]}' is not supported by judgeforge merge; run "
+            "mergekit-yaml on this file directly"
+        )
     models = data.get("models") or []
     out: dict = {"method": data["merge_method"], "parameters": dict(data.get("parameters") or {})}
     base = data.get("base_model")
@@ -157,8 +173,9 @@ def build_recipe(argv: list[str]):
             try:
                 cli["weights"] = [float(w) for w in str(value).split(",") if w.strip()]
             except ValueError:
-                raise UserError(f"command line: --weights {value}: give numbers separated by commas, "
-                                "e.g. 0.5,0.5") from None
+                raise UserError(
+                    f"command line: --weights {value}: give numbers separated by commas, e.g. 0.5,0.5"
+                ) from None
         else:
             cli[key] = value
     if extra:
@@ -172,8 +189,10 @@ def build_recipe(argv: list[str]):
         cli["parameters"] = params
     data = deep_update(data, cli)
     if "models" not in data:
-        raise UserError("nothing to merge: give a recipe YAML or the expert folders, e.g. "
-                        "judgeforge merge --weights 0.5,0.5 ABS REL -o OUT")
+        raise UserError(
+            "nothing to merge: give a recipe YAML or the expert folders, e.g. "
+            "judgeforge merge --weights 0.5,0.5 ABS REL -o OUT"
+        )
     return build(MergeRecipe, data, where)
 
 

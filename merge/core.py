@@ -44,6 +44,7 @@ from judgeforge.io import atomic_dir
 
 PID_FILE = ".judgeforge-merge.pid"
 RECIPE_NAME = "judgeforge_merge.yaml"
+LAST_STATS: dict = {}  # timings and byte counts of the latest merge in this process (benchmarks read it)
 PAUSE_ENV = "JUDGEFORGE_MERGE_PAUSE"  # test hook: "shard" or "weights"; the process stops there for a kill
 
 
@@ -106,8 +107,9 @@ def _check_output(out: Path, recipe: MergeRecipe, inputs: list[str]) -> None:
         if ro == rp or rp in ro.parents or ro in rp.parents:
             raise UserError(f"output '{out}' overlaps the input '{p}'; write the merge to a new folder")
     if out.exists() and not recipe.force:
-        raise UserError(f"output '{out}' already exists; pass --force (force: true) to replace it, or pick "
-                        "another -o")
+        raise UserError(
+            f"output '{out}' already exists; pass --force (force: true) to replace it, or pick another -o"
+        )
     if out.exists() and not out.is_dir():
         raise UserError(f"output '{out}' is a file; give a folder path")
 
@@ -178,14 +180,24 @@ def mergekit_config(recipe: MergeRecipe, paths: list[str], base: str | None) -> 
     return cfg
 
 
-def run_mergekit(cfg: dict, out_dir: Path, *, device: str, seed: int | None, extra: dict | None = None) -> None:
+def run_mergekit(
+    cfg: dict, out_dir: Path, *, device: str, seed: int | None, extra: dict | None = None
+) -> None:
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
     try:
         config = MergeConfiguration.model_validate(cfg)
-        opts = {"device": device, "cuda": device.startswith("cuda"), "random_seed": seed, "copy_tokenizer": True,
-                "write_model_card": False, "quiet": True, "trust_remote_code": False, "safe_serialization": True}
+        opts = {
+            "device": device,
+            "cuda": device.startswith("cuda"),
+            "random_seed": seed,
+            "copy_tokenizer": True,
+            "write_model_card": False,
+            "quiet": True,
+            "trust_remote_code": False,
+            "safe_serialization": True,
+        }
         opts.update(extra or {})
         options = MergeOptions(**opts)
     except Exception as e:  # pydantic validation of the mergekit config / options
@@ -197,7 +209,11 @@ def run_mergekit(cfg: dict, out_dir: Path, *, device: str, seed: int | None, ext
 
 
 def _fast_path_ok(recipe: MergeRecipe) -> bool:
-    return recipe.method == "linear" and recipe.engine != "mergekit" and set(recipe.parameters or {}) <= {"normalize"}
+    return (
+        recipe.method == "linear"
+        and recipe.engine != "mergekit"
+        and set(recipe.parameters or {}) <= {"normalize"}
+    )
 
 
 def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
@@ -247,9 +263,18 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
                 cks = [inspect_checkpoint(p) for p in paths]
                 normalize = bool((recipe.parameters or {}).get("normalize", True))
                 _log(f"linear merge of {len(paths)} models on {device} (streaming fast path)")
-                stats = merge_linear(cks, recipe.resolved_weights, tmp, normalize=normalize, dtype=recipe.dtype,
-                                     out_dtype=recipe.out_dtype, device=device, chunk_mb=recipe.chunk_mb,
-                                     fsync=recipe.fsync, on_shard=lambda _p: _pause("shard"))
+                stats = merge_linear(
+                    cks,
+                    recipe.resolved_weights,
+                    tmp,
+                    normalize=normalize,
+                    dtype=recipe.dtype,
+                    out_dtype=recipe.out_dtype,
+                    device=device,
+                    chunk_mb=recipe.chunk_mb,
+                    fsync=recipe.fsync,
+                    on_shard=lambda _p: _pause("shard"),
+                )
                 engine = "judgeforge fast linear"
             else:
                 cfg = mergekit_config(recipe, paths, base)
@@ -265,9 +290,18 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
             from judgeforge.merge.card import model_card
 
             (tmp / "README.md").write_text(
-                model_card(recipe, out, engine=engine, layouts=layouts, dtype=dtype, seconds=time.perf_counter() - t0,
-                           tokenizer_from=_label(donor, resolved, inputs), command=command),
-                encoding="utf-8")
+                model_card(
+                    recipe,
+                    out,
+                    engine=engine,
+                    layouts=layouts,
+                    dtype=dtype,
+                    seconds=time.perf_counter() - t0,
+                    tokenizer_from=_label(donor, resolved, inputs),
+                    command=command,
+                ),
+                encoding="utf-8",
+            )
             from judgeforge.config import dump_recipe
 
             dump_recipe(recipe, tmp / RECIPE_NAME)
@@ -282,8 +316,12 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    _log(f"wrote {out} in {time.perf_counter() - t0:.1f} s" + (f" ({stats['bytes_written'] / 1e9:.2f} GB)"
-                                                                  if stats else ""))
+    LAST_STATS.clear()
+    LAST_STATS.update(stats, engine=engine, total_seconds=time.perf_counter() - t0, output=str(out))
+    _log(
+        f"wrote {out} in {time.perf_counter() - t0:.1f} s"
+        + (f" ({stats['bytes_written'] / 1e9:.2f} GB)" if stats else "")
+    )
     return out
 
 

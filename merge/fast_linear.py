@@ -9,7 +9,9 @@ on one thread.  This path keeps the disk busy instead:
   each input sit in host memory at a time, never a whole shard;
 * the main thread merges each chunk, on the GPU when there is one, else on the CPU;
 * one writer thread writes the output shards as chunks finish (the safetensors header is
-  known up front), ``fdatasync``-ing each shard, and the index json at the end.
+  known up front) and asks the kernel to start writing each chunk to disk at once
+  (``sync_file_range``), so the disk is busy from the first chunk; a sync thread
+  ``fdatasync``-s each finished shard while the next one is written; the index json comes last.
 
 The arithmetic is mergekit's own linear kernel (:func:`linear_combine`): inputs cast to the
 merge dtype as mergekit's loader does, accumulated in float32 (float64 for float64 inputs) with
@@ -119,8 +121,13 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def make_plan(inputs: list[Checkpoint], *, dtype: str | None = None, out_dtype: str | None = None,
-              chunk_bytes: int = 256 << 20) -> Plan:
+def make_plan(
+    inputs: list[Checkpoint],
+    *,
+    dtype: str | None = None,
+    out_dtype: str | None = None,
+    chunk_bytes: int = 256 << 20,
+) -> Plan:
     """Output layout (mirrors the first input's shards) and the chunks to stream."""
     import torch
 
@@ -159,15 +166,23 @@ def make_plan(inputs: list[Checkpoint], *, dtype: str | None = None, out_dtype: 
             pos += out_nbytes(n)
         header = {"__metadata__": {"format": "pt"}}
         for n in names:
-            header[n] = {"dtype": TORCH_TO_ST[out_dtypes[n]], "shape": list(ref.tensors[n].shape),
-                         "data_offsets": list(offsets[n])}
+            header[n] = {
+                "dtype": TORCH_TO_ST[out_dtypes[n]],
+                "shape": list(ref.tensors[n].shape),
+                "data_offsets": list(offsets[n]),
+            }
         raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
         raw += b" " * (-(len(raw) + 8) % 8)
         shards.append(_Shard(f.name, names, struct.pack("<Q", len(raw)) + raw, offsets, pos))
 
         def add_chunk(cur: list[str], si=si, offsets=offsets) -> None:
-            ch = _Chunk(len(chunks), si, list(cur), offsets[cur[0]][0] if cur else 0,
-                        sum(offsets[n][1] - offsets[n][0] for n in cur))
+            ch = _Chunk(
+                len(chunks),
+                si,
+                list(cur),
+                offsets[cur[0]][0] if cur else 0,
+                sum(offsets[n][1] - offsets[n][0] for n in cur),
+            )
             for ck in inputs:
                 offs, p = {}, 0
                 for n in cur:
@@ -210,10 +225,42 @@ def _write_all(fd: int, mv: memoryview) -> None:
         mv = mv[n:]
 
 
-def merge_linear(inputs: list[Checkpoint], weights: list[float], out_dir: str | os.PathLike, *,
-                 normalize: bool = True, dtype: str | None = None, out_dtype: str | None = None,
-                 device: str | None = "auto", chunk_mb: float = 256, prefetch: int = 2, fsync: bool = True,
-                 on_shard=None) -> dict:
+_SYNC_FILE_RANGE_WRITE = 2
+_libc = None
+
+
+def _start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Ask Linux to start writing this range to disk now (sync_file_range), without waiting for it."""
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+            import ctypes.util
+
+            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            fn = lib.sync_file_range
+            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            _libc = fn
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
+
+
+def merge_linear(
+    inputs: list[Checkpoint],
+    weights: list[float],
+    out_dir: str | os.PathLike,
+    *,
+    normalize: bool = True,
+    dtype: str | None = None,
+    out_dtype: str | None = None,
+    device: str | None = "auto",
+    chunk_mb: float = 256,
+    prefetch: int = 2,
+    fsync: bool = True,
+    on_shard=None,
+) -> dict:
     """Write ``sum_i w_i * model_i`` (``/ sum_i w_i`` when ``normalize``) to ``out_dir`` (weights only).
 
     ``inputs`` come from :func:`judgeforge.merge.checkpoint.inspect_checkpoint` and must already
@@ -276,7 +323,7 @@ def merge_linear(inputs: list[Checkpoint], weights: list[float], out_dir: str | 
                 for n in ch.names:
                     t = ck.tensors[n]
                     off = ch.in_offsets[i][n]
-                    _pread_into(fds[t.file], mv[off:off + t.nbytes], t.start)
+                    _pread_into(fds[t.file], mv[off : off + t.nbytes], t.start)
                 ready_in[i].put(buf)
         except _Abort:
             pass
@@ -285,20 +332,32 @@ def merge_linear(inputs: list[Checkpoint], weights: list[float], out_dir: str | 
             abort.set()
 
     written: list[str] = []
+    sync_q: queue.Queue = queue.Queue()
 
-    def writer():
-        fd, cur = None, None
-
-        def close():
-            if fd is not None:
-                if fsync:
-                    os.fdatasync(fd)
-                os.close(fd)
-                path = out_dir / plan.shards[cur].file
+    def syncer():
+        """Makes each finished shard durable while the writer already fills the next one."""
+        try:
+            while True:
+                item = sync_q.get()
+                if item is None:
+                    return
+                fd, path = item
+                try:
+                    if fsync and not abort.is_set():
+                        os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+                if abort.is_set():
+                    continue
                 written.append(path.name)
                 if on_shard is not None:
                     on_shard(path)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+            abort.set()
 
+    def writer():
+        fd, cur, pos = None, None, 0
         try:
             while True:
                 item = get(write_q)
@@ -306,16 +365,23 @@ def merge_linear(inputs: list[Checkpoint], weights: list[float], out_dir: str | 
                     break
                 ch, buf = item
                 if ch.shard != cur:
-                    close()
+                    if fd is not None:
+                        sync_q.put((fd, out_dir / plan.shards[cur].file))
                     fd, cur = None, ch.shard
-                    fd = os.open(out_dir / plan.shards[cur].file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    fd = os.open(
+                        out_dir / plan.shards[cur].file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
+                    )
                     _write_all(fd, memoryview(plan.shards[cur].header))
+                    pos = len(plan.shards[cur].header)
                 if ch.out_nbytes:
-                    _write_all(fd, memoryview(buf.numpy())[:ch.out_nbytes])
-                if buf is not None:
-                    free_out.put(buf)
-            close()
-            fd = None
+                    _write_all(fd, memoryview(buf.numpy())[: ch.out_nbytes])
+                    if fsync:  # start writeback now: the disk works while we compute, not only at fdatasync
+                        _start_writeback(fd, pos, ch.out_nbytes)
+                    pos += ch.out_nbytes
+                free_out.put(buf)
+            if fd is not None:
+                sync_q.put((fd, out_dir / plan.shards[cur].file))
+                fd = None
         except _Abort:
             pass
         except BaseException as e:  # noqa: BLE001
@@ -324,10 +390,13 @@ def merge_linear(inputs: list[Checkpoint], weights: list[float], out_dir: str | 
         finally:
             if fd is not None:
                 os.close(fd)
+            sync_q.put(None)
 
-    threads = [threading.Thread(target=reader, args=(i,), daemon=True, name=f"jf-merge-read{i}")
-               for i in range(n_in)]
+    threads = [
+        threading.Thread(target=reader, args=(i,), daemon=True, name=f"jf-merge-read{i}") for i in range(n_in)
+    ]
     threads.append(threading.Thread(target=writer, daemon=True, name="jf-merge-write"))
+    threads.append(threading.Thread(target=syncer, daemon=True, name="jf-merge-sync"))
     for th in threads:
         th.start()
 
@@ -336,7 +405,7 @@ def merge_linear(inputs: list[Checkpoint], weights: list[float], out_dir: str | 
         for s in shape:
             n *= s
         d = _tdtype(dt)
-        return buf[off:off + n * d.itemsize].view(d).view(shape)
+        return buf[off : off + n * d.itemsize].view(d).view(shape)
 
     compute_s = 0.0
     try:
@@ -345,18 +414,25 @@ def merge_linear(inputs: list[Checkpoint], weights: list[float], out_dir: str | 
             obuf = get(free_out)
             tc = time.perf_counter()
             with torch.no_grad():
-                srcs = [b[:c].to(dev, non_blocking=True) for b, c in zip(bufs, ch.in_nbytes)] if cuda else bufs
+                srcs = (
+                    [b[:c].to(dev, non_blocking=True) for b, c in zip(bufs, ch.in_nbytes)] if cuda else bufs
+                )
                 for n in ch.names:
                     ref = inputs[0].tensors[n]
-                    xs = [view(srcs[i], ch.in_offsets[i][n], inputs[i].tensors[n].torch_dtype, ref.shape)
-                          for i in range(n_in)]
+                    xs = [
+                        view(srcs[i], ch.in_offsets[i][n], inputs[i].tensors[n].torch_dtype, ref.shape)
+                        for i in range(n_in)
+                    ]
                     if plan.merge_dtypes[n] is None:  # integer / bool buffers: all inputs must agree
                         if not all(torch.equal(xs[0], x) for x in xs[1:]):
-                            raise ValueError(f"non-float tensor '{n}' differs between the models; "
-                                             "it cannot be averaged")
+                            raise ValueError(
+                                f"non-float tensor '{n}' differs between the models; it cannot be averaged"
+                            )
                         r = xs[0]
                     else:
-                        r = linear_combine(xs, weights, normalize=normalize, dtype=_tdtype(plan.merge_dtypes[n]))
+                        r = linear_combine(
+                            xs, weights, normalize=normalize, dtype=_tdtype(plan.merge_dtypes[n])
+                        )
                         od = _tdtype(plan.out_dtypes[n])
                         if r.dtype != od:
                             r = r.to(od)

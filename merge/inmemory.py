@@ -58,8 +58,17 @@ def _torch_dtype(dtype):
 class InMemoryMerger:
     """Two experts (and an optional base) held on ``device``; :meth:`apply` writes a merge into ``model``."""
 
-    def __init__(self, expert_a, expert_b, *, base=None, model=None, device: str | None = "auto", dtype=None,
-                 lora_base: str | None = None):
+    def __init__(
+        self,
+        expert_a,
+        expert_b,
+        *,
+        base=None,
+        model=None,
+        device: str | None = "auto",
+        dtype=None,
+        lora_base: str | None = None,
+    ):
         self.device = resolve_device(device)
         self.dtype = _torch_dtype(dtype)
         self.lora_base = lora_base
@@ -137,17 +146,22 @@ class InMemoryMerger:
                     m = self._load_model(src)
                     tensors = {k: v.detach() for k, v in m.state_dict().items()}
         else:
-            raise UserError(f"{role}: give a model folder or a {{name: tensor}} dict, not {type(src).__name__}")
+            raise UserError(
+                f"{role}: give a model folder or a {{name: tensor}} dict, not {type(src).__name__}"
+            )
         missing = [n for n in names if n not in tensors]
         if missing:
-            raise UserError(f"{role} has no tensor '{missing[0]}' that the model has"
-                            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise UserError(
+                f"{role} has no tensor '{missing[0]}' that the model has"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         out = {}
         for n in names:
             t, target = tensors[n], self._targets[n]
             if tuple(t.shape) != tuple(target.shape):
-                raise UserError(f"tensor '{n}' has shape {list(t.shape)} in {role} but {list(target.shape)} in "
-                                "the model")
+                raise UserError(
+                    f"tensor '{n}' has shape {list(t.shape)} in {role} but {list(target.shape)} in the model"
+                )
             t = t.to(device=self.device, dtype=self.dtype if self.dtype is not None else t.dtype)
             out[n] = t
         del tensors
@@ -156,8 +170,15 @@ class InMemoryMerger:
         return out
 
     # ---------------------------------------------------------------- merging
-    def apply(self, alpha: float | None = None, method: str = "linear", *, weights: list[float] | None = None,
-              seed: int | None = 42, **params):
+    def apply(
+        self,
+        alpha: float | None = None,
+        method: str = "linear",
+        *,
+        weights: list[float] | None = None,
+        seed: int | None = 42,
+        **params,
+    ):
         """Write the merge of the experts for ``alpha`` (weight of expert A) into :attr:`model`; returns it.
 
         ``params`` are the method's parameters (``density``, ``lambda``/``lambda_``, ``normalize``,
@@ -178,18 +199,28 @@ class InMemoryMerger:
             if method == "linear":
                 unknown = set(params) - {"normalize"}
                 if unknown:
-                    raise UserError(f"method 'linear' has no parameter '{sorted(unknown)[0]}'; it takes: normalize")
+                    raise UserError(
+                        f"method 'linear' has no parameter '{sorted(unknown)[0]}'; it takes: normalize"
+                    )
                 normalize = bool(params.get("normalize", True))
                 if normalize and abs(sum(weights)) < 1e-8:
                     raise UserError(f"weights {weights} sum to zero; linear divides by their sum")
                 for n in self.names:
-                    self._targets[n].copy_(linear_combine([self.a[n], self.b[n]], weights, normalize=normalize))
+                    self._targets[n].copy_(
+                        linear_combine([self.a[n], self.b[n]], weights, normalize=normalize)
+                    )
             else:
                 self._apply_mergekit(method, weights, seed, params)
             if self.device.startswith("cuda"):
                 torch.cuda.synchronize(self.device)
-        self.last = {"alpha": alpha, "weights": list(weights), "method": method, "seed": seed, "params": params,
-                     "seconds": time.perf_counter() - t0}
+        self.last = {
+            "alpha": alpha,
+            "weights": list(weights),
+            "method": method,
+            "seed": seed,
+            "params": params,
+            "seconds": time.perf_counter() - t0,
+        }
         return self.model
 
     def _apply_mergekit(self, method: str, weights: list[float], seed: int | None, params: dict) -> None:
@@ -202,8 +233,10 @@ class InMemoryMerger:
         known = {p.name for p in info.params}
         unknown = set(params) - known
         if unknown:
-            raise UserError(f"method '{method}' has no parameter '{sorted(unknown)[0]}'; it takes: "
-                            f"{', '.join(sorted(known)) or 'none'}")
+            raise UserError(
+                f"method '{method}' has no parameter '{sorted(unknown)[0]}'; it takes: "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
         kernel = get(method)
         bound = dict(params)
         if info.param("weight") is not None:
@@ -211,16 +244,20 @@ class InMemoryMerger:
         if method in FIRST_IS_BASE:  # base = expert A; t = weight of expert B
             if "t" in known and "t" not in bound:
                 bound["t"] = float(weights[1])
+
             def tensors(n):
                 return [self.a[n], self.b[n]], 0
         elif info.base == "required" or (info.base == "optional" and self.base is not None):
             if self.base is None:
                 raise UserError(f"method '{method}' needs a base: InMemoryMerger(..., base=BASE)")
+
             def tensors(n):
                 return [self.a[n], self.b[n], self.base[n]], 2
         else:
+
             def tensors(n):
                 return [self.a[n], self.b[n]], None
+
         if seed is not None:
             set_seed(seed)
         for n in self.names:

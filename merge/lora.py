@@ -18,8 +18,15 @@ from judgeforge.merge.checkpoint import ADAPTER_CONFIG
 from judgeforge.errors import UserError
 
 TOKENIZER_FILES = (
-    "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
-    "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "chat_template.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "added_tokens.json",
+    "merges.txt",
+    "vocab.json",
+    "chat_template.jinja",
+    "chat_template.json",
 )
 
 
@@ -31,24 +38,34 @@ def adapter_base(adapter: str | os.PathLike, override: str | None = None) -> Pat
     except (OSError, ValueError) as e:
         raise UserError(f"{cfg_file}: unreadable adapter config ({e})") from None
     if cfg.get("peft_type", "LORA") != "LORA":
-        raise UserError(f"{adapter}: adapter type {cfg.get('peft_type')} is not LoRA; only LoRA experts can be "
-                        "folded into their base")
+        raise UserError(
+            f"{adapter}: adapter type {cfg.get('peft_type')} is not LoRA; only LoRA experts can be "
+            "folded into their base"
+        )
     base = override or cfg.get("base_model_name_or_path")
     if not base:
         raise UserError(f"{cfg_file} names no base model; set lora_base: /path/to/base in the recipe")
     if not (Path(base) / "config.json").is_file():
-        raise UserError(f"LoRA adapter '{adapter}': its base '{base}' is not a local model folder; download it and "
-                        "set lora_base: /path/to/base (or --lora-base)")
+        raise UserError(
+            f"LoRA adapter '{adapter}': its base '{base}' is not a local model folder; download it and "
+            "set lora_base: /path/to/base (or --lora-base)"
+        )
     return Path(base)
 
 
 def has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer_config.json").is_file() and (
-        (folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file())
+        (folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file()
+    )
 
 
-def merge_lora(adapter: str | os.PathLike, out_dir: str | os.PathLike, *, base: str | os.PathLike | None = None,
-               dtype: str | None = None) -> Path:
+def merge_lora(
+    adapter: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    dtype: str | None = None,
+) -> Path:
     """Write ``base + LoRA`` (peft ``merge_and_unload``) as a full safetensors model to ``out_dir``.
 
     The tokenizer comes from the adapter folder when it has one, else from the base.

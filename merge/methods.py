@@ -17,7 +17,8 @@ FIRST_IS_BASE = ("slerp", "nearswap", "arcee_fusion")
 @dataclass(frozen=True)
 class ParamInfo:
     name: str
-    scope: str  # "shared" (one value for the merge), "input" (one per model), "non_base" (one per non-base model)
+    # "shared": one value for the merge; "input": one per model; "non_base": one per non-base model
+    scope: str
     required: bool
     default: object
 
@@ -51,11 +52,19 @@ class MethodInfo:
 def _info(method) -> MethodInfo:
     spec = method.spec
     params = tuple(
-        ParamInfo(p.name, p.scope.value, p.required, None if p.required else p.default) for p in spec.parameters
+        ParamInfo(p.name, p.scope.value, p.required, None if p.required else p.default)
+        for p in spec.parameters
     )
     c = spec.contract
-    return MethodInfo(spec.name, spec.pretty_name or spec.name, spec.reference_url, c.base.value,
-                      c.min_inputs, c.max_inputs, params)
+    return MethodInfo(
+        spec.name,
+        spec.pretty_name or spec.name,
+        spec.reference_url,
+        c.base.value,
+        c.min_inputs,
+        c.max_inputs,
+        params,
+    )
 
 
 def all_methods() -> dict[str, MethodInfo]:
@@ -67,8 +76,10 @@ def all_methods() -> dict[str, MethodInfo]:
 def get_method(name: str, where: str = "method") -> MethodInfo:
     methods = all_methods()
     if name not in methods:
-        raise UserError(f"{where}: unknown merge method '{name}'{did_you_mean(name, methods)}; "
-                        "run 'judgeforge merge --list-methods' for the list")
+        raise UserError(
+            f"{where}: unknown merge method '{name}'{did_you_mean(name, methods)}; "
+            "run 'judgeforge merge --list-methods' for the list"
+        )
     return methods[name]
 
 
@@ -76,11 +87,16 @@ def describe_methods() -> str:
     lines = []
     for m in sorted(all_methods().values(), key=lambda m: m.name):
         params = ", ".join(
-            f"{p.name}{'' if p.scope == 'shared' else '[per model]'}" + ("" if p.required else f"={p.default}")
+            f"{p.name}{'' if p.scope == 'shared' else '[per model]'}"
+            + ("" if p.required else f"={p.default}")
             for p in m.params
         )
-        base = {"required": "needs --base", "optional": "base optional", "ignored": "no base",
-                "forbidden": "no base"}[m.base]
+        base = {
+            "required": "needs --base",
+            "optional": "base optional",
+            "ignored": "no base",
+            "forbidden": "no base",
+        }[m.base]
         lines.append(f"  {m.name:<18} {m.pretty} ({base}); parameters: {params or '-'}")
     return "\n".join(lines)
 
@@ -100,6 +116,7 @@ def check_param_value(method: str, key: str, value, where: str):
             out.append(spec.validate(v))
         except Exception as e:  # pydantic ValidationError
             first = str(e).splitlines()[-1].strip() if str(e) else type(e).__name__
-            raise UserError(f"{where}: parameters.{key} = {v!r} is not a valid {spec.value_type.__name__} "
-                            f"({first})") from None
+            raise UserError(
+                f"{where}: parameters.{key} = {v!r} is not a valid {spec.value_type.__name__} ({first})"
+            ) from None
     return out if isinstance(value, list) else out[0]

@@ -32,22 +32,28 @@ def _f(default=dataclasses.MISSING, help: str = "", factory=None):
 
 @dataclass
 class MergeRecipe:
-    models: list[str] = _f(help="expert model folders (HF model or LoRA adapter), in order; the first "
-                                "gives the tokenizer, chat template and config")
+    models: list[str] = _f(
+        help="expert model folders (HF model or LoRA adapter), in order; the first "
+        "gives the tokenizer, chat template and config"
+    )
     method: str = _f("linear", "merge method, any of mergekit's (see --list-methods)")
     weights: list[float] | None = _f(None, "one weight per model (default 1.0 each)")
     base: str | None = _f(None, "base model folder for task-vector methods (task_arithmetic, ties, dare_*)")
-    parameters: dict = _f(help="method parameters, e.g. {density: 0.9, lambda: 1.95}; a list = one per model",
-                          factory=dict)
+    parameters: dict = _f(
+        help="method parameters, e.g. {density: 0.9, lambda: 1.95}; a list = one per model", factory=dict
+    )
     dtype: str | None = _f(None, "dtype the merge runs in (bfloat16, float16, float32); null = the inputs'")
     out_dtype: str | None = _f(None, "dtype of the written weights; null = the merge dtype")
     output: str | None = _f(None, "output folder (must not exist unless force)")
     force: bool = _f(False, "replace an existing output folder")
     seed: int = _f(42, "random seed (DARE / DELLA masks)")
     engine: Literal["auto", "fast", "mergekit"] = _f(
-        "auto", "auto: linear merges take the streaming fast path, others mergekit; or force one")
+        "auto", "auto: linear merges take the streaming fast path, others mergekit; or force one"
+    )
     device: str = _f("auto", "where the arithmetic runs: auto (GPU if any), cpu, cuda, cuda:N")
-    lora_base: str | None = _f(None, "base model folder for LoRA experts (default: their adapter_config.json)")
+    lora_base: str | None = _f(
+        None, "base model folder for LoRA experts (default: their adapter_config.json)"
+    )
     chunk_mb: float = _f(256.0, "fast path: host buffer per input chunk, in MiB")
     fsync: bool = _f(True, "fast path: fdatasync each output shard before the folder is renamed into place")
     mergekit_options: dict = _f(help="extra mergekit MergeOptions, e.g. {low_cpu_memory: true}", factory=dict)
@@ -64,51 +70,78 @@ class MergeRecipe:
         if len(set(self.models)) != len(self.models):
             raise UserError(f"{where}: a model is listed twice in 'models'")
         if self.base is not None and self.base in self.models:
-            raise UserError(f"{where}: base '{self.base}' is also listed in 'models'; list it only under 'base'")
+            raise UserError(
+                f"{where}: base '{self.base}' is also listed in 'models'; list it only under 'base'"
+            )
         if self.base is not None and not m.uses_base:
-            raise UserError(f"{where}: method '{m.name}' does not use a base model; remove 'base' "
-                            "(task_arithmetic, ties, dare_linear, ... use one)")
+            raise UserError(
+                f"{where}: method '{m.name}' does not use a base model; remove 'base' "
+                "(task_arithmetic, ties, dare_linear, ... use one)"
+            )
         if m.base == "required" and self.base is None and m.name not in FIRST_IS_BASE:
-            raise UserError(f"{where}: method '{m.name}' needs a base model; set base: /path/to/base (--base)")
+            raise UserError(
+                f"{where}: method '{m.name}' needs a base model; set base: /path/to/base (--base)"
+            )
         n_inputs = len(self.models) + (self.base is not None)
         if n_inputs < m.min_inputs or (m.max_inputs is not None and n_inputs > m.max_inputs):
-            want = (f"exactly {m.min_inputs}" if m.min_inputs == m.max_inputs
-                    else f"at least {m.min_inputs}" + (f" and at most {m.max_inputs}" if m.max_inputs else ""))
+            want = (
+                f"exactly {m.min_inputs}"
+                if m.min_inputs == m.max_inputs
+                else f"at least {m.min_inputs}" + (f" and at most {m.max_inputs}" if m.max_inputs else "")
+            )
             raise UserError(f"{where}: method '{m.name}' takes {want} models (base included), got {n_inputs}")
 
         params = dict(self.parameters or {})
         if "weight" in params:
-            raise UserError(f"{where}: give weights with 'weights: [..]' (one per model), not parameters.weight")
+            raise UserError(
+                f"{where}: give weights with 'weights: [..]' (one per model), not parameters.weight"
+            )
         known = {p.name for p in m.params}
         for key in params:
             if key not in known:
-                raise UserError(f"{where}: method '{m.name}' has no parameter '{key}'{did_you_mean(key, known)}; "
-                                f"it takes: {', '.join(sorted(known)) or 'none'}")
+                raise UserError(
+                    f"{where}: method '{m.name}' has no parameter '{key}'{did_you_mean(key, known)}; "
+                    f"it takes: {', '.join(sorted(known)) or 'none'}"
+                )
         for key, value in params.items():
             self.parameters[key] = check_param_value(m.name, key, value, where)
             if key in m.per_model and isinstance(value, list) and len(value) != len(self.models):
-                raise UserError(f"{where}: parameters.{key} has {len(value)} values for {len(self.models)} models; "
-                                "give one per model or a single value")
+                raise UserError(
+                    f"{where}: parameters.{key} has {len(value)} values for {len(self.models)} models; "
+                    "give one per model or a single value"
+                )
         if m.param("weight") is None:
             if self.weights is not None:
-                raise UserError(f"{where}: method '{m.name}' takes no weights; remove 'weights' (see its "
-                                f"parameters: {', '.join(sorted(known)) or 'none'})")
+                raise UserError(
+                    f"{where}: method '{m.name}' takes no weights; remove 'weights' (see its "
+                    f"parameters: {', '.join(sorted(known)) or 'none'})"
+                )
         else:
             if self.weights is not None and len(self.weights) != len(self.models):
-                raise UserError(f"{where}: {len(self.weights)} weights for {len(self.models)} models; give one "
-                                "weight per model, in the order of 'models'")
+                raise UserError(
+                    f"{where}: {len(self.weights)} weights for {len(self.models)} models; give one "
+                    "weight per model, in the order of 'models'"
+                )
             normalize = params.get("normalize", m.default("normalize"))
-            normalize = params.get("normalize_weights", m.default("normalize_weights")) if normalize is None \
+            normalize = (
+                params.get("normalize_weights", m.default("normalize_weights"))
+                if normalize is None
                 else normalize
+            )
             if normalize and self.weights is not None and abs(sum(self.weights)) < 1e-8:
-                raise UserError(f"{where}: weights {self.weights} sum to zero, but method '{m.name}' divides by "
-                                "their sum (normalize: true); change the weights or set parameters.normalize: false")
+                raise UserError(
+                    f"{where}: weights {self.weights} sum to zero, but method '{m.name}' divides by "
+                    "their sum (normalize: true); change the weights or set parameters.normalize: false"
+                )
         for p in m.params:
             if p.required and p.name != "weight" and p.name not in params:
-                raise UserError(f"{where}: method '{m.name}' needs parameter '{p.name}' (e.g. --{p.name} 0.5)")
+                raise UserError(
+                    f"{where}: method '{m.name}' needs parameter '{p.name}' (e.g. --{p.name} 0.5)"
+                )
         if self.engine == "fast" and m.name != "linear":
-            raise UserError(f"{where}: engine 'fast' does only linear merges; use engine: auto or mergekit "
-                            f"for '{m.name}'")
+            raise UserError(
+                f"{where}: engine 'fast' does only linear merges; use engine: auto or mergekit for '{m.name}'"
+            )
         if self.chunk_mb <= 0:
             raise UserError(f"{where}: chunk_mb must be positive")
 

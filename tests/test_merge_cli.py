@@ -49,8 +49,12 @@ def merge_models(tmp_path_factory) -> dict:
         g = torch.Generator().manual_seed(seed)
         return lambda sd: {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in sd.items()}
 
-    _MODELS.update(base=base, abs=_derived(base, root / "abs", noisy(1)), rel=_derived(base, root / "rel", noisy(2)),
-                   root=root)
+    _MODELS.update(
+        base=base,
+        abs=_derived(base, root / "abs", noisy(1)),
+        rel=_derived(base, root / "rel", noisy(2)),
+        root=root,
+    )
     return _MODELS
 
 
@@ -92,8 +96,15 @@ def test_short_form_writes_a_complete_model_folder(models, tmp_path, capsys):
         torch.testing.assert_close(m[k], (a[k] + b[k]) / 2, rtol=0, atol=1e-6)
     assert model.config.model_type == "mistral"
     card = (out / "README.md").read_text()
-    for needle in ("linear", "[0.5, 0.5]", str(models["abs"]), str(models["rel"]), "judgeforge 0.1.0",
-                   "mergekit", "fast linear"):
+    for needle in (
+        "linear",
+        "[0.5, 0.5]",
+        str(models["abs"]),
+        str(models["rel"]),
+        "judgeforge 0.1.0",
+        "mergekit",
+        "fast linear",
+    ):
         assert needle in card, needle
     recipe = (out / "judgeforge_merge.yaml").read_text()
     assert "method: linear" in recipe and "- 0.5" in recipe
@@ -104,8 +115,23 @@ def test_short_form_writes_a_complete_model_folder(models, tmp_path, capsys):
 
 def test_task_arithmetic_through_mergekit_equals_its_formula(models, tmp_path, capsys):
     out = tmp_path / "ta"
-    code, _, err = run(["--method", "task_arithmetic", "--base", models["base"], "--weights", "0.3,0.7",
-                        "--lambda", "0.8", models["abs"], models["rel"], "-o", out], capsys)
+    code, _, err = run(
+        [
+            "--method",
+            "task_arithmetic",
+            "--base",
+            models["base"],
+            "--weights",
+            "0.3,0.7",
+            "--lambda",
+            "0.8",
+            models["abs"],
+            models["rel"],
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     base, a, b, m = (tensors(models[k]) for k in ("base", "abs", "rel")), None, None, tensors(out)
     base, a, b = (tensors(models[k]) for k in ("base", "abs", "rel"))
@@ -131,8 +157,11 @@ def test_paper_recipes_parse_and_validate(models):
     from judgeforge.config import load_recipe
 
     recipes = sorted((ROOT / "configs" / "merge").glob("*.yaml"))
-    assert {r.name for r in recipes} >= {"prometheus2-7b-linear.yaml", "prometheus2-7b-dare-linear.yaml",
-                                         "prometheus2-8x7b-dare.yaml"}
+    assert {r.name for r in recipes} >= {
+        "prometheus2-7b-linear.yaml",
+        "prometheus2-7b-dare-linear.yaml",
+        "prometheus2-8x7b-dare.yaml",
+    }
     for path in recipes:
         r = load_recipe(MergeRecipe, path)
         assert r.output and len(r.models) == 2, path
@@ -146,8 +175,10 @@ def test_paper_recipes_parse_and_validate(models):
 def test_recipe_file_with_overrides(models, tmp_path, capsys):
     out = tmp_path / "from-recipe"
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"method: linear\nmodels: [{models['abs']}, {models['rel']}]\nweights: [1.0, 3.0]\n"
-                      f"dtype: bf16\noutput: {tmp_path / 'ignored'}\n")
+    recipe.write_text(
+        f"method: linear\nmodels: [{models['abs']}, {models['rel']}]\nweights: [1.0, 3.0]\n"
+        f"dtype: bf16\noutput: {tmp_path / 'ignored'}\n"
+    )
     code, _, err = run([recipe, "-o", out, "--weights", "1,1", "--chunk-mb", "0.5"], capsys)
     assert code == 0, err
     m = tensors(out)
@@ -158,8 +189,10 @@ def test_recipe_file_with_overrides(models, tmp_path, capsys):
 
 def test_mergekit_yaml_is_accepted(models, tmp_path, capsys):
     cfg = tmp_path / "mk.yaml"
-    cfg.write_text(f"merge_method: linear\nmodels:\n  - model: {models['abs']}\n    parameters: {{weight: 1.0}}\n"
-                   f"  - model: {models['rel']}\n    parameters: {{weight: 3.0}}\ndtype: float32\n")
+    cfg.write_text(
+        f"merge_method: linear\nmodels:\n  - model: {models['abs']}\n    parameters: {{weight: 1.0}}\n"
+        f"  - model: {models['rel']}\n    parameters: {{weight: 3.0}}\ndtype: float32\n"
+    )
     out = tmp_path / "mk"
     code, _, err = run([cfg, "-o", out], capsys)
     assert code == 0, err
@@ -207,28 +240,48 @@ def _vocab(sd):
 
 
 CASES = {
-    "architecture": (lambda m: [m["abs"], _variant(m, "llama", config={"architectures": ["LlamaForCausalLM"],
-                                                                       "model_type": "llama"})],
-                     r"architectures differ: '.*abs' is MistralForCausalLM but '.*llama' is LlamaForCausalLM"),
-    "vocab": (lambda m: [m["abs"], _variant(m, "vocab", _vocab, {"vocab_size": 32002})],
-              r"vocab sizes differ: '.*abs' has 32000 tokens but '.*vocab' has 32002"),
-    "missing tensor": (lambda m: [m["abs"], _variant(m, "missing", _drop)],
-                       r"tensor 'model.layers.1.mlp.down_proj.weight' is in '.*abs' but missing from '.*missing'"),
-    "shape": (lambda m: [m["abs"], _variant(m, "shape", _reshape)],
-              r"tensor 'model.layers.0.self_attn.q_proj.weight' has shape \[64, 64\] in '.*abs' but \[32, 64\] in "
-              r"'.*shape'"),
+    "architecture": (
+        lambda m: [
+            m["abs"],
+            _variant(m, "llama", config={"architectures": ["LlamaForCausalLM"], "model_type": "llama"}),
+        ],
+        r"architectures differ: '.*abs' is MistralForCausalLM but '.*llama' is LlamaForCausalLM",
+    ),
+    "vocab": (
+        lambda m: [m["abs"], _variant(m, "vocab", _vocab, {"vocab_size": 32002})],
+        r"vocab sizes differ: '.*abs' has 32000 tokens but '.*vocab' has 32002",
+    ),
+    "missing tensor": (
+        lambda m: [m["abs"], _variant(m, "missing", _drop)],
+        r"tensor 'model.layers.1.mlp.down_proj.weight' is in '.*abs' but missing from '.*missing'",
+    ),
+    "shape": (
+        lambda m: [m["abs"], _variant(m, "shape", _reshape)],
+        r"tensor 'model.layers.0.self_attn.q_proj.weight' has shape \[64, 64\] in '.*abs' but \[32, 64\] in "
+        r"'.*shape'",
+    ),
     "weight count": (lambda m: ["--weights", "0.2,0.3,0.5", m["abs"], m["rel"]], r"3 weights for 2 models"),
-    "zero-sum weights": (lambda m: ["--weights", "1,-1", m["abs"], m["rel"]],
-                         r"weights \[1.0, -1.0\] sum to zero, but method 'linear' divides by their sum"),
-    "unknown method": (lambda m: ["--method", "dare_lnear", m["abs"], m["rel"]],
-                       r"unknown merge method 'dare_lnear' \(did you mean 'dare_linear'\?\)"),
-    "unknown parameter": (lambda m: ["--method", "ties", "--base", m["base"], "--densty", "0.5", m["abs"], m["rel"]],
-                          r"method 'ties' has no parameter 'densty' \(did you mean 'density'\?\)"),
-    "bad parameter value": (lambda m: ["--method", "ties", "--base", m["base"], "--density", "lots", m["abs"],
-                                       m["rel"]], r"argument --density: invalid float value"),
+    "zero-sum weights": (
+        lambda m: ["--weights", "1,-1", m["abs"], m["rel"]],
+        r"weights \[1.0, -1.0\] sum to zero, but method 'linear' divides by their sum",
+    ),
+    "unknown method": (
+        lambda m: ["--method", "dare_lnear", m["abs"], m["rel"]],
+        r"unknown merge method 'dare_lnear' \(did you mean 'dare_linear'\?\)",
+    ),
+    "unknown parameter": (
+        lambda m: ["--method", "ties", "--base", m["base"], "--densty", "0.5", m["abs"], m["rel"]],
+        r"method 'ties' has no parameter 'densty' \(did you mean 'density'\?\)",
+    ),
+    "bad parameter value": (
+        lambda m: ["--method", "ties", "--base", m["base"], "--density", "lots", m["abs"], m["rel"]],
+        r"argument --density: invalid float value",
+    ),
     "missing base": (lambda m: ["--method", "ties", m["abs"], m["rel"]], r"method 'ties' needs a base model"),
-    "base for linear": (lambda m: ["--base", m["base"], m["abs"], m["rel"]],
-                        r"method 'linear' does not use a base model"),
+    "base for linear": (
+        lambda m: ["--base", m["base"], m["abs"], m["rel"]],
+        r"method 'linear' does not use a base model",
+    ),
     "no such model": (lambda m: [m["abs"], m["root"] / "nope"], r"model 2 '.*nope' does not exist"),
     "pickle weights": (lambda m: [m["abs"], _pickle_only(m)], r"has only pickle weights \(.bin\)"),
     "bad dtype": (lambda m: ["--dtype", "bf61", m["abs"], m["rel"]], r"unknown dtype 'bf61'"),
@@ -266,7 +319,16 @@ def test_output_overlapping_an_input_is_refused(models, capsys):
 def test_list_methods_reads_mergekits_registry(capsys):
     code, out, _ = run(["--list-methods"], capsys)
     assert code == 0
-    for name in ("linear", "slerp", "task_arithmetic", "ties", "dare_ties", "dare_linear", "della", "model_stock"):
+    for name in (
+        "linear",
+        "slerp",
+        "task_arithmetic",
+        "ties",
+        "dare_ties",
+        "dare_linear",
+        "della",
+        "model_stock",
+    ):
         assert f"  {name} " in out
     assert "density[per model]=1.0" in out
 
@@ -336,8 +398,14 @@ def test_lora_with_unreachable_base_is_a_clear_error(models, lora, tmp_path, cap
 # ------------------------------------------------------------------ killed midway
 def _spawn(argv, stage, cwd):
     env = dict(os.environ, JUDGEFORGE_MERGE_PAUSE=stage, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "judgeforge.cli", "merge", *map(str, argv)], cwd=cwd, env=env,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "judgeforge.cli", "merge", *map(str, argv)],
+        cwd=cwd,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def _wait_for_pause(proc, stage, timeout=120):
@@ -374,7 +442,9 @@ def test_killed_merge_leaves_no_model_and_is_cleaned_up_next_time(models, tmp_pa
     proc.wait(timeout=30)
     assert not out.exists()
     left = list(tmp_path.iterdir())
-    assert left and all(p.name.startswith(".judge.partial-") for p in left)  # hidden, and no config.json in it
+    assert left and all(
+        p.name.startswith(".judge.partial-") for p in left
+    )  # hidden, and no config.json in it
     assert not any((p / "config.json").exists() for p in left)
     code, _, err = run([src, models["rel"], "-o", out], capsys)
     assert code == 0, err

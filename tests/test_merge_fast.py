@@ -24,12 +24,16 @@ def models(tmp_path_factory):
 
         # differently sharded inputs: abs in 3 MB shards (bf16), rel in one file (bf16)
         AutoModelForCausalLM.from_pretrained(m["abs"], dtype=torch.bfloat16).save_pretrained(
-            root / "abs-bf16-sharded", max_shard_size="3MB")
+            root / "abs-bf16-sharded", max_shard_size="3MB"
+        )
         _copy_side_files(m["abs"], root / "abs-bf16-sharded")
         dst = root / "rel-bf16"
         _copy_side_files(m["rel"], dst)
-        save_file({k: v.to(torch.bfloat16) for k, v in load_file(m["rel"] / "model.safetensors").items()},
-                  dst / "model.safetensors", metadata={"format": "pt"})
+        save_file(
+            {k: v.to(torch.bfloat16) for k, v in load_file(m["rel"] / "model.safetensors").items()},
+            dst / "model.safetensors",
+            metadata={"format": "pt"},
+        )
         m["abs-bf16-sharded"], m["rel-bf16"] = root / "abs-bf16-sharded", dst
     return m
 
@@ -44,8 +48,12 @@ def _mergekit_linear(paths, weights, out, **kw):
 CASES = {
     "fp32, equal weights": ("abs", "rel", [1.0, 1.0], {}),
     "fp32, 0.3/0.7 merged in bf16": ("abs", "rel", [0.3, 0.7], {"dtype": "bfloat16"}),
-    "fp32 not normalised, written fp16": ("abs", "rel", [0.5, 0.25],
-                                          {"parameters": {"normalize": False}, "out_dtype": "float16"}),
+    "fp32 not normalised, written fp16": (
+        "abs",
+        "rel",
+        [0.5, 0.25],
+        {"parameters": {"normalize": False}, "out_dtype": "float16"},
+    ),
     "bf16, sharded differently": ("abs-bf16-sharded", "rel-bf16", [0.1, 0.9], {}),
     "fp32 + bf16 inputs (promoted)": ("abs", "rel-bf16", [0.6, 0.4], {}),
 }
@@ -56,8 +64,16 @@ def test_fast_path_is_byte_identical_to_mergekit(case, models, tmp_path):
     a, b, weights, kw = CASES[case]
     cks = [inspect_checkpoint(models[a]), inspect_checkpoint(models[b])]
     params = kw.get("parameters", {})
-    stats = merge_linear(cks, weights, tmp_path / "fast", normalize=params.get("normalize", True),
-                         dtype=kw.get("dtype"), out_dtype=kw.get("out_dtype"), device="cpu", chunk_mb=0.02)
+    stats = merge_linear(
+        cks,
+        weights,
+        tmp_path / "fast",
+        normalize=params.get("normalize", True),
+        dtype=kw.get("dtype"),
+        out_dtype=kw.get("out_dtype"),
+        device="cpu",
+        chunk_mb=0.02,
+    )
     assert stats["chunks"] > len(stats["shards"])  # really streamed in pieces
     ref = _mergekit_linear([models[a], models[b]], weights, tmp_path / "mk", **kw)
     ours = tensors(tmp_path / "fast")
@@ -71,8 +87,14 @@ def test_fast_path_streams_and_mirrors_the_first_models_shards(models, tmp_path)
     src = inspect_checkpoint(models["abs-bf16-sharded"])
     other = inspect_checkpoint(models["rel-bf16"])
     seen = []
-    stats = merge_linear([src, other], [0.5, 0.5], tmp_path / "o", device="cpu", chunk_mb=0.5,
-                         on_shard=lambda p: seen.append(p.name))
+    stats = merge_linear(
+        [src, other],
+        [0.5, 0.5],
+        tmp_path / "o",
+        device="cpu",
+        chunk_mb=0.5,
+        on_shard=lambda p: seen.append(p.name),
+    )
     assert seen == [f.name for f in src.files] == stats["shards"]  # each shard finished on disk in turn
     index = json.loads((tmp_path / "o" / "model.safetensors.index.json").read_text())
     want = json.loads((models["abs-bf16-sharded"] / "model.safetensors.index.json").read_text())
@@ -113,7 +135,9 @@ def test_in_memory_judge_equals_the_written_one(models, tmp_path, capsys):
     ids = torch.tensor([[1, 733, 16289, 28793, 22557, 733, 28748, 16289, 28793]])
     for alpha in (0.3, 0.9):
         out = tmp_path / f"lin-{alpha}"
-        code, _, err = run(["--weights", f"{alpha},{1 - alpha}", models["abs"], models["rel"], "-o", out], capsys)
+        code, _, err = run(
+            ["--weights", f"{alpha},{1 - alpha}", models["abs"], models["rel"], "-o", out], capsys
+        )
         assert code == 0, err
         live = merger.apply(alpha)
         written = AutoModelForCausalLM.from_pretrained(out)
@@ -124,8 +148,25 @@ def test_in_memory_judge_equals_the_written_one(models, tmp_path, capsys):
             assert torch.equal(live(ids).logits, written(ids).logits)
 
     out = tmp_path / "dare"
-    code, _, err = run(["--method", "dare_linear", "--base", models["base"], "--weights", "0.5,0.5", "--density",
-                        "0.5", "--seed", "7", models["abs"], models["rel"], "-o", out], capsys)
+    code, _, err = run(
+        [
+            "--method",
+            "dare_linear",
+            "--base",
+            models["base"],
+            "--weights",
+            "0.5,0.5",
+            "--density",
+            "0.5",
+            "--seed",
+            "7",
+            models["abs"],
+            models["rel"],
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     merger.apply(0.5, "dare_linear", seed=7, density=0.5)
     ref, sd = tensors(out), merger.model.state_dict()

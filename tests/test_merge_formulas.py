@@ -61,12 +61,14 @@ def test_task_arithmetic_with_weights_summing_to_one_equals_linear(toy):
     lin = _state(model)
     for k in ta:
         torch.testing.assert_close(ta[k], lin[k], rtol=0, atol=1e-6)
-        torch.testing.assert_close(ta[k], base[k] + 0.3 * (a[k] - base[k]) + 0.7 * (b[k] - base[k]), rtol=0,
-                                   atol=1e-6)
+        torch.testing.assert_close(
+            ta[k], base[k] + 0.3 * (a[k] - base[k]) + 0.7 * (b[k] - base[k]), rtol=0, atol=1e-6
+        )
     m.apply(weights=[0.3, 0.7], method="task_arithmetic", **{"lambda": 2.0})
     for k, v in _state(model).items():
-        torch.testing.assert_close(v, base[k] + 2.0 * (0.3 * (a[k] - base[k]) + 0.7 * (b[k] - base[k])),
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            v, base[k] + 2.0 * (0.3 * (a[k] - base[k]) + 0.7 * (b[k] - base[k])), rtol=0, atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("dare, plain", [("dare_linear", "task_arithmetic"), ("dare_ties", "ties")])
@@ -103,7 +105,9 @@ def test_ties_sign_election_on_a_worked_example():
             self.v = torch.nn.Parameter(torch.zeros(4))
 
     model = V()
-    InMemoryMerger(a, b, base=base, model=model, device="cpu").apply(weights=[1.0, 1.0], method="ties", density=1.0)
+    InMemoryMerger(a, b, base=base, model=model, device="cpu").apply(
+        weights=[1.0, 1.0], method="ties", density=1.0
+    )
     # elected signs (sum of deltas): +, -, +, +; the disagreeing entry (b[0] = -1) is dropped,
     # then each entry is divided by the weight of the models that agree with the elected sign.
     torch.testing.assert_close(model.v.detach(), torch.tensor([1.0, -1.5, 2.0, 0.15]), rtol=0, atol=1e-6)
