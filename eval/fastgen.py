@@ -300,7 +300,9 @@ class FastGenerator:
     def _run_batch_nograd(self, prompts: list[list[int]], sampling: Sampling, bsz: int) -> list[list[int]]:
         torch = self._torch
         real = len(prompts)
-        rows = bsz if self.use_graphs else real  # graphs need fixed shapes: pad with copies
+        # graphs need fixed shapes: pad a batch with copies; a small remainder decodes eagerly instead
+        use_graph = self.use_graphs and real > bsz // 2
+        rows = bsz if use_graph else real
         batch = list(prompts) + [prompts[0]] * (rows - real)
         longest = max(len(p) for p in batch)
         plen = self._bucketed(longest)  # the cache is bucketed; the prefill runs on the real length only
@@ -309,7 +311,7 @@ class FastGenerator:
         length = plen + max_new
         kc, vc = self._cache(rows, length)
         graph = None
-        if self.use_graphs:
+        if use_graph:
             try:
                 graph = self._graph_step(rows, length, kc, vc)
             except Exception as e:  # noqa: BLE001 - keep going, eagerly
