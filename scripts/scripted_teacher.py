@@ -131,6 +131,23 @@ def elements_for(score: int, instruction: str, variant: int) -> set[int]:
     return set(order[:k])
 
 
+def compare(a: str, b: str) -> tuple[str, str]:
+    """A comparative feedback for two replies and the better one ("A"/"B")."""
+    fa, fb = found(a), found(b)
+    better = "A" if sum(fa) > sum(fb) else "B"
+    same = [ELEMENTS[i] for i in range(4) if fa[i] and fb[i]]
+    only_a = [ELEMENTS[i] for i in range(4) if fa[i] and not fb[i]]
+    only_b = [ELEMENTS[i] for i in range(4) if fb[i] and not fa[i]]
+
+    def say(xs):
+        return ", ".join(xs) if xs else "nothing"
+
+    text = (f"Both replies: {say(same)}. Only Response A: {say(only_a)}. Only Response B: {say(only_b)}. "
+            f"Response A does {sum(fa)} of the four things the policy asks for and Response B does {sum(fb)}, "
+            f"so Response {better} handles the problem better.")
+    return text, better
+
+
 class Teacher:
     """The reply function for tests/openai_stub.ScriptedOpenAIServer."""
 
@@ -167,30 +184,62 @@ class Teacher:
                 return f"Sure! Here is a reply: {reply}"
             return f"###Response:\n{reply}\n###Feedback:\n{feedback} [RESULT] {got}"
         if "Graders who assessed each response" in text:
-            a, b = _section(text, "Response A"), _section(text, "Response B")
-            fa, fb = found(a), found(b)
-            better = "A" if sum(fa) > sum(fb) else "B"
-            same = [ELEMENTS[i] for i in range(4) if fa[i] and fb[i]]
-            only_a = [ELEMENTS[i] for i in range(4) if fa[i] and not fb[i]]
-            only_b = [ELEMENTS[i] for i in range(4) if fb[i] and not fa[i]]
-
-            def say(xs):
-                return ", ".join(xs) if xs else "nothing"
-
-            fb_text = (f"Both replies: {say(same)}. Only Response A: {say(only_a)}. Only Response B: "
-                       f"{say(only_b)}. Response A does {sum(fa)} of the four things the policy asks for and "
-                       f"Response B does {sum(fb)}, so Response {better} handles the problem better.")
+            fb_text, better = compare(_section(text, "Response A"), _section(text, "Response B"))
             if faulty:
                 return f"{fb_text} [RESULT] {'B' if better == 'A' else 'A'}"
             return f"{fb_text} [RESULT] {better}"
         return "I can only help with judgeforge data synthesis prompts."
 
 
+def write_heldout(instructions: str, rubric_file: str, out_dir: str, pairs_per_instruction: int = 5) -> None:
+    """The walkthrough's held-out set, labelled by the same rule (a stand-in for human labels):
+    ``heldout_absolute.jsonl`` and ``heldout_relative.jsonl`` in judgeforge's absolute/relative schemas."""
+    import json
+
+    from judgeforge.io import write_jsonl
+    from judgeforge.records import AbsoluteExample
+    from judgeforge.rubric_file import load_rubric_file
+    from judgeforge.synth import plan_pairs, read_instructions
+
+    rubric = load_rubric_file(rubric_file).rubric
+    flat = rubric.to_dict()
+    items, _ = read_instructions(instructions)
+    absolute, examples = [], []
+    for it in items:
+        ref = write_reply(it.text, {0, 1, 2, 3}, _h(it.text, "ref") % 97)
+        for score in range(1, 6):
+            variant = _h(it.text, score, "heldout") % 997
+            reply = write_reply(it.text, elements_for(score, it.text, variant), variant)
+            feedback, got = feedback_for(reply)
+            assert got == score
+            rid = f"{it.key}-s{score}"
+            absolute.append({"id": rid, "instruction": it.text, "response": reply, "reference_answer": ref,
+                             **flat, "score": score, "feedback": feedback})
+            examples.append(AbsoluteExample(it.text, reply, rubric, ref, score, feedback, rid))
+    plans, _ = plan_pairs(examples, pairs_per_instruction, seed=0)
+    relative = []
+    for p in plans:
+        relative.append({"id": p.id, "instruction": p.a.instruction, "response_a": p.a.response,
+                         "response_b": p.b.response, "reference_answer": p.a.reference_answer,
+                         "criteria": rubric.criteria, "preference": p.preference,
+                         "score_a": p.a.score, "score_b": p.b.score,
+                         "feedback": compare(p.a.response, p.b.response)[0]})
+    out = Path(out_dir)
+    write_jsonl(out / "heldout_absolute.jsonl", absolute)
+    write_jsonl(out / "heldout_relative.jsonl", relative)
+    print(json.dumps({"absolute": len(absolute), "relative": len(relative)}))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port-file", default=None, help="write the base URL to this file once serving")
     p.add_argument("--fault-rate", type=float, default=0.15, help="share of first answers that are broken")
+    p.add_argument("--write-heldout", nargs=3, metavar=("INSTRUCTIONS", "RUBRIC", "OUT_DIR"),
+                   help="write the labelled held-out set instead of serving")
     args = p.parse_args(argv)
+    if args.write_heldout:
+        write_heldout(*args.write_heldout)
+        return 0
     sys.path.insert(0, str(ROOT / "tests"))
     from http.server import ThreadingHTTPServer
 
