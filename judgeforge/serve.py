@@ -384,12 +384,14 @@ class JudgeServer:
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
+        # close the listening socket now: new clients are refused at once instead of waiting in the
+        # backlog; connections already open keep their own sockets and get their answers
+        self._httpd.server_close()
         drain = self.config.drain_timeout if drain_timeout is None else drain_timeout
         abandoned = self.batcher.close(drain)
         deadline = time.monotonic() + 5.0
         while self._active and time.monotonic() < deadline:  # let handler threads write their answers
             time.sleep(0.01)
-        self._httpd.server_close()
         return abandoned
 
     def __enter__(self):
