@@ -83,6 +83,11 @@ TEACHER_SYSTEM = (
 )
 
 
+def _messages(user: str) -> list[dict]:
+    # one user turn, the role text in front: some chat templates (Mistral's) reject a system role
+    return [{"role": "user", "content": f"{TEACHER_SYSTEM}\n\n{user}"}]
+
+
 def _rubric_block(rubric: Rubric) -> str:
     return render_rubric(rubric)
 
@@ -96,7 +101,7 @@ def reference_messages(instruction: str, rubric: Rubric) -> list[dict]:
         f"###Score Rubric:\n{_rubric_block(rubric)}\n\n"
         "Reply with the response only: no title, no preamble, no comments about the rubric or the score."
     )
-    return [{"role": "system", "content": TEACHER_SYSTEM}, {"role": "user", "content": user}]
+    return _messages(user)
 
 
 def scored_messages(
@@ -126,7 +131,7 @@ def scored_messages(
     )
     if previous_problem:
         user += f"\n\nAn earlier answer was rejected because {previous_problem}. Follow the format exactly."
-    return [{"role": "system", "content": TEACHER_SYSTEM}, {"role": "user", "content": user}]
+    return _messages(user)
 
 
 def comparison_messages(
@@ -162,7 +167,7 @@ def comparison_messages(
     )
     if previous_problem:
         user += f"\n\nAn earlier answer was rejected because {previous_problem}. Follow the format exactly."
-    return [{"role": "system", "content": TEACHER_SYSTEM}, {"role": "user", "content": user}]
+    return _messages(user)
 
 
 # --------------------------------------------------------------------------- checking teacher output
@@ -200,6 +205,12 @@ _TAG = re.compile(r"\[\s*RESULT\s*\]", re.IGNORECASE)
 def normalize(text: str) -> str:
     """The form used for deduplication: case and whitespace ignored."""
     return " ".join(text.split()).casefold()
+
+
+def _dedup_key(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=16).digest()
 
 
 def check_reference(text: str | None) -> Checked:
@@ -444,40 +455,37 @@ def state_path(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.state.jsonl")
 
 
-def _read_own_output(out: Path) -> list[dict]:
-    """Rows of an output file this tool wrote; a partial last line (a killed write) is cut off."""
-    raw = out.read_bytes()
-    if not raw:
-        return []
-    rows = []
+def _iter_own_output(out: Path):
+    """Rows of a jsonl file this tool appends to, streamed; a partial last line (a write cut by a
+    kill) is cut off the file once the rows are read, a complete last row gets its newline."""
     good_end = 0
-    pos = 0
-    lines = raw.split(b"\n")
-    for i, line in enumerate(lines):
-        end = pos + len(line) + 1
-        last = i == len(lines) - 1
-        if line.strip():
-            try:
-                obj = json.loads(line.decode("utf-8"))
-                if not isinstance(obj, dict):
-                    raise ValueError("not an object")
-                if last:  # a complete JSON object without its newline: keep it, add the newline
-                    with open(out, "ab") as f:
-                        f.write(b"\n")
-                rows.append(obj)
-            except (ValueError, UnicodeDecodeError):
-                if last:
-                    with open(out, "r+b") as f:
-                        f.truncate(good_end)
-                    print(f"{out}: dropped a partial last row (an interrupted write)", file=sys.stderr)
-                    break
-                raise UserError(
-                    f"{out}: line {i + 1} is not a JSON row; the file was not written by this tool or is "
-                    "damaged; use a new -o or pass --force to start over"
-                ) from None
-        good_end = min(end, len(raw))
-        pos = end
-    return rows
+    cut = add_newline = False
+    with open(out, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            complete = raw.endswith(b"\n")
+            if raw.strip():
+                try:
+                    obj = json.loads(raw)
+                    if not isinstance(obj, dict):
+                        raise ValueError("not an object")
+                except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                    if not complete:
+                        cut = True
+                        break
+                    raise UserError(
+                        f"{out}: line {lineno} is not a JSON row; the file was not written by this tool or is "
+                        "damaged; use a new -o or pass --force to start over"
+                    ) from None
+                add_newline = not complete
+                yield obj
+            good_end += len(raw)
+    if cut:
+        with open(out, "r+b") as f:
+            f.truncate(good_end)
+        print(f"{out}: dropped a partial last row (an interrupted write)", file=sys.stderr)
+    elif add_newline:
+        with open(out, "ab") as f:
+            f.write(b"\n")
 
 
 class RowWriter:
@@ -594,9 +602,12 @@ def _run_jobs(
     that failed for good."""
     queue = list(jobs)
     failed: list[_Job] = []
+    import time
+
     batch_no = 0
     done = 0
     total = len(jobs)
+    start = last_shown = time.monotonic()
     while queue:
         batch, queue = queue[:batch_size], queue[batch_size:]
         s = sampling if sampling.seed is None else sampling.with_seed(sampling.seed + 7919 * batch_no)
@@ -618,8 +629,14 @@ def _run_jobs(
             else:
                 failed.append(job)
                 done += 1
-        if progress:
-            progress(f"{label}{done}/{total} done, {len(failed)} failed, {sum(summary.rejected.values())} rejected")
+        now = time.monotonic()
+        if progress and (now - last_shown >= 2.0 or not queue):
+            last_shown = now
+            rate = done / max(now - start, 1e-9)
+            eta = f", eta {int((total - done) / rate) // 60}m{int((total - done) / rate) % 60:02d}s" \
+                if rate > 0 and queue else ""
+            progress(f"{label}{done}/{total} done ({rate:.1f}/s{eta}), {len(failed)} failed, "
+                     f"{sum(summary.rejected.values())} rejected so far")
     return failed
 
 
@@ -660,12 +677,12 @@ def synthesize(
     summary = Summary("synthesize", str(out))
 
     # what is already there
-    existing = _read_own_output(out) if out.exists() else []
     done: Counter = Counter()  # (instruction text, score) -> rows
-    responses: dict[str, set[str]] = {}
+    responses: dict[str, set[bytes]] = {}  # instruction text -> dedup keys of its responses
     refs: dict[str, str] = {}
     ids: set[str] = set()
-    for n, row in enumerate(existing, start=1):
+    n = 0
+    for n, row in enumerate(_iter_own_output(out) if out.exists() else (), start=1):
         crit = row.get("orig_criteria")
         descs = tuple(row.get(f"orig_score{i}_description") for i in SCORES)
         if "orig_instruction" not in row or "orig_score" not in row:
@@ -677,14 +694,14 @@ def synthesize(
             )
         text = row["orig_instruction"]
         done[(text, int(row["orig_score"]))] += 1
-        responses.setdefault(text, set()).add(normalize(row.get("orig_response", "")))
+        responses.setdefault(text, set()).add(_dedup_key(row.get("orig_response", "")))
         if row.get("orig_reference_answer"):
             refs.setdefault(text, row["orig_reference_answer"])
         if row.get("id"):
             ids.add(str(row["id"]))
-    summary.rows_before = len(existing)
+    summary.rows_before = n
     if state.exists():
-        for rec in _read_own_output(state):
+        for rec in _iter_own_output(state):
             if rec.get("rubric") == fingerprint and rec.get("instruction") and rec.get("reference_answer"):
                 refs.setdefault(rec["instruction"], rec["reference_answer"])
 
@@ -749,16 +766,16 @@ def synthesize(
             checked = check_scored(text, s)
             if not checked.ok:
                 return checked
-            norm = normalize(checked.response)
-            if norm in responses.get(it.text, ()):
+            key = _dedup_key(checked.response)
+            if key in responses.get(it.text, ()):
                 return _reject("duplicate_response")
-            if s < 5 and norm == normalize(it.reference_answer or ""):
+            if s < 5 and key == _dedup_key(it.reference_answer or ""):
                 return _reject("response_is_reference")
             return checked
 
         def on_ok(job, checked):
             it, s, k = job.key
-            responses.setdefault(it.text, set()).add(normalize(checked.response))
+            responses.setdefault(it.text, set()).add(_dedup_key(checked.response))
             rid = f"{it.key}-s{s}" + (f"-{k + 1}" if samples_per_score > 1 or k > 0 else "")
             base, n = rid, 1
             while rid in ids:  # an id reused for another instruction text
@@ -897,9 +914,14 @@ def pair(
     settings = dict(settings or {}, seed=seed, pairs_per_instruction=pairs_per_instruction,
                     feedback="teacher" if teacher is not None else "composed")
     summary = Summary("pair", str(out))
-    existing = _read_own_output(out) if out.exists() else []
+    have: set[str] = set()
+    labels: Counter = Counter()
+    for row in _iter_own_output(out) if out.exists() else ():
+        have.add(str(row.get("id")))
+        labels[row.get("orig_preference")] += 1
+    existing = sum(labels.values())
     if out.exists() and state.exists():
-        recs = [r for r in _read_own_output(state) if "settings" in r]
+        recs = [r for r in _iter_own_output(state) if "settings" in r]
         if recs and recs[-1]["settings"] != settings:
             old = recs[-1]["settings"]
             diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
@@ -911,9 +933,7 @@ def pair(
     if not state.exists() or not existing:
         with open(state, "w", encoding="utf-8") as f:
             f.write(json.dumps({"settings": settings}) + "\n")
-    have = {str(r.get("id")) for r in existing}
-    summary.rows_before = len(existing)
-    labels = Counter(r.get("orig_preference") for r in existing)
+    summary.rows_before = existing
     todo = [p for p in plans if p.id not in have]
     if not plans:
         raise UserError(
@@ -1137,7 +1157,7 @@ def _synthesize_cli(argv: list[str]) -> int:
               f"{len(instructions) * 5 * args.samples_per_score} slots; output {args.output}"
               + (" (exists: a run resumes it)" if Path(args.output).exists() else ""))
         print("--- first teacher prompt (user turn) ---")
-        print(scored_messages(it.text, it.reference_answer or "(written by the teacher first)", rf.rubric, 1)[1]
+        print(scored_messages(it.text, it.reference_answer or "(written by the teacher first)", rf.rubric, 1)[-1]
               ["content"])
         return 0
     if not args.teacher:

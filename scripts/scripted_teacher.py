@@ -165,7 +165,7 @@ class Teacher:
             seen = self.seen.get(base, 0)
             self.seen[base] = seen + 1
         faulty = seen == 0 and (_h(base) % 1000) < self.fault_rate * 1000
-        if text.startswith("Write the reference answer"):
+        if "Write the reference answer for the instruction below" in text:
             instruction = _section(text, "Instruction")
             return write_reply(instruction, {0, 1, 2, 3}, _h(instruction) % 97)
         m = re.search(r"deserves a score of exactly (\d)", text)

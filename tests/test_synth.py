@@ -59,7 +59,7 @@ class ScriptTeacher:
         text = body["messages"][-1]["content"]
         self.contents.append(text)
         instruction = _section(text, "Instruction")
-        if text.startswith("Write the reference answer"):
+        if "Write the reference answer for the instruction below" in text:
             self.calls.append(("reference", instruction, None))
             return f"Reference answer: the model answer to {instruction}."
         m = re.search(r"deserves a score of exactly (\d)", text)
