@@ -103,6 +103,7 @@ class FastGenerator:
         self.bucket = bucket if self.use_graphs else 1
         self.prefill_tokens = prefill_tokens
         self.stats = {"graph_captures": 0, "capture_seconds": 0.0, "batches": 0}
+        self.timing = False  # True: synchronise per batch and add prefill/decode seconds to stats
         if self.reason is None:
             cfg = model.config
             inner = model.model
@@ -160,6 +161,13 @@ class FastGenerator:
         return max(8, min(256, rows // 8 * 8))
 
     # ------------------------------------------------------------------ internals
+
+    def _clock(self) -> float:
+        import time
+
+        if self.timing and self.cuda:
+            self._torch.cuda.synchronize()
+        return time.time()
 
     def _bucketed(self, length: int) -> int:
         return int(math.ceil(length / self.bucket) * self.bucket)
@@ -326,11 +334,13 @@ class FastGenerator:
         start = torch.tensor([plen - len(p) for p in batch], dtype=torch.long, device=self.device)
         valid = torch.arange(length, device=self.device)[None, :] >= start[:, None]
         chunk = max(1, self.prefill_tokens // longest)
+        t0 = self._clock()
         logits = torch.cat([
             self._prefill(ids[a:a + chunk], start[a:a + chunk] - off, kc[:, a:a + chunk, :, off:plen],
                           vc[:, a:a + chunk, :, off:plen])
             for a in range(0, rows, chunk)
         ])
+        t1 = self._clock()
         seen = None
         if sampling.repetition_penalty != 1.0:
             seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool, device=self.device)
@@ -361,8 +371,13 @@ class FastGenerator:
             else:
                 cur_t = torch.tensor([cur], dtype=torch.long, device=self.device)
                 logits = self._step(nxt, cur_t, cur - start, valid, kc, vc)
+        res = out[:real].tolist()
+        if self.timing:
+            t2 = self._clock()
+            self.stats["prefill_seconds"] = self.stats.get("prefill_seconds", 0.0) + t1 - t0
+            self.stats["decode_seconds"] = self.stats.get("decode_seconds", 0.0) + t2 - t1
         toks = []
-        for r in out[:real].tolist():
+        for r in res:
             if check_eos and self.eos_id in r:
                 r = r[: r.index(self.eos_id)]
             toks.append(r)

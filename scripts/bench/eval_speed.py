@@ -196,6 +196,8 @@ def main(argv=None) -> int:
             log(f"fast: warm-up {warm:.1f} s (graph capture {fast.stats['capture_seconds']:.1f} s)")
             if not over_budget("hf_fast"):
                 log(f"fast: {items} items ...")
+                fast.timing = True  # one sync per batch: prefill / decode split
+                fast.stats.update(prefill_seconds=0.0, decode_seconds=0.0)
                 t0 = time.time()
                 toks = fast.generate(prompts[:items], sampling, 1)
                 sync()
@@ -205,8 +207,23 @@ def main(argv=None) -> int:
                     "items": items, "batch": bsz, "cuda_graphs": fast.use_graphs, "seconds": round(dt, 2),
                     "items_per_s": round(items / dt, 3), "new_tokens_per_s": round(items * new / dt, 1),
                     "warmup_seconds": round(warm, 2), "graph_capture_seconds": round(fast.stats["capture_seconds"], 2),
-                    "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" else None}
-                log(f"fast: {items / dt:.2f} items/s")
+                    "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" else None,
+                    "prefill_seconds": round(fast.stats["prefill_seconds"], 2),
+                    "decode_seconds": round(fast.stats["decode_seconds"], 2),
+                    "graph_error": fast.stats.get("graph_error")}
+                log(f"fast: {items / dt:.2f} items/s (prefill {fast.stats['prefill_seconds']:.1f} s, "
+                    f"decode {fast.stats['decode_seconds']:.1f} s)")
+            if (fast.use_graphs or smoke) and not over_budget("hf_fast_eager"):
+                # the same engine without CUDA graphs, one batch: what the graphs bring
+                fast.use_graphs = False
+                log(f"fast, eager decode: {bsz} items ...")
+                t0 = time.time()
+                fast.generate(prompts[:bsz], sampling, 1)
+                sync()
+                dt = time.time() - t0
+                res["phases"]["hf_fast_eager"] = {"items": bsz, "batch": bsz, "seconds": round(dt, 2),
+                                                  "items_per_s": round(bsz / dt, 3)}
+                log(f"fast, eager decode: {bsz / dt:.2f} items/s")
             del fast
     except Exception as e:  # noqa: BLE001
         res["phases"]["hf_fast"] = {"error": f"{type(e).__name__}: {e}"}
@@ -220,7 +237,7 @@ def main(argv=None) -> int:
     spot_prompts = [p[: len(p) - 7 * i] for i, p in enumerate(spot_prompts)]  # different lengths: padding
     res["spot_checks"] = []
     for label in ("model dtype", "float32"):
-        if label == "float32" and (smoke or over_budget("spot_check_fp32")):
+        if label == "float32" and over_budget("spot_check_fp32"):
             continue
         if label == "model dtype" and over_budget("spot_check"):
             break
@@ -243,10 +260,14 @@ def main(argv=None) -> int:
     print()
     print(f"eval_speed on {res['device']} ({res['model']}; {plen} prompt + {new} new tokens)")
     print(f"{'path':<28}{'items':>7}{'batch':>7}{'seconds':>9}{'items/s':>9}  notes")
-    for name, label in (("baseline_generate", "model.generate (baseline)"), ("hf_fast", "hf backend, fast engine")):
+    for name, label in (("baseline_generate", "model.generate (baseline)"), ("hf_fast", "hf backend, fast engine"),
+                        ("hf_fast_eager", "fast engine, no CUDA graphs")):
+        if name == "hf_fast_eager" and name not in res["phases"]:
+            continue
         r = res["phases"].get(name, {})
         if "items_per_s" in r:
-            note = f"warm-up {r['warmup_seconds']} s, capture {r['graph_capture_seconds']} s" if "warmup_seconds" in r else ""
+            note = (f"warm-up {r['warmup_seconds']} s (capture {r['graph_capture_seconds']} s); prefill "
+                    f"{r['prefill_seconds']} s, decode {r['decode_seconds']} s") if "warmup_seconds" in r else ""
             print(f"{label:<28}{r['items']:>7}{r['batch']:>7}{r['seconds']:>9}{r['items_per_s']:>9}  {note}")
         else:
             print(f"{label:<28}  {r.get('error') or r.get('skipped') or 'not run'}")
