@@ -308,7 +308,7 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
             (tmp / PID_FILE).unlink()
             _chmod_umask(tmp)
             if recipe.fsync:
-                _fsync_small_files(tmp)
+                _fsync_all(tmp)
     except FileExistsError:
         raise UserError(f"output '{out}' appeared while merging; pass --force to replace it") from None
     except (OSError, EOFError) as e:  # disk full, a shard truncated or removed while merging, ...
@@ -334,14 +334,21 @@ def _label(donor: Path | None, resolved: dict, inputs: list[str]) -> str | None:
     return str(donor)
 
 
-def _fsync_small_files(folder: Path) -> None:
+def _fsync_all(folder: Path) -> None:
+    """Make every file durable before the rename publishes the folder (cheap for shards the fast path
+    already synced; mergekit's own writer does not sync)."""
     for f in folder.iterdir():
-        if f.is_file() and f.stat().st_size < (64 << 20):
+        if f.is_file():
             fd = os.open(f, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _chmod_umask(folder: Path) -> None:

@@ -395,6 +395,55 @@ def test_lora_with_unreachable_base_is_a_clear_error(models, lora, tmp_path, cap
     assert code == 1 and "is not a local model folder" in err and "lora_base" in err
 
 
+def test_8x7b_recipe_shape_runs_on_tiny_lora_experts(models, lora, tmp_path, capsys):
+    """The paper's 8x7B recipe (DARE-linear over [base, LoRA abs, LoRA rel], p = 0.1, lambda 1.95) end to end;
+    the in-memory merger (which folds the LoRA adapters itself) reproduces it exactly."""
+    from judgeforge.merge.inmemory import InMemoryMerger
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    lora2 = tmp_path / "lora2"
+    torch.manual_seed(1)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "o_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(models["base"]), cfg).save_pretrained(lora2)
+    out = tmp_path / "moe-judge"
+    recipe = ROOT / "configs/merge/prometheus2-8x7b-dare.yaml"
+    code, _, err = run(
+        [
+            recipe,
+            "--base",
+            models["base"],
+            "--lora-base",
+            models["base"],
+            "--models",
+            f"{lora},{lora2}",
+            "--dtype",
+            "float32",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    merger = InMemoryMerger(lora, lora2, base=models["base"], device="cpu", lora_base=str(models["base"]))
+    merger.apply(
+        weights=[1.0, 1.0],
+        method="dare_linear",
+        seed=42,
+        density=0.9,
+        normalize=False,
+        rescale=True,
+        **{"lambda": 1.95},
+    )
+    ref, live = tensors(out), merger.model.state_dict()
+    assert all(torch.equal(live[k], v) for k, v in ref.items())
+    base = tensors(models["base"])
+    k = "model.layers.0.self_attn.q_proj.weight"  # adapted in the first expert only
+    assert not torch.equal(ref[k], base[k])
+    k = "model.layers.0.mlp.up_proj.weight"  # adapted in neither: the task vectors are zero there
+    assert torch.equal(ref[k], base[k])
+
+
 # ------------------------------------------------------------------ killed midway
 def _spawn(argv, stage, cwd):
     env = dict(os.environ, JUDGEFORGE_MERGE_PAUSE=stage, PYTHONUNBUFFERED="1")
