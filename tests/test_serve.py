@@ -109,8 +109,17 @@ def test_health_root_and_openapi_document(server):
     assert set(doc["paths"]["/reward"]) == {"post"} and set(doc["paths"]["/health"]) == {"get"}
     assert doc["components"]["schemas"]["AbsoluteRequest"]["properties"]["items"]["maxItems"] == 6
     schema_validator(doc, "Health").validate(health)
-    validator = pytest.importorskip("openapi_spec_validator", reason="openapi-spec-validator checks the document")
+
+
+def test_openapi_document_is_valid_openapi(server):
+    validator = pytest.importorskip("openapi_spec_validator",
+                                    reason="openapi-spec-validator (dev extra) checks the document")
+    _, doc = call(server.url, "GET", "/openapi.json")
     validator.validate(doc)  # raises on any violation of the OpenAPI 3.1 specification
+    broken = json.loads(json.dumps(doc))
+    broken["paths"]["/reward"]["post"]["responses"]["200"].pop("description")
+    with pytest.raises(Exception, match="description"):  # the validator is not a no-op
+        validator.validate(broken)
 
 
 def test_grading_and_reward_endpoints(server):
@@ -389,6 +398,7 @@ def test_serve_command_starts_grades_and_stops_on_sigterm(tiny_model, capsys, tm
 
     rubric_file = tmp_path / "rubric.yaml"
     rubric_file.write_text(rubric_to_yaml(Rubric("Is the reply kind?", ("a", "b", "c", "d", "e"))))
+    handler_before = signal.getsignal(signal.SIGTERM)
     code = main(["serve", "--judge", str(tiny_model), "--port", str(port), "--greedy", "--max-new-tokens", "3",
                  "--retries", "0", "--max-batch", "4", "--rubric", str(rubric_file)])
     t.join(10)
@@ -402,6 +412,6 @@ def test_serve_command_starts_grades_and_stops_on_sigterm(tiny_model, capsys, tm
     assert status == 200 and ans["rewards"] == [-1.0]
     assert ans["results"][0]["id"] == "x" and "no [RESULT] tag" in ans["results"][0]["error"]
     assert "SIGTERM received" in err and "stopped after 1 items in 1 batches" in err
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the handlers were put back
     with pytest.raises(OSError):
         call(url, "GET", "/health", timeout=2)
