@@ -700,10 +700,11 @@ def synthesize(
         if row.get("id"):
             ids.add(str(row["id"]))
     summary.rows_before = n
+    written_by_teacher: dict[str, str] = {}  # reference answers a previous run's teacher wrote
     if state.exists():
         for rec in _iter_own_output(state):
             if rec.get("rubric") == fingerprint and rec.get("instruction") and rec.get("reference_answer"):
-                refs.setdefault(rec["instruction"], rec["reference_answer"])
+                written_by_teacher.setdefault(rec["instruction"], rec["reference_answer"])
 
     # what is left to do
     todo: list[tuple[Instruction, int, int]] = []  # (instruction, score, sample index)
@@ -716,11 +717,16 @@ def synthesize(
             summary.notes.append(
                 f"{it.key}: rows already written use another reference answer; the new rows keep that one"
             )
+    # which reference answer: the one of rows already written (all rows of an instruction agree),
+    # else the user's, else one a previous run's teacher wrote, else the teacher writes one now
     need_ref = []
+    pending = {id(t[0]) for t in todo}
     for it in instructions:
-        if it.text in refs:  # rows already written with a reference keep it, so all rows agree
+        if it.text in refs:
             it.reference_answer = refs[it.text]
-        elif it.reference_answer is None and any(t[0] is it for t in todo):
+        elif it.reference_answer is None and it.text in written_by_teacher:
+            it.reference_answer = written_by_teacher[it.text]
+        elif it.reference_answer is None and id(it) in pending:
             need_ref.append(it)
 
     writer_state = None

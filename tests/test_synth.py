@@ -348,3 +348,22 @@ def test_console_command_error_has_no_traceback(files):
     )
     assert p.returncode == 1
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("judgeforge: error: --teacher gpt-4o")
+
+
+def test_reference_answers_kept_in_state_and_the_users_win(files, teacher, capsys):
+    """A run that wrote reference answers but no row: the next run reuses them (no new teacher call),
+    except where the user now gives one, which wins."""
+    for instr in ("Q1 reset a router", "Q2 bake bread", "Q3 change a tyre"):
+        for s in range(1, 6):
+            teacher.plan[(instr, s)] = ["no sections at all"]
+    rc, _ = synth(files, teacher, "--retries", "0")
+    assert rc == 1 and "produced no usable row" in capsys.readouterr().err
+    assert teacher.n("reference") == 2  # q1, q2 (q3's is inline)
+    assert not (files / "out.jsonl").exists()
+    teacher.plan.clear()
+    rc, s = synth(files, teacher, "--reference-answers", str(files / "refs.jsonl"))
+    assert rc == 0 and s["new_rows"] == 15 and teacher.n("reference") == 2
+    refs = {r["orig_instruction"]: r["orig_reference_answer"] for r in rows_of(files / "out.jsonl")}
+    assert refs == {"Q1 reset a router": "the model answer to Q1 reset a router.",
+                    "Q2 bake bread": "Mix, knead, proof, bake.",
+                    "Q3 change a tyre": "Loosen, lift, swap, tighten."}
