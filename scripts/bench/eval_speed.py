@@ -30,7 +30,33 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _import_eval_package() -> None:
+    """Make ``judgeforge.eval`` importable from this checkout even where judgeforge is not
+    pip-installed (``eval/`` maps to ``judgeforge.eval`` only through pyproject's package-dir)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        import judgeforge.eval  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+    import importlib.util
+
+    import judgeforge
+
+    spec = importlib.util.spec_from_file_location("judgeforge.eval", ROOT / "eval" / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT / "eval")])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["judgeforge.eval"] = mod
+    spec.loader.exec_module(mod)
+    judgeforge.eval = mod
+
+
+_import_eval_package()
 
 
 def log(msg: str) -> None:
