@@ -36,7 +36,10 @@ class ScriptedOpenAIServer:
         self.model = model
         self.requests: list[tuple[str, dict]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        # a deeper listen backlog than the stdlib's 5: clients that open many connections at
+        # once must queue, not be reset
+        server_cls = type("_Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+        self._server = server_cls(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
