@@ -35,6 +35,8 @@ from pathlib import Path
 
 from judgeforge.merge.checkpoint import INDEX_NAME, TORCH_TO_ST, Checkpoint
 
+from judgeforge.errors import UserError
+
 ALIGN = 64  # byte alignment of each tensor inside an input buffer (any dtype can be viewed there)
 
 
@@ -50,8 +52,6 @@ def resolve_device(device: str | None) -> str:
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        from judgeforge.errors import UserError
-
         raise UserError(f"device '{device}' asked for, but torch sees no GPU; use --device cpu")
     return str(device)
 
@@ -425,7 +425,7 @@ def merge_linear(
                     ]
                     if plan.merge_dtypes[n] is None:  # integer / bool buffers: all inputs must agree
                         if not all(torch.equal(xs[0], x) for x in xs[1:]):
-                            raise ValueError(
+                            raise UserError(
                                 f"non-float tensor '{n}' differs between the models; it cannot be averaged"
                             )
                         r = xs[0]

@@ -310,6 +310,13 @@ def test_user_mistakes_give_one_line_and_no_output(case, models, tmp_path, capsy
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_asking_for_a_gpu_without_one_is_one_line(models, tmp_path, capsys):
+    code, _, err = run([models["abs"], models["rel"], "--device", "cuda", "-o", tmp_path / "o"], capsys)
+    assert code == 1 and "torch sees no GPU; use --device cpu" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_overlapping_an_input_is_refused(models, capsys):
     code, _, err = run([models["abs"], models["rel"], "-o", models["abs"], "--force"], capsys)
     assert code == 1 and "overlaps the input" in err
