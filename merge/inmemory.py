@@ -25,7 +25,10 @@ into a live ``transformers`` model, which the evaluation then uses as it is::
   mergekit's order (tensor names sorted) after mergekit's seeding
   (``transformers.trainer_utils.set_seed``), so ``apply(a, "dare_linear", seed=s)`` equals
   ``judgeforge merge --method dare_linear --seed s ...`` on the same device (CPU: tested;
-  a CUDA run draws from the CUDA generator, as ``mergekit --cuda`` does).
+  a CUDA run draws from the CUDA generator, as ``mergekit --cuda`` does).  Where transformers
+  holds a model in another layout than its checkpoint (transformers 5 fuses Mixtral's experts),
+  the experts are loaded through transformers; linear merges stay identical, random methods then
+  draw their masks in a different order than a written merge.
 * ``model=`` lets a caller pass its own already-loaded model (e.g. an evaluation backend's);
   its state dict names must match the experts' tensors.  Experts may be folders (safetensors
   or LoRA adapters, folded with peft) or ``{name: tensor}`` dicts already in memory.

@@ -55,7 +55,7 @@ class MergeRecipe:
         None, "base model folder for LoRA experts (default: their adapter_config.json)"
     )
     chunk_mb: float = _f(256.0, "fast path: host buffer per input chunk, in MiB")
-    fsync: bool = _f(True, "fast path: fdatasync each output shard before the folder is renamed into place")
+    fsync: bool = _f(True, "fsync every output file before the folder is renamed into place")
     mergekit_options: dict = _f(help="extra mergekit MergeOptions, e.g. {low_cpu_memory: true}", factory=dict)
     name: str | None = _f(None, "title of the model card (default: the output folder's name)")
 
