@@ -22,6 +22,8 @@ Latency is per request (send to full answer); throughput is graded items per sec
 The default model is a tiny scripted judge (judgeforge.judge.make_scripted_judge: a real
 transformers model whose every answer is "Fine; Result: A. Score=3"), so answers are
 checked for content too; ``--judge DIR`` serves any model folder instead (ids checked).
+The hf backend runs with ``--engine generate`` (plain ``model.generate``) by default: on a
+CPU its per-call overhead is the smallest, so the numbers measure the server.
 
     python scripts/bench/serve_load.py --out /tmp/serve_load                 # CPU, ~1.5 min
     python scripts/bench/serve_load.py --smoke --out /tmp/serve_load_smoke   # CPU, ~30 s
@@ -108,6 +110,8 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
              "--max-body-bytes", str(args.max_body_bytes), "--batch-wait-ms", str(args.batch_wait_ms)]
     if args.device:
         extra += ["--backend-option", f"device={args.device}"]
+    if args.engine:
+        extra += ["--backend-option", f"engine={args.engine}"]
     proc, url = start_server(judge, [], extra)
     host, port = url.split("//")[1].split(":")
     port = int(port)
@@ -257,6 +261,9 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="small and short (CI / a quick check)")
     p.add_argument("--judge", default=None, help="model folder (default: a tiny scripted judge)")
     p.add_argument("--device", default=None, help="backend device (default: cuda if available, else cpu)")
+    p.add_argument("--engine", default="generate",
+                   help="hf engine: generate (default here: plain model.generate, the least per-call overhead on "
+                        "a CPU) or fast; '' for the backend's own default")
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--items", type=int, default=2, help="items per request")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load per phase")
