@@ -175,6 +175,19 @@ def write_checkpoint(folder: Path, cfg: dict, shapes, shard_bytes: int, seed: in
     }
 
 
+def filesystem_of(path: Path) -> str:
+    """'device type mountpoint' of the mount holding ``path`` (tmpfs would make every disk number a RAM one)."""
+    best = ("?", "?", "")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            dev, mnt, fstype = line.split()[:3]
+            if str(path.resolve()).startswith(mnt) and len(mnt) >= len(best[2]):
+                best = (dev, fstype, mnt)
+    except OSError:
+        pass
+    return " ".join(best)
+
+
 def files_of(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
@@ -536,6 +549,7 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
         "cpus": os.cpu_count(),
         "work": str(work),
+        "filesystem": filesystem_of(work),
         "disk_free_gb": free / GB,
         "model_bytes": model_bytes,
         "layers": cfg["num_hidden_layers"],
