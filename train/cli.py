@@ -1,0 +1,106 @@
+"""``judgeforge train RECIPE.yaml [--key value ...]``: fine-tune one expert judge.
+
+Examples::
+
+    judgeforge train configs/train/tiny-cpu.yaml                         # tiny model, CPU, ~1 minute
+    judgeforge train configs/train/prometheus2-7b-absolute.yaml --output_dir runs/abs
+    deepspeed --num_gpus 8 -m judgeforge.cli train configs/train/prometheus2-7b-relative.yaml
+    scripts/train.sh configs/train/prometheus2-7b-joint.yaml             # picks the launcher
+
+Every recipe key can be overridden: ``--learning_rate 2e-5``, ``--lora.r 64``,
+``--datasets a.jsonl,b.jsonl``, ``--packing false``.  The recipe is checked before anything
+heavy loads; a mistake is one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from judgeforge.errors import UserError
+
+USAGE = """usage: judgeforge train [RECIPE.yaml] [--key value ...]
+
+Fine-tune an expert judge (absolute, relative or joint) from a YAML recipe.
+Recipes: configs/train/ (prometheus2-7b-{absolute,relative,joint}.yaml, the 8x7B LoRA ones,
+tiny-cpu.yaml).  Launch on several GPUs/nodes with scripts/train.sh (see docs/training.md).
+
+recipe keys (override any with --key value; nested: --lora.r 64):
+"""
+
+
+def _strip_launcher_args(argv: list[str]) -> list[str]:
+    """Drop ``--local_rank=N`` / ``--local-rank N`` that the deepspeed launcher (and old
+    torch.distributed.launch) put first; LOCAL_RANK is in the environment as well."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith(("--local_rank", "--local-rank")):
+            if "=" in a:
+                value = a.split("=", 1)[1]
+            else:
+                value = argv[i + 1] if i + 1 < len(argv) else "0"
+                i += 1
+            os.environ.setdefault("LOCAL_RANK", value)
+        else:
+            out.append(a)
+        i += 1
+    return out
+
+
+def _help_text() -> str:
+    from judgeforge.train.recipe import LoraRecipe, TrainRecipe
+
+    from judgeforge.config import help_for
+
+    lora = "\n".join("  " + line.replace("  --", "  --lora.", 1) for line in help_for(LoraRecipe).splitlines())
+    return USAGE + help_for(TrainRecipe) + "\n\nlora keys:\n" + lora + "\n"
+
+
+def _printer():
+    state = {"last": -1}
+
+    def show(event: dict) -> None:
+        if os.environ.get("RANK", "0") != "0":
+            return
+        if event.get("stage") != "log" or "loss" not in event:
+            return
+        step, total = event["step"], event.get("total_steps") or 0
+        if step == state["last"]:
+            return
+        state["last"] = step
+        parts = [f"step {step}/{total}"]
+        if event.get("loss") is not None:
+            parts.append(f"loss {event['loss']:.4f}")
+        if event.get("learning_rate") is not None:
+            parts.append(f"lr {event['learning_rate']:.2e}")
+        if event.get("tokens_per_s"):
+            parts.append(f"{event['tokens_per_s']:,.0f} tok/s")
+        if event.get("eta_s") is not None:
+            m, s = divmod(int(event["eta_s"]), 60)
+            parts.append(f"eta {m}m{s:02d}s")
+        print("judgeforge train: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+    return show
+
+
+def main(argv: list[str]) -> int:
+    argv = _strip_launcher_args(list(argv))
+    if any(a in ("-h", "--help") for a in argv):
+        print(_help_text(), end="")
+        return 0
+    path = None
+    if argv and not argv[0].startswith("--"):
+        path, argv = argv[0], argv[1:]
+    if path is None and not argv:
+        raise UserError("give a recipe: judgeforge train configs/train/tiny-cpu.yaml (see --help)")
+    from judgeforge.train.recipe import load
+
+    recipe = load(path, argv)
+    from judgeforge.train.run import train
+
+    final = train(recipe, progress=_printer())
+    if os.environ.get("RANK", "0") == "0":
+        print(final)
+    return 0

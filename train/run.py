@@ -1,0 +1,543 @@
+"""``train(recipe) -> Path``: one expert, from recipe to a finished Hugging Face model folder.
+
+Usable in-process (the quickstart calls it) and under any launcher (``deepspeed``,
+``torchrun``, ``accelerate``): the process group, world size and rank come from the
+launcher's environment; without one a single process runs (DeepSpeed included: a one-process
+gloo/NCCL group is set up here).
+
+Layout of ``output_dir``::
+
+    recipe.yaml            the resolved recipe (every key)
+    log.jsonl              one line per log step (loss, learning rate, grad norm, tokens/s)
+    data/heldout-*.jsonl   the held-out rows (collections' schemas) for evaluation
+    checkpoint-N/          Trainer checkpoints (model, optimizer, scheduler, RNG, data position);
+                           a ``.complete`` marker is written once every process has finished it
+    model/                 the final model: safetensors, config, generation config, tokenizer with
+                           the judge chat template, train_recipe.yaml, train_results.json.
+                           Written under a temporary name and renamed when complete.
+    adapter/               LoRA runs: the adapter alone (peft format)
+
+Progress: ``train(recipe, progress=fn)`` calls ``fn(event)`` with a dict: ``stage`` (data,
+model, train, save, done), and during training ``step``, ``total_steps``, ``loss``,
+``eta_s``, ``tokens_per_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sys
+import time
+import weakref
+from pathlib import Path
+
+from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspeed_path
+
+from judgeforge.errors import UserError
+
+FINAL = "model"
+COMPLETE = ".complete"
+# The Prometheus 2 evaluation protocol, stored as the model's sampling defaults.
+GENERATION_DEFAULTS = dict(do_sample=True, temperature=1.0, top_p=0.9, max_new_tokens=1024, repetition_penalty=1.03)
+
+
+def rank_and_world() -> tuple[int, int, int]:
+    env = os.environ
+    return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+
+
+def _log(msg: str) -> None:
+    if rank_and_world()[0] == 0:
+        print(f"judgeforge train: {msg}", file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_distributed(use_deepspeed: bool) -> None:
+    """A one-process group for DeepSpeed when no launcher set one up; CPU DeepSpeed settings."""
+    import torch
+
+    if use_deepspeed and "WORLD_SIZE" not in os.environ:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", LOCAL_RANK="0",
+                          WORLD_SIZE="1", LOCAL_WORLD_SIZE="1")
+    if use_deepspeed and not torch.cuda.is_available():
+        import deepspeed.ops
+
+        # otherwise DeepSpeed compiles a shared-memory comm op for ~20 s on the CPU
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+def checkpoint_to_resume(recipe: TrainRecipe) -> str | None:
+    if recipe.resume == "never":
+        return None
+    if recipe.resume != "auto":
+        return recipe.resume
+    out = Path(recipe.output_dir)
+    if not out.is_dir():
+        return None
+    found = []
+    for p in out.iterdir():
+        if p.is_dir() and p.name.startswith("checkpoint-") and p.name[11:].isdigit():
+            if (p / COMPLETE).exists():
+                found.append((int(p.name[11:]), p))
+            else:
+                _log(f"ignoring {p} (incomplete: the run stopped while writing it)")
+    return str(max(found)[1]) if found else None
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def resolve_model_config(recipe: TrainRecipe):
+    from transformers import AutoConfig
+
+    spec = recipe.init_from_config
+    if spec is None:
+        try:
+            return AutoConfig.from_pretrained(recipe.model, trust_remote_code=recipe.trust_remote_code)
+        except OSError as e:
+            raise UserError(f"model: cannot load '{recipe.model}': {str(e).splitlines()[0]}") from None
+    if isinstance(spec, str):
+        return AutoConfig.from_pretrained(spec)
+    if not isinstance(spec, dict):
+        raise UserError("init_from_config must be a mapping or a path to a config.json")
+    spec = dict(spec)
+    preset = spec.pop("preset", None)
+    if preset is not None:
+        from transformers import MistralConfig
+
+        from judgeforge.tiny import MISTRAL_7B_V02
+
+        if preset != "mistral-7b-v0.2":
+            raise UserError(f"init_from_config.preset: '{preset}' is unknown; use mistral-7b-v0.2")
+        return MistralConfig(**{**MISTRAL_7B_V02, "pad_token_id": 0, **spec})
+    import inspect
+
+    from judgeforge.tiny import tiny_config
+
+    known = set(inspect.signature(tiny_config).parameters)
+    unknown = set(spec) - known
+    if unknown:
+        from judgeforge.errors import did_you_mean
+
+        k = sorted(unknown)[0]
+        raise UserError(f"init_from_config: unknown key '{k}'{did_you_mean(k, known)}; keys: {', '.join(sorted(known))}")
+    return tiny_config(**spec)
+
+
+def attention_for(recipe: TrainRecipe) -> str:
+    impl = recipe.attn_implementation
+    if impl in ("flash_attention_2", "flash_attention_3"):
+        import importlib.util
+
+        mod = "flash_attn" if impl == "flash_attention_2" else "flash_attn_interface"
+        if importlib.util.find_spec(mod) is None:
+            raise UserError(f"attn_implementation: {impl} needs the '{mod}' package; use auto (varlen) instead")
+        return impl
+    if recipe.packing:
+        from judgeforge.train.attention import register
+
+        return register()
+    return "sdpa" if impl == "auto" else impl
+
+
+def use_liger(recipe: TrainRecipe) -> bool:
+    import importlib.util
+
+    import torch
+
+    if recipe.kernels == "none":
+        return False
+    ok = torch.cuda.is_available() and importlib.util.find_spec("liger_kernel") is not None
+    if recipe.kernels == "liger" and not ok:
+        raise UserError("kernels: liger needs a CUDA GPU and the liger-kernel package; use auto or none")
+    return ok
+
+
+def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
+    import torch
+    from transformers import AutoModelForCausalLM, set_seed
+
+    if liger:
+        from liger_kernel.transformers.monkey_patch import _apply_liger_kernel
+
+        # before the model exists, so the patched classes are the ones instantiated
+        _apply_liger_kernel(config.model_type, rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                            fused_linear_cross_entropy=False)
+    quant = None
+    if recipe.lora is not None and recipe.lora.qlora:
+        import importlib.util
+
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise UserError("lora.qlora needs a CUDA GPU and the bitsandbytes package; set lora.qlora: false")
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=torch.bfloat16 if recipe.bf16 else torch.float32)
+    set_seed(recipe.seed)
+    if recipe.init_from_config is not None:
+        device = None
+        if torch.cuda.is_available() and not recipe.deepspeed:
+            device = torch.device("cuda", rank_and_world()[2])  # never build a big model on the CPU first
+        if device is not None:
+            with device:
+                model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+        else:
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+    else:
+        kw = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=recipe.trust_remote_code)
+        if quant is not None:
+            kw.update(quantization_config=quant, device_map={"": rank_and_world()[2]})
+        model = AutoModelForCausalLM.from_pretrained(recipe.model, **kw)
+    model.config.use_cache = False
+    if recipe.lora is not None:
+        model = apply_lora(model, recipe)
+    return model
+
+
+def apply_lora(model, recipe: TrainRecipe):
+    """peft LoRA from the recipe.  Adapters on 3-D expert weights (``target_parameters``, e.g. transformers 5
+    Mixtral's fused experts) cannot use dropout in peft; when the recipe asks for dropout they become a second
+    adapter, ``experts``, without it, trained together with the first (both active; saved and merged together)."""
+    import inspect
+
+    from peft import LoraConfig, get_peft_model
+
+    lo = recipe.lora
+    common = dict(r=lo.r, lora_alpha=lo.alpha, bias="none", task_type="CAUSAL_LM")
+    if lo.target_parameters and "target_parameters" not in inspect.signature(LoraConfig).parameters:
+        raise UserError("lora.target_parameters needs peft >= 0.17; upgrade peft")
+    configs = []
+    if lo.target_parameters and lo.dropout > 0:
+        if lo.target_modules:
+            configs.append(("default", LoraConfig(lora_dropout=lo.dropout, target_modules=list(lo.target_modules),
+                                                  **common)))
+        configs.append(("experts" if configs else "default",
+                        LoraConfig(lora_dropout=0.0, target_modules=[], target_parameters=list(lo.target_parameters),
+                                   **common)))
+    else:
+        kw = dict(lora_dropout=lo.dropout, target_modules=list(lo.target_modules))
+        if lo.target_parameters:
+            kw["target_parameters"] = list(lo.target_parameters)
+        configs.append(("default", LoraConfig(**kw, **common)))
+    if lo.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        (_, first), rest = configs[0], configs[1:]
+        model = get_peft_model(model, first)
+        for name, cfg in rest:
+            model.add_adapter(name, cfg)
+        if rest:
+            model.base_model.set_adapter([n for n, _ in configs])
+    except ValueError as e:
+        raise UserError(f"lora: {str(e).splitlines()[0]}; check lora.target_modules / target_parameters") from None
+    return model
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) -> Path:
+    """Train one expert; returns the final model folder (``output_dir/model``).
+
+    ``progress``: a callable receiving event dicts (see the module doc).  ``callbacks``: extra
+    ``transformers.TrainerCallback`` objects.  ``synthetic``: a ready
+    :class:`~judgeforge.train.dataset.TokenizedRows` used instead of the recipe's datasets
+    (benchmarks).
+    """
+    t_start = time.perf_counter()
+    emit = progress or (lambda e: None)
+    out = Path(recipe.output_dir)
+    final = out / FINAL
+    if final.exists() and not recipe.overwrite:
+        raise UserError(f"{final} already exists (a finished run); choose another output_dir or pass --overwrite true")
+    rank, world, local_rank = rank_and_world()
+    ds_path = resolve_deepspeed_path(recipe.deepspeed) if recipe.deepspeed else None
+    ga = recipe.accumulation_for(world)
+    if report_targets(recipe.report_to):
+        _check_loggers(recipe)
+
+    prepare_distributed(ds_path is not None)
+    rank, world, local_rank = rank_and_world()
+    import torch
+    from judgeforge.train import dataset as D
+    from judgeforge.train.trainer import JudgeTrainer, ProgressCallback
+    from transformers import TrainingArguments
+
+    from judgeforge.config import dump_recipe
+
+    on_gpu = torch.cuda.is_available()
+    config = resolve_model_config(recipe)
+    attn = attention_for(recipe)
+    liger = use_liger(recipe)
+
+    # ---- arguments first: with DeepSpeed they set up the process group and ZeRO-3's zero.Init
+    warmup_placeholder = 0
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=1,  # one dataset item = one whole micro-batch (see dataset.py)
+        gradient_accumulation_steps=ga,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler,
+        warmup_steps=warmup_placeholder,
+        weight_decay=recipe.weight_decay,
+        adam_beta1=recipe.adam_beta1,
+        adam_beta2=recipe.adam_beta2,
+        adam_epsilon=recipe.adam_epsilon,
+        max_grad_norm=recipe.max_grad_norm,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        bf16=recipe.bf16,
+        use_cpu=not on_gpu,
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        deepspeed=str(ds_path) if ds_path else None,
+        ddp_backend="gloo" if not on_gpu and (ds_path or world > 1) else None,
+        save_strategy="steps" if recipe.save_steps else "no",
+        save_steps=recipe.save_steps or 500,
+        save_total_limit=recipe.save_total_limit,
+        logging_steps=recipe.logging_steps,
+        logging_first_step=True,
+        report_to=report_targets(recipe.report_to) or "none",
+        run_name=recipe.run_name,
+        remove_unused_columns=False,
+        dataloader_num_workers=recipe.dataloader_workers,
+        average_tokens_across_devices=True,
+        disable_tqdm=True,
+    )
+    rank, world = args.process_index, args.world_size
+    barrier = _barrier if world > 1 else None
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        dump_recipe(recipe, out / "recipe.yaml")
+
+    # ---- data
+    emit({"stage": "data"})
+    from judgeforge.tokenization import load_tokenizer
+
+    tok_name = recipe.tokenizer or (recipe.model if recipe.model else "mistral-v1")
+    tokenizer = load_tokenizer(tok_name, trust_remote_code=recipe.trust_remote_code)
+    if synthetic is None:
+        rows, _ = D.load_training_rows(recipe, write_heldout_to=(out / "data") if rank == 0 else None,
+                                       log=_log)
+        tokens = D.tokenize(recipe, tokenizer, rows, out / ".cache", rank, world, barrier)
+    else:
+        tokens = synthetic
+    _log(f"tokens: {tokens.summary()}")
+    if len(tokens) == 0:
+        raise UserError("no rows left after tokenisation (all longer than max_length?); raise max_length or set "
+                        "overlong: truncate")
+    batches = D.plan_micro_batches(tokens.lengths, recipe.per_device_batch_size, recipe.pack_tokens, recipe.seed)
+    train_set = D.MicroBatches(tokens, batches)
+    per_rank = math.ceil(len(batches) / world)
+    per_epoch = per_rank // ga + int(per_rank % ga > 0)
+    total_steps = recipe.max_steps if recipe.max_steps > 0 else math.ceil(recipe.epochs * per_epoch)
+    args.warmup_steps = math.ceil(recipe.warmup_ratio * total_steps)
+    _log(f"{len(batches)} micro-batches ({'packed' if recipe.packing else 'padded'}"
+         f"{f', <= {recipe.pack_tokens} tokens each' if recipe.pack_tokens else f', {recipe.per_device_batch_size} rows each'}), "
+         f"{world} process(es) x {ga} accumulation -> {total_steps} optimizer steps, {args.warmup_steps} warmup")
+
+    # ---- model
+    emit({"stage": "model"})
+    if ds_path or (recipe.lora is not None and recipe.bf16):
+        dtype = torch.bfloat16 if recipe.bf16 else torch.float32
+    else:
+        dtype = torch.float32  # fp32 master weights, bf16 autocast (Trainer's mixed precision)
+    model = build_model(recipe, config, attn, dtype, liger)
+    n_params = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in model.parameters())
+    n_train = sum((p.ds_numel if hasattr(p, "ds_numel") else p.numel()) for p in model.parameters() if p.requires_grad)
+    _log(f"model: {config.model_type}, {n_params / 1e6:.1f}M parameters ({n_train / 1e6:.1f}M trained), "
+         f"attention {attn}, {'liger kernels' if liger else 'no fused kernels'}, "
+         f"{'DeepSpeed ' + ds_path.name if ds_path else 'no DeepSpeed'}")
+
+    trainer = JudgeTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        data_collator=D.Collator(packed=recipe.packing, pad_id=tokenizer.pad_token_id or 0,
+                                 with_row_ids=recipe.log_rows),
+        processing_class=tokenizer,
+        loss_normalization=recipe.loss_normalization,
+        fused_loss=liger and _can_fuse(model),
+    )
+    if recipe.log_rows:
+        trainer.row_trace = []
+    prog = ProgressCallback(weakref.ref(trainer), emit, (out / "log.jsonl") if rank == 0 else None)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # raw log dicts; the progress hook prints instead
+    trainer.add_callback(prog)
+    trainer.add_callback(_CheckpointMarker(out, world, trainer, rank))
+    for cb in callbacks or []:
+        trainer.add_callback(cb)
+
+    resume = checkpoint_to_resume(recipe)
+    if resume:
+        _log(f"resuming from {resume}")
+    result = trainer.train(resume_from_checkpoint=resume)
+
+    # ---- final model
+    emit({"stage": "save"})
+    results = {
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "tokens_seen": trainer.step_stats["tokens"],
+        "target_tokens_seen": trainer.step_stats["targets"],
+        "rows_seen": trainer.step_stats["rows"],
+        "step_times_s": prog.step_times,
+        "world_size": world,
+        "gradient_accumulation_steps": ga,
+        "tokenization": {k: v for k, v in tokens.stats.items() if k != "dropped_ids"},
+        "resumed_from": resume,
+        "wall_s": time.perf_counter() - t_start,
+    }
+    save_final(trainer, recipe, tokenizer, final, results)
+    emit({"stage": "done", "path": str(final)})
+    return final
+
+
+def _can_fuse(model) -> bool:
+    from judgeforge.train.loss import can_fuse
+
+    return can_fuse(model)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _check_loggers(recipe: TrainRecipe) -> None:
+    import importlib.util
+
+    for name in report_targets(recipe.report_to):
+        mod = {"wandb": "wandb", "tensorboard": "tensorboard"}[name]
+        if importlib.util.find_spec(mod) is None:
+            raise UserError(f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none")
+
+
+def _marker_callback_class():
+    from transformers import TrainerCallback
+
+    class CheckpointMarker(TrainerCallback):
+        """Marks checkpoint-N complete once every process has written its part."""
+
+        def __init__(self, out, world, trainer, rank):
+            self.out, self.world, self.rank = Path(out), world, rank
+            self.trainer_ref = weakref.ref(trainer)
+            self._rows_written = 0
+
+        def on_save(self, args, state, control, **kw):
+            if self.world > 1:
+                _barrier()
+            if self.rank == 0:
+                ck = self.out / f"checkpoint-{state.global_step}"
+                if ck.is_dir():
+                    (ck / COMPLETE).write_text(json.dumps({"step": state.global_step}) + "\n")
+
+        def on_step_end(self, args, state, control, **kw):
+            tr = self.trainer_ref()
+            if tr is None or tr.row_trace is None:
+                return
+            path = self.out / f"rows-rank{self.rank}.jsonl"
+            with open(path, "a", encoding="utf-8") as f:
+                for micro in tr.row_trace[self._rows_written:]:
+                    f.write(json.dumps({"step": state.global_step, "rows": micro}) + "\n")
+            self._rows_written = len(tr.row_trace)
+
+    return CheckpointMarker
+
+
+def _CheckpointMarker(out, world, trainer, rank):  # noqa: N802 - a factory that keeps transformers lazy
+    return _marker_callback_class()(out, world, trainer, rank)
+
+
+def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: dict) -> None:
+    """Gather the weights (ZeRO-3: the full 16-bit state dict on process 0) and write the model folder
+    atomically: it appears under its final name only when everything is in it."""
+    from judgeforge.config import dump_recipe
+    from judgeforge.io import atomic_dir, atomic_write_json
+    from judgeforge.prompts import CHAT_TEMPLATE
+
+    acc = trainer.accelerator
+    state_dict = acc.get_state_dict(trainer.model_wrapped)  # collective under ZeRO-3
+    if not acc.is_main_process:
+        acc.wait_for_everyone()
+        return
+    model = acc.unwrap_model(trainer.model_wrapped)
+    is_peft = hasattr(model, "peft_config")
+    if is_peft:
+        adapter_dir = final.parent / "adapter"
+        with atomic_dir(adapter_dir, force=True) as tmp:
+            model.save_pretrained(tmp, state_dict=state_dict)
+            tokenizer.save_pretrained(tmp)
+    with atomic_dir(final, force=recipe.overwrite) as tmp:
+        if is_peft and recipe.lora.merge:
+            merged = _merged_model(model, recipe, final.parent / "adapter", state_dict)
+            _finish_config(merged)
+            merged.save_pretrained(tmp, safe_serialization=True)
+        elif is_peft:
+            model.save_pretrained(tmp, state_dict=state_dict)
+        else:
+            _finish_config(model)
+            model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        tokenizer.chat_template = CHAT_TEMPLATE
+        tokenizer.save_pretrained(tmp)
+        dump_recipe(recipe, tmp / "train_recipe.yaml")
+        atomic_write_json(tmp / "train_results.json", results)
+    atomic_write_json(final.parent / "train_results.json", results)
+    _log(f"saved {final} (step {results['global_step']}, loss {results['train_loss']:.4f})")
+    acc.wait_for_everyone()
+
+
+def _finish_config(model) -> None:
+    """What any loader expects: sdpa attention (ours is registered only while training), cache on,
+    the paper's sampling defaults."""
+    model.config.use_cache = True
+    try:
+        model.config._attn_implementation = "sdpa"
+    except Exception:  # pragma: no cover - read-only on some versions
+        pass
+    gc = model.generation_config
+    gc.bos_token_id = model.config.bos_token_id
+    gc.eos_token_id = model.config.eos_token_id
+    gc.pad_token_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    for k, v in GENERATION_DEFAULTS.items():
+        setattr(gc, k, v)
+
+
+def _merged_model(model, recipe: TrainRecipe, adapter_dir: Path, state_dict):
+    """The LoRA adapter merged into its base.  In memory when the weights are whole here (no ZeRO-3,
+    no 4-bit base); else the base is reloaded on the CPU in 16 bits and the saved adapter merged in."""
+    import torch
+
+    zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
+    if not zero3 and not recipe.lora.qlora:
+        return model.merge_and_unload()
+    if recipe.model is None:
+        raise UserError("lora.merge with ZeRO-3 or QLoRA needs the base on disk (model:), not init_from_config; "
+                        "set lora.merge: false and merge the adapter later")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(recipe.model, dtype=torch.bfloat16 if recipe.bf16 else torch.float32,
+                                                trust_remote_code=recipe.trust_remote_code)
+    model = PeftModel.from_pretrained(base, adapter_dir)
+    if (adapter_dir / "experts" / "adapter_config.json").exists():  # see apply_lora
+        model.load_adapter(adapter_dir / "experts", adapter_name="experts")
+        model.base_model.set_adapter(["default", "experts"])
+    return model.merge_and_unload()
