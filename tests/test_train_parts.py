@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from judgeforge.train import dataset as D
 from judgeforge.train.attention import cu_seqlens_from_position_ids, register
 from judgeforge.train.loss import target_loss_sum
@@ -17,9 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def rows(tokenizer):
-    from judgeforge.train.dataset import _mini_examples
-
     from judgeforge.data import to_training_rows
+    from judgeforge.train.dataset import _mini_examples
 
     train_rows = to_training_rows(_mini_examples("mini:absolute:6")) + to_training_rows(_mini_examples("mini:relative:4"))
     recipe = TrainRecipe(model="x/y", max_length=4096)
@@ -160,8 +160,9 @@ def test_tokenize_shards_merge_to_the_single_process_result(rows, tokenizer, tmp
 
 def test_8x7b_lora_targets_exist_on_a_mixtral(tmp_path):
     """The 8x7B recipes' adapters attach to transformers 5's Mixtral (3-D expert weights) and train."""
-    from judgeforge.train.run import apply_lora
     from transformers import AutoModelForCausalLM, MixtralConfig
+
+    from judgeforge.train.run import apply_lora
 
     cfg = MixtralConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                         num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,

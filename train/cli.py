@@ -50,9 +50,8 @@ def _strip_launcher_args(argv: list[str]) -> list[str]:
 
 
 def _help_text() -> str:
-    from judgeforge.train.recipe import LoraRecipe, TrainRecipe
-
     from judgeforge.config import help_for
+    from judgeforge.train.recipe import LoraRecipe, TrainRecipe
 
     lora = "\n".join("  " + line.replace("  --", "  --lora.", 1) for line in help_for(LoraRecipe).splitlines())
     return USAGE + help_for(TrainRecipe) + "\n\nlora keys:\n" + lora + "\n"

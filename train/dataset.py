@@ -85,10 +85,9 @@ def load_training_rows(recipe, write_heldout_to: Path | None = None, log=print) 
 
 
 def _mini_examples(src: str):
-    from judgeforge.train.recipe import parse_mini
-
     from judgeforge.data import Row, raise_on_problems, validate_rows
     from judgeforge.mini import absolute_rows, relative_rows
+    from judgeforge.train.recipe import parse_mini
 
     mode, n = parse_mini(src)
     raw = (absolute_rows if mode == "absolute" else relative_rows)(n, seed=0)

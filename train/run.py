@@ -33,9 +33,8 @@ import time
 import weakref
 from pathlib import Path
 
-from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspeed_path
-
 from judgeforge.errors import UserError
+from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspeed_path
 
 FINAL = "model"
 COMPLETE = ".complete"
@@ -67,10 +66,14 @@ def prepare_distributed(use_deepspeed: bool) -> None:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", LOCAL_RANK="0",
                           WORLD_SIZE="1", LOCAL_WORLD_SIZE="1")
     if use_deepspeed and not torch.cuda.is_available():
+        import deepspeed
         import deepspeed.ops
 
         # otherwise DeepSpeed compiles a shared-memory comm op for ~20 s on the CPU
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+        # On the CPU accelerate sets up a plain torch process group, which DeepSpeed's own comm layer
+        # does not see (ZeRO-3's zero.Init would then size batches for one process): start it here.
+        deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)
 
 
 def checkpoint_to_resume(recipe: TrainRecipe) -> str | None:
@@ -269,11 +272,11 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) ->
     prepare_distributed(ds_path is not None)
     rank, world, local_rank = rank_and_world()
     import torch
-    from judgeforge.train import dataset as D
-    from judgeforge.train.trainer import JudgeTrainer, ProgressCallback
     from transformers import TrainingArguments
 
     from judgeforge.config import dump_recipe
+    from judgeforge.train import dataset as D
+    from judgeforge.train.trainer import JudgeTrainer, ProgressCallback
 
     on_gpu = torch.cuda.is_available()
     config = resolve_model_config(recipe)
@@ -300,8 +303,7 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) ->
         data_seed=recipe.seed,
         bf16=recipe.bf16,
         use_cpu=not on_gpu,
-        gradient_checkpointing=recipe.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        **_checkpointing_args(recipe.gradient_checkpointing),
         deepspeed=str(ds_path) if ds_path else None,
         ddp_backend="gloo" if not on_gpu and (ds_path or world > 1) else None,
         save_strategy="steps" if recipe.save_steps else "no",
@@ -332,6 +334,7 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) ->
         rows, _ = D.load_training_rows(recipe, write_heldout_to=(out / "data") if rank == 0 else None,
                                        log=_log)
         tokens = D.tokenize(recipe, tokenizer, rows, out / ".cache", rank, world, barrier)
+        tokens.row_ids = [rows[i]["id"] for i in tokens.row_ids]  # row indices -> the rows' own ids
     else:
         tokens = synthetic
     _log(f"tokens: {tokens.summary()}")
@@ -406,6 +409,17 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) ->
     save_final(trainer, recipe, tokenizer, final, results)
     emit({"stage": "done", "path": str(final)})
     return final
+
+
+def _checkpointing_args(on: bool) -> dict:
+    """transformers renamed gradient_checkpointing to activation_checkpointing (5.2x); the GPU image has 5.17."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    prefix = "activation" if "activation_checkpointing" in names else "gradient"
+    return {f"{prefix}_checkpointing": on, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
 
 
 def _can_fuse(model) -> bool:

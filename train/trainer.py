@@ -31,8 +31,9 @@ import json
 import math
 import time
 
-from judgeforge.train.loss import target_loss_sum
 from transformers import Trainer, TrainerCallback
+
+from judgeforge.train.loss import target_loss_sum
 
 EXTRA_KEYS = ("n_tokens", "n_rows", "row_ids")
 
