@@ -91,6 +91,10 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
         raise ValueError("attention dropout is not supported with packed rows; set attention_dropout: 0")
     varlen, params = _torch_varlen()
     if query.is_cuda and varlen is not None:
+        out_dtype = q.dtype
+        if q.dtype not in (torch.bfloat16, torch.float16):  # flash kernels take 16-bit inputs only
+            half = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else torch.bfloat16
+            q, k, v = q.to(half), k.to(half), v.to(half)
         extra = {}
         if "window_size" in params:
             extra["window_size"] = (-1, 0)  # causal
@@ -103,6 +107,7 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
         out = varlen(q, k, v, cu_q.to(torch.int32), cu_k.to(torch.int32), max_q, max_k, **extra)
         if isinstance(out, tuple):
             out = out[0]
+        out = out.to(out_dtype)
     else:
         out = _per_sequence_sdpa(q, k, v, cu_q, scaling)
     return out.reshape(b, t, hq, d), None

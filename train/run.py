@@ -186,8 +186,9 @@ def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
     set_seed(recipe.seed)
     if recipe.init_from_config is not None:
         device = None
-        if torch.cuda.is_available() and not recipe.deepspeed:
-            device = torch.device("cuda", rank_and_world()[2])  # never build a big model on the CPU first
+        if torch.cuda.is_available() and not _is_zero3(recipe):
+            # never build a big model on the CPU first (ZeRO-3 builds it partitioned on the GPUs itself)
+            device = torch.device("cuda", rank_and_world()[2])
         if device is not None:
             with device:
                 model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
@@ -202,6 +203,13 @@ def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
     if recipe.lora is not None:
         model = apply_lora(model, recipe)
     return model
+
+
+def _is_zero3(recipe: TrainRecipe) -> bool:
+    if not recipe.deepspeed:
+        return False
+    cfg = json.loads(resolve_deepspeed_path(recipe.deepspeed).read_text())
+    return int(cfg.get("zero_optimization", {}).get("stage", 0)) == 3
 
 
 def apply_lora(model, recipe: TrainRecipe):
@@ -249,13 +257,14 @@ def apply_lora(model, recipe: TrainRecipe):
 # --------------------------------------------------------------------------- the run
 
 
-def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) -> Path:
+def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, tokenizer=None,
+          save: bool = True) -> Path:
     """Train one expert; returns the final model folder (``output_dir/model``).
 
     ``progress``: a callable receiving event dicts (see the module doc).  ``callbacks``: extra
-    ``transformers.TrainerCallback`` objects.  ``synthetic``: a ready
-    :class:`~judgeforge.train.dataset.TokenizedRows` used instead of the recipe's datasets
-    (benchmarks).
+    ``transformers.TrainerCallback`` objects.  Benchmarks: ``synthetic`` - ready
+    :class:`~judgeforge.train.dataset.TokenizedRows` used instead of the recipe's datasets (then no
+    tokenizer is needed unless given); ``save=False`` skips the final model.
     """
     t_start = time.perf_counter()
     emit = progress or (lambda e: None)
@@ -328,8 +337,9 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) ->
     emit({"stage": "data"})
     from judgeforge.tokenization import load_tokenizer
 
-    tok_name = recipe.tokenizer or (recipe.model if recipe.model else "mistral-v1")
-    tokenizer = load_tokenizer(tok_name, trust_remote_code=recipe.trust_remote_code)
+    if tokenizer is None and (synthetic is None or save):
+        tok_name = recipe.tokenizer or (recipe.model if recipe.model else "mistral-v1")
+        tokenizer = load_tokenizer(tok_name, trust_remote_code=recipe.trust_remote_code)
     if synthetic is None:
         rows, _ = D.load_training_rows(recipe, write_heldout_to=(out / "data") if rank == 0 else None,
                                        log=_log)
@@ -368,7 +378,7 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) ->
         model=model,
         args=args,
         train_dataset=train_set,
-        data_collator=D.Collator(packed=recipe.packing, pad_id=tokenizer.pad_token_id or 0,
+        data_collator=D.Collator(packed=recipe.packing, pad_id=getattr(tokenizer, "pad_token_id", None) or 0,
                                  with_row_ids=recipe.log_rows),
         processing_class=tokenizer,
         loss_normalization=recipe.loss_normalization,
@@ -406,7 +416,12 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None) ->
         "resumed_from": resume,
         "wall_s": time.perf_counter() - t_start,
     }
-    save_final(trainer, recipe, tokenizer, final, results)
+    if save:
+        save_final(trainer, recipe, tokenizer, final, results)
+    elif rank == 0:
+        from judgeforge.io import atomic_write_json
+
+        atomic_write_json(out / "train_results.json", results)
     emit({"stage": "done", "path": str(final)})
     return final
 
