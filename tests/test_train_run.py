@@ -69,6 +69,10 @@ def _check_final_model(final: Path, n_layers: int = 2) -> None:
     recipe = load(final / "train_recipe.yaml")
     assert recipe.output_dir == str(final.parent)
     assert not list(final.parent.glob(".model.partial-*"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert final.stat().st_mode & 0o777 == 0o777 & ~umask  # not the private mode of a temporary folder
+    assert (final / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 # --------------------------------------------------------------------------- in-process (no DeepSpeed)
@@ -114,6 +118,21 @@ def test_packing_gives_the_same_training_as_padded_batches(tmp_path):
     for step in (1, 2, 3):
         assert log_p[step]["loss"] == pytest.approx(log_u[step]["loss"], rel=1e-4)
         assert log_p[step]["grad_norm"] == pytest.approx(log_u[step]["grad_norm"], rel=1e-3)
+
+
+def test_wandb_offline_and_tensorboard_logging(tmp_path):
+    out = tmp_path / "logged"
+    env = _env()
+    env["WANDB_MODE"] = "offline"  # honoured: nothing leaves the machine
+    env.pop("WANDB_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "judgeforge", "train", str(TINY), *SMALL, "--datasets",
+                           "mini:absolute:24", "--max_steps", "2", "--per_device_batch_size", "2",
+                           "--report_to", "wandb,tensorboard", "--run_name", "jf-log-test", "--output_dir", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and (runs[0] / "logs").is_dir()
+    assert list(out.glob("runs/*/events.out.tfevents.*"))
 
 
 # --------------------------------------------------------------------------- DeepSpeed (subprocesses)

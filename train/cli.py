@@ -103,3 +103,9 @@ def main(argv: list[str]) -> int:
     if os.environ.get("RANK", "0") == "0":
         print(final)
     return 0
+
+
+if __name__ == "__main__":  # `python -m judgeforge.train.cli` (what the launchers in scripts/ run)
+    from judgeforge.cli import run_command
+
+    sys.exit(run_command("judgeforge.train.cli", sys.argv[1:]))
