@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from judgeforge.train.recipe import TrainRecipe, load
 
 from judgeforge.errors import UserError
+from judgeforge.train.recipe import TrainRecipe, load
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "train"
