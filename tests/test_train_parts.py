@@ -21,7 +21,9 @@ def rows(tokenizer):
     from judgeforge.data import to_training_rows
     from judgeforge.train.dataset import _mini_examples
 
-    train_rows = to_training_rows(_mini_examples("mini:absolute:6")) + to_training_rows(_mini_examples("mini:relative:4"))
+    train_rows = to_training_rows(_mini_examples("mini:absolute:6")) + to_training_rows(
+        _mini_examples("mini:relative:4")
+    )
     recipe = TrainRecipe(model="x/y", max_length=4096)
     return train_rows, D.tokenize(recipe, tokenizer, train_rows, cache_dir=None)
 
@@ -65,7 +67,9 @@ def models(tiny_model):
     from transformers import AutoModelForCausalLM
 
     sdpa = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32, attn_implementation="sdpa")
-    varlen = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32, attn_implementation=register())
+    varlen = AutoModelForCausalLM.from_pretrained(
+        tiny_model, dtype=torch.float32, attn_implementation=register()
+    )
     return sdpa, varlen
 
 
@@ -97,8 +101,17 @@ def test_packed_logits_are_isolated_and_equal_separate_rows(rows, models):
     sdpa, varlen = models
     idx = [2, 6, 9]
     packed = D.Collator(packed=True)(_items(tok, idx))
-    kw = {k: packed[k] for k in ("input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q",
-                                 "max_length_k")}
+    kw = {
+        k: packed[k]
+        for k in (
+            "input_ids",
+            "position_ids",
+            "cu_seq_lens_q",
+            "cu_seq_lens_k",
+            "max_length_q",
+            "max_length_k",
+        )
+    }
     with torch.no_grad():
         logits = varlen(**kw).logits[0]
         cu = packed["cu_seq_lens_q"].tolist()
@@ -140,7 +153,11 @@ def test_micro_batch_plans_cover_every_row_once():
     fixed = D.plan_micro_batches(lengths, 4, None, seed=1)
     assert [len(b) for b in fixed] == [4, 4, 1]
     assert sorted(i for b in fixed for i in b) == list(range(len(lengths)))
-    assert fixed == D.plan_micro_batches(lengths, 4, None, seed=1) != D.plan_micro_batches(lengths, 4, None, seed=2)
+    assert (
+        fixed
+        == D.plan_micro_batches(lengths, 4, None, seed=1)
+        != D.plan_micro_batches(lengths, 4, None, seed=2)
+    )
     budget = D.plan_micro_batches(lengths, 4, 1024, seed=1)
     assert sorted(i for b in budget for i in b) == list(range(len(lengths)))
     assert all(lengths[b].sum() <= 1024 for b in budget)
@@ -164,13 +181,24 @@ def test_8x7b_lora_targets_exist_on_a_mixtral(tmp_path):
 
     from judgeforge.train.run import apply_lora
 
-    cfg = MixtralConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
-                        max_position_embeddings=256, tie_word_embeddings=False)
+    cfg = MixtralConfig(
+        vocab_size=32000,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation=register())
-    recipe = load(ROOT / "configs" / "train" / "prometheus2-8x7b-absolute-lora.yaml",
-                  ["--lora.r", "4", "--lora.alpha", "8"])
+    recipe = load(
+        ROOT / "configs" / "train" / "prometheus2-8x7b-absolute-lora.yaml",
+        ["--lora.r", "4", "--lora.alpha", "8"],
+    )
     peft_model = apply_lora(model, recipe)
     names = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     for target in ("q_proj", "k_proj", "v_proj", "o_proj", "lm_head"):
@@ -187,7 +215,34 @@ def test_8x7b_lora_targets_exist_on_a_mixtral(tmp_path):
     labels[:, :10] = -100
     pos = torch.cat([torch.arange(12), torch.arange(12)])[None]
     cu = torch.tensor([0, 12, 24], dtype=torch.int32)
-    s, n = target_loss_sum(peft_model, {"input_ids": ids, "position_ids": pos, "cu_seq_lens_q": cu,
-                                        "cu_seq_lens_k": cu, "max_length_q": 12, "max_length_k": 12}, labels)
+    s, n = target_loss_sum(
+        peft_model,
+        {
+            "input_ids": ids,
+            "position_ids": pos,
+            "cu_seq_lens_q": cu,
+            "cu_seq_lens_k": cu,
+            "max_length_q": 12,
+            "max_length_k": 12,
+        },
+        labels,
+    )
     (s / n).backward()
-    assert all(p.grad is not None for n_, p in peft_model.named_parameters() if p.requires_grad and "lora_B" in n_)
+    assert all(
+        p.grad is not None for n_, p in peft_model.named_parameters() if p.requires_grad and "lora_B" in n_
+    )
+
+
+def test_lora_on_a_tied_lm_head_is_refused(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    from judgeforge.errors import UserError
+    from judgeforge.train.run import apply_lora
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)  # tie_word_embeddings: true
+    recipe = load(
+        ROOT / "configs" / "train" / "tiny-cpu.yaml",
+        ["--lora", "{r: 4, alpha: 8, target_modules: [q_proj, lm_head]}"],
+    )
+    with pytest.raises(UserError, match="tie_word_embeddings"):
+        apply_lora(model, recipe)

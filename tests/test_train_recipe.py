@@ -91,7 +91,9 @@ def test_7b_recipes_match_the_paper(expert):
     }
     ds = json.loads((ROOT / r.deepspeed).read_text())
     got["zero_stage"] = ds["zero_optimization"]["stage"]
-    got["offload"] = "offload_optimizer" in ds["zero_optimization"] or "offload_param" in ds["zero_optimization"]
+    got["offload"] = (
+        "offload_optimizer" in ds["zero_optimization"] or "offload_param" in ds["zero_optimization"]
+    )
     assert got == PAPER_7B
     assert r.max_steps == -1 and r.init_from_config is None
     # AdamW with the library defaults the paper's stack used
@@ -119,7 +121,9 @@ def test_deepspeed_configs_are_valid_json_with_cpu_safe_optimizer():
 
     for name in ("zero2", "zero3", "zero3_offload"):
         cfg = json.loads((ROOT / "configs" / "deepspeed" / f"{name}.json").read_text())
-        assert cfg["train_micro_batch_size_per_gpu"] == "auto" and cfg["gradient_accumulation_steps"] == "auto"
+        assert (
+            cfg["train_micro_batch_size_per_gpu"] == "auto" and cfg["gradient_accumulation_steps"] == "auto"
+        )
         stage = cfg["zero_optimization"]["stage"]
         assert stage == (2 if name == "zero2" else 3)
         if stage == 3:
@@ -147,8 +151,13 @@ def test_overrides_and_validation(tmp_path):
 
 
 def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "judgeforge", "train", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "judgeforge", "train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,7 +166,10 @@ def _cli(*args, cwd=ROOT):
         (["--lr", "1e-5"], "unknown key 'lr'"),
         (["--datasets", "data/nowhere.jsonl"], "datasets: 'data/nowhere.jsonl' does not exist"),
         (["--learning_rate", "-1e-5"], "learning_rate must be a positive number"),
-        (["--deepspeed", "configs/deepspeed/zero9.json"], "deepspeed: 'configs/deepspeed/zero9.json' does not exist"),
+        (
+            ["--deepspeed", "configs/deepspeed/zero9.json"],
+            "deepspeed: 'configs/deepspeed/zero9.json' does not exist",
+        ),
     ],
     ids=["unknown-key", "missing-dataset", "negative-lr", "missing-deepspeed"],
 )
@@ -176,8 +188,10 @@ def test_bad_key_in_yaml_file_names_the_file(tmp_path):
     bad.write_text((CONFIGS / "tiny-cpu.yaml").read_text() + "\nlearning_rat: 1e-4\n")
     proc = _cli(str(bad))
     assert proc.returncode == 1
-    assert proc.stderr.strip() == (f"judgeforge: error: {bad}: unknown key 'learning_rat' "
-                                   "(did you mean 'learning_rate'?); see the recipe reference for the keys")
+    assert proc.stderr.strip() == (
+        f"judgeforge: error: {bad}: unknown key 'learning_rat' "
+        "(did you mean 'learning_rate'?); see the recipe reference for the keys"
+    )
 
 
 def test_help_lists_the_keys():

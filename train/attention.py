@@ -62,8 +62,17 @@ def cu_seqlens_from_position_ids(position_ids):
     return torch.cat([starts, total]).to(torch.int32)
 
 
-def varlen_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
-                     sliding_window=None, **kwargs):
+def varlen_attention(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    dropout: float = 0.0,
+    scaling=None,
+    sliding_window=None,
+    **kwargs,
+):
     """transformers attention function: query (B, Hq, T, D), key/value (B, Hkv, T, D) -> (B, T, Hq, D)."""
     import torch
 
@@ -72,15 +81,26 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     if cu_q is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      sliding_window=sliding_window, **kwargs)
+        return sdpa_attention_forward(
+            module,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=dropout,
+            scaling=scaling,
+            sliding_window=sliding_window,
+            **kwargs,
+        )
     if attention_mask is not None and attention_mask.dim() == 2 and not bool(attention_mask.all()):
         raise ValueError("packed rows carry no padding: drop attention_mask when passing cu_seq_lens")
     max_q = int(kwargs.get("max_length_q") or int((cu_q[1:] - cu_q[:-1]).max()))
     max_k = int(kwargs.get("max_length_k") or max_q)
     if sliding_window is not None and max_k > sliding_window:
-        raise ValueError(f"a packed sequence of {max_k} tokens exceeds the model's sliding window ({sliding_window}); "
-                         "set packing: false")
+        raise ValueError(
+            f"a packed sequence of {max_k} tokens exceeds the model's sliding window ({sliding_window}); "
+            "set packing: false"
+        )
     b, hq, t, d = query.shape
     hkv = key.shape[1]
     # (B, H, T, D) -> (B*T, H, D): the sequences of every row, back to back
@@ -133,5 +153,5 @@ def _per_sequence_sdpa(q, k, v, cu, scaling):
         o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scaling)
         pieces.append(o.squeeze(0).transpose(0, 1))  # (L, Hq, D)
     if bounds[-1] < q.shape[0]:  # trailing tokens outside any sequence (none from our collator)
-        pieces.append(torch.zeros_like(q[bounds[-1]:]))
+        pieces.append(torch.zeros_like(q[bounds[-1] :]))
     return torch.cat(pieces, dim=0)

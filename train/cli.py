@@ -53,7 +53,9 @@ def _help_text() -> str:
     from judgeforge.config import help_for
     from judgeforge.train.recipe import LoraRecipe, TrainRecipe
 
-    lora = "\n".join("  " + line.replace("  --", "  --lora.", 1) for line in help_for(LoraRecipe).splitlines())
+    lora = "\n".join(
+        "  " + line.replace("  --", "  --lora.", 1) for line in help_for(LoraRecipe).splitlines()
+    )
     return USAGE + help_for(TrainRecipe) + "\n\nlora keys:\n" + lora + "\n"
 
 

@@ -140,13 +140,18 @@ def from_encoded(encoded: list[tuple[int, dict]], stats: dict) -> TokenizedRows:
     encoded = sorted(encoded, key=lambda x: x[0])
     lengths = np.array([len(e["input_ids"]) for _, e in encoded], dtype=np.int64)
     n_prompt = np.array(
-        [next((j for j, v in enumerate(e["labels"]) if v != IGNORE_INDEX), len(e["labels"])) for _, e in encoded],
+        [
+            next((j for j, v in enumerate(e["labels"]) if v != IGNORE_INDEX), len(e["labels"]))
+            for _, e in encoded
+        ],
         dtype=np.int64,
     )
     offsets = np.zeros(len(encoded), dtype=np.int64)
     if len(encoded):
         offsets[1:] = np.cumsum(lengths)[:-1]
-    ids = np.fromiter((t for _, e in encoded for t in e["input_ids"]), dtype=np.int32, count=int(lengths.sum()))
+    ids = np.fromiter(
+        (t for _, e in encoded for t in e["input_ids"]), dtype=np.int32, count=int(lengths.sum())
+    )
     return TokenizedRows(ids, offsets, lengths, n_prompt, [i for i, _ in encoded], stats)
 
 
@@ -157,12 +162,19 @@ def _encode_shard(tokenizer, rows: list[dict], indices, max_length: int, overlon
     out = []
     for i in indices:
         r = rows[i]
-        enc = encode_for_training(tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"))
+        enc = encode_for_training(
+            tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id")
+        )
         if enc is not None:
             out.append((i, enc))
-    st = {"kept": stats.kept, "dropped_overlong": stats.dropped_overlong, "truncated": stats.truncated,
-          "dropped_no_target": stats.dropped_no_target, "longest": stats.longest,
-          "dropped_ids": [str(x) for x in stats.dropped_ids]}
+    st = {
+        "kept": stats.kept,
+        "dropped_overlong": stats.dropped_overlong,
+        "truncated": stats.truncated,
+        "dropped_no_target": stats.dropped_no_target,
+        "longest": stats.longest,
+        "dropped_ids": [str(x) for x in stats.dropped_ids],
+    }
     return out, st
 
 
@@ -170,8 +182,14 @@ def _save_shard(path: Path, encoded, stats) -> None:
     t = from_encoded(encoded, stats)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, ids=t.ids, lengths=t.lengths, n_prompt=t.n_prompt, row_index=np.array(t.row_ids, dtype=np.int64),
-                 stats=np.array(json.dumps(stats)))
+        np.savez(
+            f,
+            ids=t.ids,
+            lengths=t.lengths,
+            n_prompt=t.n_prompt,
+            row_index=np.array(t.row_ids, dtype=np.int64),
+            stats=np.array(json.dumps(stats)),
+        )
     os.replace(tmp, path)
 
 
@@ -182,8 +200,16 @@ def _load_shard(path: Path):
 
 def cache_key(recipe, tokenizer, rows: list[dict]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"max_length": recipe.max_length, "overlong": recipe.overlong,
-                         "tok": getattr(tokenizer, "name_or_path", ""), "vocab": len(tokenizer)}).encode())
+    h.update(
+        json.dumps(
+            {
+                "max_length": recipe.max_length,
+                "overlong": recipe.overlong,
+                "tok": getattr(tokenizer, "name_or_path", ""),
+                "vocab": len(tokenizer),
+            }
+        ).encode()
+    )
     for r in rows:
         h.update(r["prompt"].encode("utf-8", "surrogatepass"))
         h.update(b"\0")
@@ -192,8 +218,9 @@ def cache_key(recipe, tokenizer, rows: list[dict]) -> str:
     return h.hexdigest()[:16]
 
 
-def tokenize(recipe, tokenizer, rows: list[dict], cache_dir: Path | None, rank: int = 0, world: int = 1,
-             barrier=None) -> TokenizedRows:
+def tokenize(
+    recipe, tokenizer, rows: list[dict], cache_dir: Path | None, rank: int = 0, world: int = 1, barrier=None
+) -> TokenizedRows:
     """Tokenise ``rows``; with several processes each takes every ``world``-th row (see module doc)."""
     if cache_dir is None:
         encoded, stats = _encode_shard(tokenizer, rows, range(len(rows)), recipe.max_length, recipe.overlong)
@@ -203,8 +230,9 @@ def tokenize(recipe, tokenizer, rows: list[dict], cache_dir: Path | None, rank: 
     folder.mkdir(parents=True, exist_ok=True)
     mine = folder / f"shard-{rank:05d}.npz"
     if not mine.exists():
-        encoded, stats = _encode_shard(tokenizer, rows, range(rank, len(rows), world), recipe.max_length,
-                                       recipe.overlong)
+        encoded, stats = _encode_shard(
+            tokenizer, rows, range(rank, len(rows), world), recipe.max_length, recipe.overlong
+        )
         _save_shard(mine, encoded, stats)
     if barrier is not None:
         barrier()
@@ -212,8 +240,9 @@ def tokenize(recipe, tokenizer, rows: list[dict], cache_dir: Path | None, rank: 
     for r in range(world):
         path = folder / f"shard-{r:05d}.npz"
         if not path.exists():  # no shared file system between nodes: do the missing shard here
-            encoded, stats = _encode_shard(tokenizer, rows, range(r, len(rows), world), recipe.max_length,
-                                           recipe.overlong)
+            encoded, stats = _encode_shard(
+                tokenizer, rows, range(r, len(rows), world), recipe.max_length, recipe.overlong
+            )
             _save_shard(path, encoded, stats)
         parts.append(_load_shard(path))
     return _merge_shards(parts)
@@ -228,15 +257,23 @@ def _merge_shards(parts) -> TokenizedRows:
     if len(lengths):
         starts[1:] = np.cumsum(lengths)[:-1]
     order = np.argsort(row_index, kind="stable")
-    stats = {"kept": 0, "dropped_overlong": 0, "truncated": 0, "dropped_no_target": 0, "longest": 0,
-             "dropped_ids": []}
+    stats = {
+        "kept": 0,
+        "dropped_overlong": 0,
+        "truncated": 0,
+        "dropped_no_target": 0,
+        "longest": 0,
+        "dropped_ids": [],
+    }
     for p in parts:
         s = p[4]
         for k in ("kept", "dropped_overlong", "truncated", "dropped_no_target"):
             stats[k] += s[k]
         stats["longest"] = max(stats["longest"], s["longest"])
         stats["dropped_ids"].extend(s["dropped_ids"])
-    return TokenizedRows(ids, starts[order], lengths[order], n_prompt[order], row_index[order].tolist(), stats)
+    return TokenizedRows(
+        ids, starts[order], lengths[order], n_prompt[order], row_index[order].tolist(), stats
+    )
 
 
 def synthetic_rows(lengths, target_fraction, seed: int = 0, vocab: int = 32000) -> TokenizedRows:
@@ -250,8 +287,14 @@ def synthetic_rows(lengths, target_fraction, seed: int = 0, vocab: int = 32000) 
     offsets = np.zeros(len(lengths), dtype=np.int64)
     offsets[1:] = np.cumsum(lengths)[:-1]
     ids[offsets] = 1  # BOS
-    stats = {"kept": len(lengths), "dropped_overlong": 0, "truncated": 0, "dropped_no_target": 0,
-             "longest": int(lengths.max()) if len(lengths) else 0, "dropped_ids": []}
+    stats = {
+        "kept": len(lengths),
+        "dropped_overlong": 0,
+        "truncated": 0,
+        "dropped_no_target": 0,
+        "longest": int(lengths.max()) if len(lengths) else 0,
+        "dropped_ids": [],
+    }
     return TokenizedRows(ids, offsets, lengths, lengths - n_target, list(range(len(lengths))), stats)
 
 
@@ -320,8 +363,15 @@ class Collator:
                 position_ids[0, o : o + n] = torch.arange(n)
                 o += n
             cu = torch.tensor([0, *np.cumsum(lengths).tolist()], dtype=torch.int32)
-            out.update(input_ids=input_ids, labels=labels, position_ids=position_ids,
-                       cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(lengths), max_length_k=max(lengths))
+            out.update(
+                input_ids=input_ids,
+                labels=labels,
+                position_ids=position_ids,
+                cu_seq_lens_q=cu,
+                cu_seq_lens_k=cu,
+                max_length_q=max(lengths),
+                max_length_k=max(lengths),
+            )
         else:
             width = max(lengths)
             input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)

@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from judgeforge.errors import UserError
 
@@ -27,8 +27,16 @@ DEFAULT_DATASETS = {
     "joint": ["prometheus-eval/Feedback-Collection", "prometheus-eval/Preference-Collection"],
 }
 SCHEDULERS = (
-    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-    "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
 )
 ATTENTION = ("auto", "sdpa", "eager", "varlen", "flash_attention_2", "flash_attention_3")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,12 +58,19 @@ class LoraRecipe:
     )
     target_parameters: list[str] = field(
         default_factory=list,
-        metadata=_help("3-D expert parameters that get adapters (transformers 5 Mixtral: "
-                       "experts.gate_up_proj = w1+w3, experts.down_proj = w2)"),
+        metadata=_help(
+            "3-D expert parameters that get adapters (transformers 5 Mixtral: "
+            "experts.gate_up_proj = w1+w3, experts.down_proj = w2)"
+        ),
     )
     qlora: bool = field(default=False, metadata=_help("load the base in 4-bit NF4 (bitsandbytes, CUDA only)"))
-    merge: bool = field(default=True, metadata=_help("save the adapter merged into the base as a full model "
-                                                     "(what the merge stage needs); the adapter is kept too"))
+    merge: bool = field(
+        default=True,
+        metadata=_help(
+            "save the adapter merged into the base as a full model "
+            "(what the merge stage needs); the adapter is kept too"
+        ),
+    )
 
     def validate(self, where: str) -> None:
         if self.r <= 0:
@@ -72,24 +87,31 @@ class LoraRecipe:
 class TrainRecipe:
     # ---- what to train
     model: str | None = field(default=None, metadata=_help("base model: a local folder or a hub id"))
-    init_from_config: Any = field(
+    init_from_config: dict | str | None = field(
         default=None,
-        metadata=_help("build a randomly initialised model instead of loading one: a mapping of "
-                       "judgeforge.tiny.tiny_config keys (hidden, layers, heads, kv_heads, intermediate, tie), "
-                       "{preset: mistral-7b-v0.2}, or a path to a config.json"),
+        metadata=_help(
+            "build a randomly initialised model instead of loading one: a mapping of "
+            "judgeforge.tiny.tiny_config keys (hidden, layers, heads, kv_heads, intermediate, tie), "
+            "{preset: mistral-7b-v0.2}, or a path to a config.json"
+        ),
     )
-    tokenizer: str | None = field(default=None, metadata=_help("tokenizer (default: the model's; "
-                                                               "'mistral-v1' with init_from_config)"))
+    tokenizer: str | None = field(
+        default=None, metadata=_help("tokenizer (default: the model's; 'mistral-v1' with init_from_config)")
+    )
     expert: Literal["absolute", "relative", "joint"] = field(
-        default="absolute", metadata=_help("absolute (Feedback Collection), relative (Preference Collection) "
-                                           "or joint (both)"))
+        default="absolute",
+        metadata=_help("absolute (Feedback Collection), relative (Preference Collection) or joint (both)"),
+    )
     datasets: list[str] = field(
         default_factory=list,
-        metadata=_help("files, folders, hub ids, or mini:absolute[:N] / mini:relative[:N] (built-in mini data); "
-                       "empty = the paper's collection(s) for the expert"),
+        metadata=_help(
+            "files, folders, hub ids, or mini:absolute[:N] / mini:relative[:N] (built-in mini data); "
+            "empty = the paper's collection(s) for the expert"
+        ),
     )
-    eval_split: float = field(default=0.01, metadata=_help("held-out fraction (paper: train_test_split 0.01); "
-                                                           "0 = none"))
+    eval_split: float = field(
+        default=0.01, metadata=_help("held-out fraction (paper: train_test_split 0.01); 0 = none")
+    )
     split_seed: int = field(default=42, metadata=_help("seed of the held-out split (paper: 42)"))
     max_length: int = field(default=4096, metadata=_help("max tokens per row (prompt + output + EOS)"))
     overlong: Literal["drop", "truncate"] = field(default="drop", metadata=_help("rows over max_length"))
@@ -103,53 +125,97 @@ class TrainRecipe:
     adam_epsilon: float = 1e-8
     max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping (0 = off)"))
     epochs: float = field(default=1.0, metadata=_help("passes over the training rows"))
-    max_steps: int = field(default=-1, metadata=_help("stop after N optimizer steps (smoke runs); -1 = epochs"))
+    max_steps: int = field(
+        default=-1, metadata=_help("stop after N optimizer steps (smoke runs); -1 = epochs")
+    )
     per_device_batch_size: int = field(default=4, metadata=_help("rows per micro-batch per process"))
     gradient_accumulation_steps: int | None = field(
-        default=1, metadata=_help("micro-batches per optimizer step; null = derived from global_batch_size"))
+        default=1, metadata=_help("micro-batches per optimizer step; null = derived from global_batch_size")
+    )
     global_batch_size: int | None = field(
-        default=None, metadata=_help("rows per optimizer step over all processes; sets gradient_accumulation_steps "
-                                     "= global / (per_device_batch_size x processes)"))
+        default=None,
+        metadata=_help(
+            "rows per optimizer step over all processes; sets gradient_accumulation_steps "
+            "= global / (per_device_batch_size x processes)"
+        ),
+    )
     loss_normalization: Literal["tokens", "micro_batch"] = field(
         default="tokens",
-        metadata=_help("tokens: sum of target-token losses / target tokens of the whole optimizer step "
-                       "(transformers 5); micro_batch: mean per micro-batch, averaged (transformers 4.38, the paper)"),
+        metadata=_help(
+            "tokens: sum of target-token losses / target tokens of the whole optimizer step "
+            "(transformers 5); micro_batch: mean per micro-batch, averaged (transformers 4.38, the paper)"
+        ),
     )
     seed: int = field(default=42, metadata=_help("seed of initialisation, shuffling and dropout"))
     # ---- speed and memory
     bf16: bool = field(default=True, metadata=_help("bfloat16 mixed precision"))
     gradient_checkpointing: bool = field(default=True, metadata=_help("recompute activations in backward"))
     attn_implementation: str = field(
-        default="auto", metadata=_help("auto | sdpa | eager | varlen | flash_attention_2 | flash_attention_3 "
-                                       "(auto = varlen when packing, else sdpa)"))
+        default="auto",
+        metadata=_help(
+            "auto | sdpa | eager | varlen | flash_attention_2 | flash_attention_3 "
+            "(auto = varlen when packing, else sdpa)"
+        ),
+    )
     packing: bool = field(
-        default=True, metadata=_help("padding-free micro-batches: rows concatenated into one row, attention "
-                                     "isolated per row (same rows per step as unpacked)"))
+        default=True,
+        metadata=_help(
+            "padding-free micro-batches: rows concatenated into one row, attention "
+            "isolated per row (same rows per step as unpacked)"
+        ),
+    )
     pack_tokens: int | None = field(
-        default=None, metadata=_help("token budget per micro-batch (rows are added until it is full); null = "
-                                     "per_device_batch_size rows per micro-batch (the paper's batches)"))
+        default=None,
+        metadata=_help(
+            "token budget per micro-batch (rows are added until it is full); null = "
+            "per_device_batch_size rows per micro-batch (the paper's batches)"
+        ),
+    )
     kernels: Literal["auto", "liger", "none"] = field(
-        default="auto", metadata=_help("liger-kernel (RMSNorm/SwiGLU/RoPE + fused linear cross-entropy) on CUDA; "
-                                       "auto = when installed and on CUDA"))
-    deepspeed: str | None = field(default=None, metadata=_help("DeepSpeed JSON (configs/deepspeed/zero2.json, "
-                                                               "zero3.json, zero3_offload.json) or null"))
-    lora: LoraRecipe | None = field(default=None, metadata=_help("null = full fine-tuning; else LoRA keys "
-                                                                 "(r, alpha, dropout, target_modules, qlora, merge)"))
+        default="auto",
+        metadata=_help(
+            "liger-kernel (RMSNorm/SwiGLU/RoPE + fused linear cross-entropy) on CUDA; "
+            "auto = when installed and on CUDA"
+        ),
+    )
+    deepspeed: str | None = field(
+        default=None,
+        metadata=_help(
+            "DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json, zero3_offload.json) or null"
+        ),
+    )
+    lora: LoraRecipe | None = field(
+        default=None,
+        metadata=_help(
+            "null = full fine-tuning; else LoRA keys (r, alpha, dropout, target_modules, qlora, merge)"
+        ),
+    )
     dataloader_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
     # ---- outputs
-    output_dir: str = field(default="outputs/train", metadata=_help("checkpoints, logs and the final model "
-                                                                    "(output_dir/model)"))
+    output_dir: str = field(
+        default="outputs/train", metadata=_help("checkpoints, logs and the final model (output_dir/model)")
+    )
     save_steps: int = field(default=500, metadata=_help("checkpoint every N optimizer steps (0 = never)"))
     save_total_limit: int | None = field(default=2, metadata=_help("checkpoints to keep (null = all)"))
-    resume: str = field(default="auto", metadata=_help("auto (from the last checkpoint in output_dir), never, "
-                                                       "or a checkpoint folder"))
+    resume: str = field(
+        default="auto",
+        metadata=_help("auto (from the last checkpoint in output_dir), never, or a checkpoint folder"),
+    )
     overwrite: bool = field(default=False, metadata=_help("replace an existing output_dir/model"))
-    report_to: str = field(default="none", metadata=_help("none | wandb | tensorboard | wandb,tensorboard "
-                                                          "(wandb honours WANDB_MODE, e.g. offline)"))
+    report_to: str = field(
+        default="none",
+        metadata=_help(
+            "none | wandb | tensorboard | wandb,tensorboard (wandb honours WANDB_MODE, e.g. offline)"
+        ),
+    )
     run_name: str | None = field(default=None, metadata=_help("run name for the loggers"))
     logging_steps: int = field(default=10, metadata=_help("log every N optimizer steps"))
-    log_rows: bool = field(default=False, metadata=_help("write the row ids of every micro-batch to "
-                                                        "output_dir/rows-rank<N>.jsonl (data-order audits)"))
+    log_rows: bool = field(
+        default=False,
+        metadata=_help(
+            "write the row ids of every micro-batch to output_dir/rows-rank<N>.jsonl (data-order audits)"
+        ),
+    )
     trust_remote_code: bool = field(default=False, metadata=_help("allow model code from the hub"))
 
     # ------------------------------------------------------------------ validation (cheap: no torch)
@@ -158,21 +224,32 @@ class TrainRecipe:
             return UserError(f"{where}: {key} {msg}")
 
         if self.model is None and self.init_from_config is None:
-            raise bad("model", "is missing; give a model folder or hub id (or init_from_config for a random model)")
+            raise bad(
+                "model", "is missing; give a model folder or hub id (or init_from_config for a random model)"
+            )
         if self.model is not None and self.init_from_config is not None:
             raise bad("init_from_config", "and model are both set; keep one")
         if self.model is not None and _looks_local(self.model) and not Path(self.model).expanduser().exists():
-            raise bad("model", f"'{self.model}' does not exist; check the path (or give a hub id like "
-                               "mistralai/Mistral-7B-Instruct-v0.2)")
+            raise bad(
+                "model",
+                f"'{self.model}' does not exist; check the path (or give a hub id like "
+                "mistralai/Mistral-7B-Instruct-v0.2)",
+            )
         if isinstance(self.init_from_config, str) and not Path(self.init_from_config).exists():
-            raise bad("init_from_config", f"'{self.init_from_config}' does not exist; give a config.json or a mapping")
+            raise bad(
+                "init_from_config",
+                f"'{self.init_from_config}' does not exist; give a config.json or a mapping",
+            )
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise bad("learning_rate", f"must be a positive number, got {self.learning_rate}")
         if self.lr_scheduler not in SCHEDULERS:
             from judgeforge.errors import did_you_mean
 
-            raise bad("lr_scheduler", f"'{self.lr_scheduler}' is not a scheduler{did_you_mean(self.lr_scheduler, SCHEDULERS)}; "
-                                      f"use one of {', '.join(SCHEDULERS)}")
+            raise bad(
+                "lr_scheduler",
+                f"'{self.lr_scheduler}' is not a scheduler{did_you_mean(self.lr_scheduler, SCHEDULERS)}; "
+                f"use one of {', '.join(SCHEDULERS)}",
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise bad("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         if self.weight_decay < 0:
@@ -189,24 +266,41 @@ class TrainRecipe:
         if self.max_steps == 0 or self.max_steps < -1:
             raise bad("max_steps", f"must be -1 (use epochs) or a positive integer, got {self.max_steps}")
         if self.gradient_accumulation_steps is not None and self.gradient_accumulation_steps <= 0:
-            raise bad("gradient_accumulation_steps", f"must be a positive integer, got {self.gradient_accumulation_steps}")
+            raise bad(
+                "gradient_accumulation_steps",
+                f"must be a positive integer, got {self.gradient_accumulation_steps}",
+            )
         if self.global_batch_size is not None and self.global_batch_size <= 0:
             raise bad("global_batch_size", f"must be a positive integer, got {self.global_batch_size}")
         if self.gradient_accumulation_steps is None and self.global_batch_size is None:
-            raise bad("gradient_accumulation_steps", "is null but global_batch_size is not set; set one of them")
+            raise bad(
+                "gradient_accumulation_steps", "is null but global_batch_size is not set; set one of them"
+            )
         if self.pack_tokens is not None:
             if not self.packing:
                 raise bad("pack_tokens", "needs packing: true")
             if self.pack_tokens < self.max_length:
-                raise bad("pack_tokens", f"({self.pack_tokens}) must be >= max_length ({self.max_length}) so every row fits")
+                raise bad(
+                    "pack_tokens",
+                    f"({self.pack_tokens}) must be >= max_length ({self.max_length}) so every row fits",
+                )
             if self.global_batch_size is not None:
-                raise bad("global_batch_size", "counts rows, but pack_tokens makes the rows per step vary; "
-                                               "use gradient_accumulation_steps with pack_tokens")
+                raise bad(
+                    "global_batch_size",
+                    "counts rows, but pack_tokens makes the rows per step vary; "
+                    "use gradient_accumulation_steps with pack_tokens",
+                )
         if self.attn_implementation not in ATTENTION:
-            raise bad("attn_implementation", f"must be one of {', '.join(ATTENTION)}, got '{self.attn_implementation}'")
+            raise bad(
+                "attn_implementation",
+                f"must be one of {', '.join(ATTENTION)}, got '{self.attn_implementation}'",
+            )
         if self.packing and self.attn_implementation in ("sdpa", "eager"):
-            raise bad("attn_implementation", f"'{self.attn_implementation}' lets packed rows attend to each other; "
-                                             "use auto/varlen (or flash_attention_2), or set packing: false")
+            raise bad(
+                "attn_implementation",
+                f"'{self.attn_implementation}' lets packed rows attend to each other; "
+                "use auto/varlen (or flash_attention_2), or set packing: false",
+            )
         if self.attn_implementation == "varlen" and not self.packing:
             raise bad("attn_implementation", "varlen is for packed rows; set packing: true or use sdpa")
         if self.save_steps < 0:
@@ -222,7 +316,12 @@ class TrainRecipe:
                 raise bad("report_to", f"'{name}' is not a logger; use none, wandb or tensorboard")
         if self.deepspeed is not None:
             resolve_deepspeed_path(self.deepspeed, where)
-        if self.lora is not None and self.lora.qlora and self.deepspeed and "zero3" in Path(self.deepspeed).name:
+        if (
+            self.lora is not None
+            and self.lora.qlora
+            and self.deepspeed
+            and "zero3" in Path(self.deepspeed).name
+        ):
             raise bad("lora.qlora", "does not work with ZeRO-3 here; use zero2.json or no DeepSpeed")
         for src in self.dataset_sources():
             check_dataset_source(src, where)
@@ -244,8 +343,10 @@ class TrainRecipe:
         ga = self.global_batch_size // per_step
         if self.gradient_accumulation_steps is not None and self.gradient_accumulation_steps != ga:
             raise UserError(
-                f"gradient_accumulation_steps {self.gradient_accumulation_steps} disagrees with global_batch_size "
-                f"{self.global_batch_size} at {world_size} processes (needs {ga}); set gradient_accumulation_steps: null"
+                f"gradient_accumulation_steps {self.gradient_accumulation_steps} disagrees with "
+                f"global_batch_size "
+                f"{self.global_batch_size} at {world_size} processes (needs {ga}); "
+                "set gradient_accumulation_steps: null"
             )
         return ga
 
@@ -272,8 +373,10 @@ def check_dataset_source(src: str, where: str) -> None:
         parse_mini(src, where)
         return
     if _looks_local(src, data=True) and not Path(src).expanduser().exists():
-        raise UserError(f"{where}: datasets: '{src}' does not exist; check the path "
-                        "(or give a hub id like prometheus-eval/Feedback-Collection)")
+        raise UserError(
+            f"{where}: datasets: '{src}' does not exist; check the path "
+            "(or give a hub id like prometheus-eval/Feedback-Collection)"
+        )
 
 
 def parse_mini(src: str, where: str = "recipe") -> tuple[str, int]:
@@ -303,8 +406,10 @@ def resolve_deepspeed_path(value: str, where: str = "recipe") -> Path:
     for c in candidates:
         if c.is_file():
             return c.resolve()
-    raise UserError(f"{where}: deepspeed: '{value}' does not exist; use configs/deepspeed/zero2.json, zero3.json, "
-                    "zero3_offload.json or null")
+    raise UserError(
+        f"{where}: deepspeed: '{value}' does not exist; use configs/deepspeed/zero2.json, zero3.json, "
+        "zero3_offload.json or null"
+    )
 
 
 def load(path: str | os.PathLike | None, overrides: list[str] | dict | None = None) -> TrainRecipe:

@@ -39,7 +39,9 @@ from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspe
 FINAL = "model"
 COMPLETE = ".complete"
 # The Prometheus 2 evaluation protocol, stored as the model's sampling defaults.
-GENERATION_DEFAULTS = dict(do_sample=True, temperature=1.0, top_p=0.9, max_new_tokens=1024, repetition_penalty=1.03)
+GENERATION_DEFAULTS = dict(
+    do_sample=True, temperature=1.0, top_p=0.9, max_new_tokens=1024, repetition_penalty=1.03
+)
 
 
 def rank_and_world() -> tuple[int, int, int]:
@@ -63,8 +65,14 @@ def prepare_distributed(use_deepspeed: bool) -> None:
     import torch
 
     if use_deepspeed and "WORLD_SIZE" not in os.environ:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", LOCAL_RANK="0",
-                          WORLD_SIZE="1", LOCAL_WORLD_SIZE="1")
+        os.environ.update(
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(_free_port()),
+            RANK="0",
+            LOCAL_RANK="0",
+            WORLD_SIZE="1",
+            LOCAL_WORLD_SIZE="1",
+        )
     if use_deepspeed and not torch.cuda.is_available():
         import deepspeed
         import deepspeed.ops
@@ -130,7 +138,9 @@ def resolve_model_config(recipe: TrainRecipe):
         from judgeforge.errors import did_you_mean
 
         k = sorted(unknown)[0]
-        raise UserError(f"init_from_config: unknown key '{k}'{did_you_mean(k, known)}; keys: {', '.join(sorted(known))}")
+        raise UserError(
+            f"init_from_config: unknown key '{k}'{did_you_mean(k, known)}; keys: {', '.join(sorted(known))}"
+        )
     return tiny_config(**spec)
 
 
@@ -141,7 +151,9 @@ def attention_for(recipe: TrainRecipe) -> str:
 
         mod = "flash_attn" if impl == "flash_attention_2" else "flash_attn_interface"
         if importlib.util.find_spec(mod) is None:
-            raise UserError(f"attn_implementation: {impl} needs the '{mod}' package; use auto (varlen) instead")
+            raise UserError(
+                f"attn_implementation: {impl} needs the '{mod}' package; use auto (varlen) instead"
+            )
         return impl
     if recipe.packing:
         from judgeforge.train.attention import register
@@ -171,8 +183,14 @@ def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
         from liger_kernel.transformers.monkey_patch import _apply_liger_kernel
 
         # before the model exists, so the patched classes are the ones instantiated
-        _apply_liger_kernel(config.model_type, rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
-                            fused_linear_cross_entropy=False)
+        _apply_liger_kernel(
+            config.model_type,
+            rope=True,
+            rms_norm=True,
+            swiglu=True,
+            cross_entropy=False,
+            fused_linear_cross_entropy=False,
+        )
     quant = None
     if recipe.lora is not None and recipe.lora.qlora:
         import importlib.util
@@ -181,8 +199,12 @@ def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
             raise UserError("lora.qlora needs a CUDA GPU and the bitsandbytes package; set lora.qlora: false")
         from transformers import BitsAndBytesConfig
 
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch.bfloat16 if recipe.bf16 else torch.float32)
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if recipe.bf16 else torch.float32,
+        )
     set_seed(recipe.seed)
     if recipe.init_from_config is not None:
         device = None
@@ -213,25 +235,44 @@ def _is_zero3(recipe: TrainRecipe) -> bool:
 
 
 def apply_lora(model, recipe: TrainRecipe):
-    """peft LoRA from the recipe.  Adapters on 3-D expert weights (``target_parameters``, e.g. transformers 5
-    Mixtral's fused experts) cannot use dropout in peft; when the recipe asks for dropout they become a second
-    adapter, ``experts``, without it, trained together with the first (both active; saved and merged together)."""
+    """peft LoRA from the recipe.  Adapters on 3-D expert weights (``target_parameters``, e.g.
+    transformers 5 Mixtral's fused experts) cannot use dropout in peft; when the recipe asks for dropout
+    they become a second adapter, ``experts``, without it, trained together with the first (both active;
+    saved and merged together)."""
     import inspect
 
     from peft import LoraConfig, get_peft_model
 
     lo = recipe.lora
+    if "lm_head" in lo.target_modules and lo.merge and getattr(model.config, "tie_word_embeddings", False):
+        raise UserError(
+            "lora.target_modules: lm_head shares its weight with the input embeddings in this model "
+            "(tie_word_embeddings), so merging its adapter would change the embeddings too; drop lm_head "
+            "or set lora.merge: false"
+        )
     common = dict(r=lo.r, lora_alpha=lo.alpha, bias="none", task_type="CAUSAL_LM")
     if lo.target_parameters and "target_parameters" not in inspect.signature(LoraConfig).parameters:
         raise UserError("lora.target_parameters needs peft >= 0.17; upgrade peft")
     configs = []
     if lo.target_parameters and lo.dropout > 0:
         if lo.target_modules:
-            configs.append(("default", LoraConfig(lora_dropout=lo.dropout, target_modules=list(lo.target_modules),
-                                                  **common)))
-        configs.append(("experts" if configs else "default",
-                        LoraConfig(lora_dropout=0.0, target_modules=[], target_parameters=list(lo.target_parameters),
-                                   **common)))
+            configs.append(
+                (
+                    "default",
+                    LoraConfig(lora_dropout=lo.dropout, target_modules=list(lo.target_modules), **common),
+                )
+            )
+        configs.append(
+            (
+                "experts" if configs else "default",
+                LoraConfig(
+                    lora_dropout=0.0,
+                    target_modules=[],
+                    target_parameters=list(lo.target_parameters),
+                    **common,
+                ),
+            )
+        )
     else:
         kw = dict(lora_dropout=lo.dropout, target_modules=list(lo.target_modules))
         if lo.target_parameters:
@@ -240,8 +281,11 @@ def apply_lora(model, recipe: TrainRecipe):
     if lo.qlora:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=recipe.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     try:
         (_, first), rest = configs[0], configs[1:]
         model = get_peft_model(model, first)
@@ -250,15 +294,18 @@ def apply_lora(model, recipe: TrainRecipe):
         if rest:
             model.base_model.set_adapter([n for n, _ in configs])
     except ValueError as e:
-        raise UserError(f"lora: {str(e).splitlines()[0]}; check lora.target_modules / target_parameters") from None
+        raise UserError(
+            f"lora: {str(e).splitlines()[0]}; check lora.target_modules / target_parameters"
+        ) from None
     return model
 
 
 # --------------------------------------------------------------------------- the run
 
 
-def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, tokenizer=None,
-          save: bool = True) -> Path:
+def train(
+    recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, tokenizer=None, save: bool = True
+) -> Path:
     """Train one expert; returns the final model folder (``output_dir/model``).
 
     ``progress``: a callable receiving event dicts (see the module doc).  ``callbacks``: extra
@@ -271,7 +318,9 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, to
     out = Path(recipe.output_dir)
     final = out / FINAL
     if final.exists() and not recipe.overwrite:
-        raise UserError(f"{final} already exists (a finished run); choose another output_dir or pass --overwrite true")
+        raise UserError(
+            f"{final} already exists (a finished run); choose another output_dir or pass --overwrite true"
+        )
     rank, world, local_rank = rank_and_world()
     ds_path = resolve_deepspeed_path(recipe.deepspeed) if recipe.deepspeed else None
     ga = recipe.accumulation_for(world)
@@ -299,14 +348,13 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, to
     liger = use_liger(recipe)
 
     # ---- arguments first: with DeepSpeed they set up the process group and ZeRO-3's zero.Init
-    warmup_placeholder = 0
     args = TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=1,  # one dataset item = one whole micro-batch (see dataset.py)
         gradient_accumulation_steps=ga,
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=warmup_placeholder,
+        warmup_steps=0,  # set below from warmup_ratio once the number of steps is known
         weight_decay=recipe.weight_decay,
         adam_beta1=recipe.adam_beta1,
         adam_beta2=recipe.adam_beta2,
@@ -348,25 +396,33 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, to
         tok_name = recipe.tokenizer or (recipe.model if recipe.model else "mistral-v1")
         tokenizer = load_tokenizer(tok_name, trust_remote_code=recipe.trust_remote_code)
     if synthetic is None:
-        rows, _ = D.load_training_rows(recipe, write_heldout_to=(out / "data") if rank == 0 else None,
-                                       log=_log)
+        rows, _ = D.load_training_rows(
+            recipe, write_heldout_to=(out / "data") if rank == 0 else None, log=_log
+        )
         tokens = D.tokenize(recipe, tokenizer, rows, out / ".cache", rank, world, barrier)
         tokens.row_ids = [rows[i]["id"] for i in tokens.row_ids]  # row indices -> the rows' own ids
     else:
         tokens = synthetic
     _log(f"tokens: {tokens.summary()}")
     if len(tokens) == 0:
-        raise UserError("no rows left after tokenisation (all longer than max_length?); raise max_length or set "
-                        "overlong: truncate")
-    batches = D.plan_micro_batches(tokens.lengths, recipe.per_device_batch_size, recipe.pack_tokens, recipe.seed)
+        raise UserError(
+            "no rows left after tokenisation (all longer than max_length?); raise max_length or set "
+            "overlong: truncate"
+        )
+    batches = D.plan_micro_batches(
+        tokens.lengths, recipe.per_device_batch_size, recipe.pack_tokens, recipe.seed
+    )
     train_set = D.MicroBatches(tokens, batches)
     per_rank = math.ceil(len(batches) / world)
     per_epoch = per_rank // ga + int(per_rank % ga > 0)
     total_steps = recipe.max_steps if recipe.max_steps > 0 else math.ceil(recipe.epochs * per_epoch)
     args.warmup_steps = math.ceil(recipe.warmup_ratio * total_steps)
-    _log(f"{len(batches)} micro-batches ({'packed' if recipe.packing else 'padded'}"
-         f"{f', <= {recipe.pack_tokens} tokens each' if recipe.pack_tokens else f', {recipe.per_device_batch_size} rows each'}), "
-         f"{world} process(es) x {ga} accumulation -> {total_steps} optimizer steps, {args.warmup_steps} warmup")
+    size = f"<= {recipe.pack_tokens} tokens" if recipe.pack_tokens else f"{recipe.per_device_batch_size} rows"
+    _log(
+        f"{len(batches)} micro-batches ({'packed' if recipe.packing else 'padded'}, {size} each), "
+        f"{world} process(es) x {ga} accumulation -> {total_steps} optimizer steps, "
+        f"{args.warmup_steps} warmup"
+    )
 
     # ---- model
     emit({"stage": "model"})
@@ -376,17 +432,24 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, to
         dtype = torch.float32  # fp32 master weights, bf16 autocast (Trainer's mixed precision)
     model = build_model(recipe, config, attn, dtype, liger)
     n_params = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in model.parameters())
-    n_train = sum((p.ds_numel if hasattr(p, "ds_numel") else p.numel()) for p in model.parameters() if p.requires_grad)
-    _log(f"model: {config.model_type}, {n_params / 1e6:.1f}M parameters ({n_train / 1e6:.1f}M trained), "
-         f"attention {attn}, {'liger kernels' if liger else 'no fused kernels'}, "
-         f"{'DeepSpeed ' + ds_path.name if ds_path else 'no DeepSpeed'}")
+    n_train = sum(
+        (p.ds_numel if hasattr(p, "ds_numel") else p.numel()) for p in model.parameters() if p.requires_grad
+    )
+    _log(
+        f"model: {config.model_type}, {n_params / 1e6:.1f}M parameters ({n_train / 1e6:.1f}M trained), "
+        f"attention {attn}, {'liger kernels' if liger else 'no fused kernels'}, "
+        f"{'DeepSpeed ' + ds_path.name if ds_path else 'no DeepSpeed'}"
+    )
 
     trainer = JudgeTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
-        data_collator=D.Collator(packed=recipe.packing, pad_id=getattr(tokenizer, "pad_token_id", None) or 0,
-                                 with_row_ids=recipe.log_rows),
+        data_collator=D.Collator(
+            packed=recipe.packing,
+            pad_id=getattr(tokenizer, "pad_token_id", None) or 0,
+            with_row_ids=recipe.log_rows,
+        ),
         processing_class=tokenizer,
         loss_normalization=recipe.loss_normalization,
         fused_loss=liger and _can_fuse(model),
@@ -434,7 +497,7 @@ def train(recipe: TrainRecipe, progress=None, callbacks=None, synthetic=None, to
 
 
 def _checkpointing_args(on: bool) -> dict:
-    """transformers renamed gradient_checkpointing to activation_checkpointing (5.2x); the GPU image has 5.17."""
+    """transformers renamed gradient_checkpointing to activation_checkpointing (5.2x); GPU image: 5.17."""
     import dataclasses
 
     from transformers import TrainingArguments
@@ -463,7 +526,9 @@ def _check_loggers(recipe: TrainRecipe) -> None:
     for name in report_targets(recipe.report_to):
         mod = {"wandb": "wandb", "tensorboard": "tensorboard"}[name]
         if importlib.util.find_spec(mod) is None:
-            raise UserError(f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none")
+            raise UserError(
+                f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none"
+            )
 
 
 def _marker_callback_class():
@@ -491,7 +556,7 @@ def _marker_callback_class():
                 return
             path = self.out / f"rows-rank{self.rank}.jsonl"
             with open(path, "a", encoding="utf-8") as f:
-                for micro in tr.row_trace[self._rows_written:]:
+                for micro in tr.row_trace[self._rows_written :]:
                     f.write(json.dumps({"step": state.global_step, "rows": micro}) + "\n")
             self._rows_written = len(tr.row_trace)
 
@@ -582,15 +647,28 @@ def _merged_model(model, recipe: TrainRecipe, adapter_dir: Path, state_dict):
     if not zero3 and not recipe.lora.qlora:
         return model.merge_and_unload()
     if recipe.model is None:
-        raise UserError("lora.merge with ZeRO-3 or QLoRA needs the base on disk (model:), not init_from_config; "
-                        "set lora.merge: false and merge the adapter later")
+        raise UserError(
+            "lora.merge with ZeRO-3 or QLoRA needs the base on disk (model:), not init_from_config; "
+            "set lora.merge: false and merge the adapter later"
+        )
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+    from transformers.integrations import deepspeed as hf_ds
 
-    base = AutoModelForCausalLM.from_pretrained(recipe.model, dtype=torch.bfloat16 if recipe.bf16 else torch.float32,
-                                                trust_remote_code=recipe.trust_remote_code)
-    model = PeftModel.from_pretrained(base, adapter_dir)
-    if (adapter_dir / "experts" / "adapter_config.json").exists():  # see apply_lora
-        model.load_adapter(adapter_dir / "experts", adapter_name="experts")
-        model.base_model.set_adapter(["default", "experts"])
-    return model.merge_and_unload()
+    active = getattr(hf_ds, "_hf_deepspeed_config_weak_ref", None)
+    active = active() if active is not None else None
+    hf_ds.unset_hf_deepspeed_config()  # a whole model on the CPU, not ZeRO-3 shards
+    try:
+        base = AutoModelForCausalLM.from_pretrained(
+            recipe.model,
+            dtype=torch.bfloat16 if recipe.bf16 else torch.float32,
+            trust_remote_code=recipe.trust_remote_code,
+        )
+        model = PeftModel.from_pretrained(base, adapter_dir)
+        if (adapter_dir / "experts" / "adapter_config.json").exists():  # see apply_lora
+            model.load_adapter(adapter_dir / "experts", adapter_name="experts")
+            model.base_model.set_adapter(["default", "experts"])
+        return model.merge_and_unload()
+    finally:
+        if active is not None:
+            hf_ds.set_hf_deepspeed_config(active)

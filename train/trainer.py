@@ -109,8 +109,14 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kw):
         self.t0 = self._t_last = time.perf_counter()
         self.step0 = state.global_step
-        self._emit(stage="train", step=state.global_step, total_steps=state.max_steps, loss=None, eta_s=None,
-                   tokens_per_s=None)
+        self._emit(
+            stage="train",
+            step=state.global_step,
+            total_steps=state.max_steps,
+            loss=None,
+            eta_s=None,
+            tokens_per_s=None,
+        )
 
     def on_step_end(self, args, state, control, **kw):
         now = time.perf_counter()
@@ -122,8 +128,14 @@ class ProgressCallback(TrainerCallback):
         eta = elapsed / done * left if done else None
         tr = self.trainer_ref()
         tps = tr.step_stats["tokens"] / elapsed if tr is not None and elapsed > 0 else None
-        self._emit(stage="train", step=state.global_step, total_steps=state.max_steps, loss=self.last_loss,
-                   eta_s=eta, tokens_per_s=tps)
+        self._emit(
+            stage="train",
+            step=state.global_step,
+            total_steps=state.max_steps,
+            loss=self.last_loss,
+            eta_s=eta,
+            tokens_per_s=tps,
+        )
 
     def on_log(self, args, state, control, logs=None, **kw):
         logs = dict(logs or {})
@@ -141,7 +153,9 @@ class ProgressCallback(TrainerCallback):
         self._emit(stage="log", step=state.global_step, total_steps=state.max_steps, eta_s=eta, **logs)
         if self.log_path is not None and state.is_world_process_zero:
             with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": state.global_step, **{k: _num(v) for k, v in logs.items()}}) + "\n")
+                f.write(
+                    json.dumps({"step": state.global_step, **{k: _num(v) for k, v in logs.items()}}) + "\n"
+                )
 
 
 def _num(v):

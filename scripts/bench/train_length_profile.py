@@ -43,7 +43,11 @@ def rows(data: Path):
             scores = item["gpt4_score"]
             scores = json.loads(scores) if isinstance(scores, str) else scores
             feedbacks = item["gpt4_feedback"]
-            feedbacks = json.loads(feedbacks) if isinstance(feedbacks, str) and feedbacks.startswith("[") else feedbacks
+            feedbacks = (
+                json.loads(feedbacks)
+                if isinstance(feedbacks, str) and feedbacks.startswith("[")
+                else feedbacks
+            )
             if isinstance(feedbacks, str):
                 feedbacks = [feedbacks]
             for fb, sc in zip(feedbacks, scores):
@@ -72,8 +76,12 @@ def main() -> None:
     from judgeforge.tokenization import encode, load_tokenizer
 
     tok = load_tokenizer("mistral-v1")
-    profile = {"bin_width": BIN, "tokenizer": "mistral-v1", "source": "../shared/data/prometheus-eval "
-               "(see scripts/bench/train_length_profile.py)", "modes": {}}
+    profile = {
+        "bin_width": BIN,
+        "tokenizer": "mistral-v1",
+        "source": "../shared/data/prometheus-eval (see scripts/bench/train_length_profile.py)",
+        "modes": {},
+    }
     for mode, pairs in rows(Path(a.data)).items():
         hist: Counter = Counter()
         totals = []
@@ -86,8 +94,12 @@ def main() -> None:
         profile["modes"][mode] = {
             "rows": len(pairs),
             "mean_tokens": round(sum(totals) / len(totals), 1),
-            "p10_p50_p90_max": [totals[len(totals) // 10], totals[len(totals) // 2], totals[9 * len(totals) // 10],
-                                totals[-1]],
+            "p10_p50_p90_max": [
+                totals[len(totals) // 10],
+                totals[len(totals) // 2],
+                totals[9 * len(totals) // 10],
+                totals[-1],
+            ],
             # [row-token bin, output-token bin, count]; a bin b covers [b*32, b*32+31]
             "hist": [[n, t, c] for (n, t), c in sorted(hist.items())],
         }
