@@ -5,13 +5,15 @@ Rows come in the exact Feedback Collection and Preference Collection schemas (th
 varied topics, rubric wordings and responses.  Nothing is copied from the real
 collections.
 
-The task is learnable by a tiny transformer: every rubric names four key points (single
-words); a response mentions some of them among decoy words, and its gold score is
-1 + the number of key points it mentions.  The feedback checks each key point in the
-rubric's order ("river: yes. ...") and states the count before the result, so a small
-model can copy, look up and count its way to the score.  Relative rows pair two
-responses to the same instruction with different counts; the one that mentions more
-key points wins, and positions A/B are balanced.
+The task is learnable by a tiny transformer in a few hundred steps: every rubric names
+four key points (single words); a response mentions some of them among decoy words, and
+its gold score is 1 + the number of key points it mentions.  The feedback states the
+count before the result ("The response mentions 2 of the 4 key points."), so the model
+learns to look each key word of the rubric up in the response and count.  Relative rows
+pair two responses to the same instruction with different counts; the feedback states
+both counts, the one that mentions more key points wins, and positions A/B are balanced.
+Reference answers are off by default (``reference_rate``): a reference mentions every key
+point, so a tiny model that matches words across the prompt would find them all there.
 """
 
 from __future__ import annotations
@@ -112,43 +114,37 @@ def _response(rng: random.Random, present: list[str], decoys: list[str]) -> str:
     return " ".join(parts)
 
 
-def _checks(keys: list[str], present: set[str]) -> str:
-    return " ".join(f"{k}: {'yes' if k in present else 'no'}." for k in keys)
-
-
 def _rubric(rng: random.Random, keys: list[str], with_descriptions: bool) -> Rubric:
     criteria = rng.choice(CRITERIA).format(a=keys[0], b=keys[1], c=keys[2], d=keys[3])
     return Rubric(criteria, rng.choice(DESCRIPTIONS) if with_descriptions else None)
 
 
-def _instance(rng: random.Random):
+def _instance(rng: random.Random, reference_rate: float):
     keys = rng.sample(WORDS, 4)
     others = [w for w in WORDS if w not in keys]
     instruction = rng.choice(INSTRUCTIONS).format(topic=rng.choice(TOPICS))
-    reference = _response(rng, list(keys), rng.sample(others, 1)) if rng.random() < 0.5 else None
+    reference = _response(rng, list(keys), rng.sample(others, 1)) if rng.random() < reference_rate else None
     return keys, others, instruction, reference
 
 
-def make_absolute(rng: random.Random, score: int) -> AbsoluteExample:
-    keys, others, instruction, reference = _instance(rng)
+def make_absolute(rng: random.Random, score: int, reference_rate: float = 0.0) -> AbsoluteExample:
+    keys, others, instruction, reference = _instance(rng, reference_rate)
     present = rng.sample(keys, score - 1)
     response = _response(rng, present, rng.sample(others, rng.randint(1, 3)))
-    n = len(present)
-    feedback = f"{_checks(keys, set(present))} The response mentions {NUMBERS[n]} of the 4 key points."
+    feedback = f"The response mentions {NUMBERS[len(present)]} of the 4 key points."
     return AbsoluteExample(instruction, response, _rubric(rng, keys, True), reference, score, feedback)
 
 
-def make_relative(rng: random.Random, winner: str) -> RelativeExample:
-    keys, others, instruction, reference = _instance(rng)
+def make_relative(rng: random.Random, winner: str, reference_rate: float = 0.0) -> RelativeExample:
+    keys, others, instruction, reference = _instance(rng, reference_rate)
     lo, hi = sorted(rng.sample(range(5), 2))
     n_a, n_b = (hi, lo) if winner == "A" else (lo, hi)
     pres_a, pres_b = rng.sample(keys, n_a), rng.sample(keys, n_b)
     resp_a = _response(rng, pres_a, rng.sample(others, rng.randint(1, 2)))
     resp_b = _response(rng, pres_b, rng.sample(others, rng.randint(1, 2)))
     feedback = (
-        f"Response A: {_checks(keys, set(pres_a))} That is {NUMBERS[n_a]} of 4. "
-        f"Response B: {_checks(keys, set(pres_b))} That is {NUMBERS[n_b]} of 4. "
-        f"Response {winner} mentions more of the key points."
+        f"Response A mentions {NUMBERS[n_a]} of the 4 key points and Response B mentions {NUMBERS[n_b]}. "
+        f"Response {winner} mentions more of them."
     )
     return RelativeExample(
         instruction, resp_a, resp_b, _rubric(rng, keys, False), reference, winner, feedback,
@@ -156,16 +152,16 @@ def make_relative(rng: random.Random, winner: str) -> RelativeExample:
     )
 
 
-def absolute_rows(n: int, seed: int = 0) -> list[dict]:
+def absolute_rows(n: int, seed: int = 0, reference_rate: float = 0.0) -> list[dict]:
     """``n`` Feedback-Collection rows, scores balanced 1-5."""
     rng = random.Random(f"abs-{seed}")
-    return [to_collection_row(make_absolute(rng, 1 + i % 5)) for i in range(n)]
+    return [to_collection_row(make_absolute(rng, 1 + i % 5, reference_rate)) for i in range(n)]
 
 
-def relative_rows(n: int, seed: int = 0) -> list[dict]:
+def relative_rows(n: int, seed: int = 0, reference_rate: float = 0.0) -> list[dict]:
     """``n`` Preference-Collection rows, A and B balanced."""
     rng = random.Random(f"rel-{seed}")
-    return [to_collection_row(make_relative(rng, "AB"[i % 2])) for i in range(n)]
+    return [to_collection_row(make_relative(rng, "AB"[i % 2], reference_rate)) for i in range(n)]
 
 
 def write_mini(out_dir: str | Path, n_train: int = 2000, n_test: int = 200, seed: int = 0) -> dict[str, Path]:
