@@ -247,20 +247,3 @@ def test_lora_on_a_tied_lm_head_is_refused(tiny_model):
     with pytest.raises(UserError, match="tie_word_embeddings"):
         apply_lora(model, recipe)
 
-
-def test_cpu_padded_attention_equals_one_call_per_sequence():
-    """The CPU packed-attention path (one padded sdpa call) is the per-sequence reference, values and grads."""
-    import torch
-
-    from judgeforge.train.attention import _padded_sdpa, _per_sequence_sdpa
-
-    torch.manual_seed(0)
-    cu = torch.tensor([0, 5, 17, 18, 40], dtype=torch.int32)
-    q = torch.randn(40, 4, 8, requires_grad=True)
-    k = torch.randn(40, 2, 8, requires_grad=True)
-    v = torch.randn(40, 2, 8, requires_grad=True)
-    fast, ref = _padded_sdpa(q, k, v, cu, 0.3), _per_sequence_sdpa(q, k, v, cu, 0.3)
-    torch.testing.assert_close(fast, ref, atol=1e-6, rtol=1e-5)
-    w = torch.randn_like(ref)
-    for a, b in zip(torch.autograd.grad((fast * w).sum(), [q, k, v]), torch.autograd.grad((ref * w).sum(), [q, k, v])):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

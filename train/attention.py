@@ -12,10 +12,8 @@ relative 1.09, see DESIGN.md), so packing needs a varlen kernel.  This function 
 
 * CUDA: ``torch.nn.attention.varlen.varlen_attn`` (causal flash varlen attention in torch
   itself; grouped KV heads directly; has a backward);
-* anywhere else (the CPU): the sequences gathered into one right-padded batch and a single
-  ``scaled_dot_product_attention(is_causal=True)`` call (a causal query never sees the
-  padding after it), then scattered back - exact; 1.6x faster per training step on the
-  2-core CPU than one call per sequence (:func:`_per_sequence_sdpa`, kept as the reference);
+* anywhere else (the CPU): one ``scaled_dot_product_attention(is_causal=True)`` call per
+  sequence - exact, slower, used by the tests;
 * no ``cu_seq_lens`` in the call (generation, a padded batch): plain ``sdpa`` unchanged.
 
 The name is registered only for the attention function, not for mask creation, so
@@ -131,34 +129,8 @@ def varlen_attention(
             out = out[0]
         out = out.to(out_dtype)
     else:
-        out = _padded_sdpa(q, k, v, cu_q, scaling)
+        out = _per_sequence_sdpa(q, k, v, cu_q, scaling)
     return out.reshape(b, t, hq, d), None
-
-
-def _padded_sdpa(q, k, v, cu, scaling):
-    """Causal attention per sequence in one sdpa call: gather into (S, H, Lmax, D), attend, scatter back."""
-    import torch
-    import torch.nn.functional as F
-
-    total = q.shape[0]
-    lens = cu[1:] - cu[:-1]
-    if int(cu[-1]) != total or bool((lens <= 0).any()):
-        return _per_sequence_sdpa(q, k, v, cu, scaling)  # unusual layouts: the reference path
-    hq, hkv = q.shape[1], k.shape[1]
-    lmax = int(lens.max())
-    ar = torch.arange(lmax, device=q.device)
-    valid = ar[None, :] < lens[:, None]  # (S, Lmax)
-    index = torch.where(valid, cu[:-1, None].long() + ar[None, :], 0)
-
-    def gather(x):
-        return x[index].transpose(1, 2)  # (S, Lmax, H, D) -> (S, H, Lmax, D)
-
-    ks, vs = gather(k), gather(v)
-    if hq != hkv:
-        ks = ks.repeat_interleave(hq // hkv, dim=1)
-        vs = vs.repeat_interleave(hq // hkv, dim=1)
-    out = F.scaled_dot_product_attention(gather(q), ks, vs, is_causal=True, scale=scaling)
-    return out.transpose(1, 2)[valid]  # (T, Hq, D), sequences back to back
 
 
 def _per_sequence_sdpa(q, k, v, cu, scaling):
