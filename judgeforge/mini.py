@@ -10,8 +10,9 @@ four key points (single words); a response mentions some of them among decoy wor
 its gold score is 1 + the number of key points it mentions.  The feedback states the
 count before the result ("The response mentions 2 of the 4 key points."), so the model
 learns to look each key word of the rubric up in the response and count.  Relative rows
-pair two responses to the same instruction with different counts; the feedback states
-both counts, the one that mentions more key points wins, and positions A/B are balanced.
+pair two responses to the same instruction whose counts differ by at least two; the
+feedback states both counts, the one that mentions more key points wins, and positions
+A/B are balanced.
 Reference answers are off by default (``reference_rate``): a reference mentions every key
 point, so a tiny model that matches words across the prompt would find them all there.
 """
@@ -105,6 +106,10 @@ OPENERS = (
     "Good preparation pays off.",
 )
 NUMBERS = ("0", "1", "2", "3", "4")
+# Key-point counts of the two responses of a relative row: they differ by at least 2, so the
+# better response is clearly better (a 2-layer model trained for ~200 steps told neighbours
+# (2 vs 3) apart 70% of the time and wider gaps 83-93%).
+PAIR_COUNTS = ((0, 2), (0, 3), (0, 4), (1, 3), (1, 4), (2, 4))
 
 
 def _response(rng: random.Random, present: list[str], decoys: list[str]) -> str:
@@ -137,7 +142,7 @@ def make_absolute(rng: random.Random, score: int, reference_rate: float = 0.0) -
 
 def make_relative(rng: random.Random, winner: str, reference_rate: float = 0.0) -> RelativeExample:
     keys, others, instruction, reference = _instance(rng, reference_rate)
-    lo, hi = sorted(rng.sample(range(5), 2))
+    lo, hi = rng.choice(PAIR_COUNTS)
     n_a, n_b = (hi, lo) if winner == "A" else (lo, hi)
     pres_a, pres_b = rng.sample(keys, n_a), rng.sample(keys, n_b)
     resp_a = _response(rng, pres_a, rng.sample(others, rng.randint(1, 2)))

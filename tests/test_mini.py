@@ -35,7 +35,7 @@ def test_relative_rows_have_the_preference_collection_schema_and_balance():
     for r in rows:
         keys = _keys(r["orig_criteria"])
         count = {s: sum(1 for k in keys if re.search(rf"\b{k}\b", r[f"orig_response_{s}"])) for s in "AB"}
-        assert count["A"] != count["B"]
+        assert abs(count["A"] - count["B"]) >= 2
         assert r["orig_preference"] == max(count, key=count.get)
         assert parse(r["output"], "relative").result == r["orig_preference"]
 
