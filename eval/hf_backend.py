@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from judgeforge.eval.backends import Backend, Request, Sampling
-
 from judgeforge.errors import UserError
+from judgeforge.eval.backends import Backend, Request, Sampling
 
 ENGINES = ("fast", "generate")
 

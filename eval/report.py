@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from judgeforge.eval.reference import PAPER_7B, PAPER_MODEL
-
 from judgeforge.errors import UserError
+from judgeforge.eval.reference import PAPER_7B, PAPER_MODEL
 
 # (benchmark, mode) -> the headline metrics shown in the table, in order
 HEADLINE = {
@@ -106,11 +105,10 @@ def merge_report(dirs: list[str], out: str | None = None, data_dir: str | None =
     """One report from the caches of several shard folders of one evaluation."""
     import json
 
+    from judgeforge.config import build
     from judgeforge.eval.benchmarks import load_benchmark
     from judgeforge.eval.cache import GenerationCache
     from judgeforge.eval.runner import EvalConfig, build_report, sampling_fingerprint
-
-    from judgeforge.config import build
 
     runs = []
     for d in dirs:

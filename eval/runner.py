@@ -21,12 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from judgeforge.errors import UserError
 from judgeforge.eval.backends import Backend, Request, Sampling, generate_parsed
 from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
 from judgeforge.eval.cache import GenerationCache, slot_key
 from judgeforge.eval.scoring import jobs_for, score_benchmark
-
-from judgeforge.errors import UserError
 from judgeforge.io import sha256_text
 
 PAIR_MODES = ("auto", "relative", "absolute", "both")

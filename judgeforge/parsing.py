@@ -145,10 +145,8 @@ _TIE_WORDS = re.compile(_LEAD + r"(?:tie|both|neither|none|equal|draw)\b", re.IG
 
 
 def _drop_echo(output: str) -> str:
-    last = None
-    for last in _ECHO.finditer(output):
-        pass
-    return output[last.end() :] if last else output
+    echoes = list(_ECHO.finditer(output))
+    return output[echoes[-1].end() :] if echoes else output
 
 
 def _marker(text: str, value: re.Pattern):

@@ -26,9 +26,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from judgeforge.merge.recipe import MergeRecipe
-
     from judgeforge.config import help_for
+    from judgeforge.merge.recipe import MergeRecipe
 
     p = _Parser(
         prog="judgeforge merge",
@@ -140,9 +139,8 @@ def _from_mergekit_yaml(data: dict, where: str) -> dict:
 
 def build_recipe(argv: list[str]):
     """Parse ``argv`` into a checked :class:`MergeRecipe` (or None for --list-methods)."""
-    from judgeforge.merge.recipe import MergeRecipe
-
     from judgeforge.config import build, deep_update, parse_overrides, read_yaml
+    from judgeforge.merge.recipe import MergeRecipe
 
     parser = _parser()
     rest, extra = _split_unknown(parser, argv)

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from judgeforge.errors import UserError
+from judgeforge.io import atomic_dir
 from judgeforge.merge.checkpoint import (
     INDEX_NAME,
     SINGLE_NAME,
@@ -38,9 +40,6 @@ from judgeforge.merge.checkpoint import (
 )
 from judgeforge.merge.lora import TOKENIZER_FILES, adapter_base, has_tokenizer, merge_lora
 from judgeforge.merge.recipe import MergeRecipe
-
-from judgeforge.errors import UserError
-from judgeforge.io import atomic_dir
 
 PID_FILE = ".judgeforge-merge.pid"
 RECIPE_NAME = "judgeforge_merge.yaml"

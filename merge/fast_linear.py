@@ -33,9 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judgeforge.merge.checkpoint import INDEX_NAME, TORCH_TO_ST, Checkpoint
-
 from judgeforge.errors import UserError
+from judgeforge.merge.checkpoint import INDEX_NAME, TORCH_TO_ST, Checkpoint
 
 ALIGN = 64  # byte alignment of each tensor inside an input buffer (any dtype can be viewed there)
 

@@ -43,9 +43,8 @@ import os
 import time
 from pathlib import Path
 
-from judgeforge.merge.fast_linear import linear_combine, resolve_device
-
 from judgeforge.errors import UserError
+from judgeforge.merge.fast_linear import linear_combine, resolve_device
 
 
 def _torch_dtype(dtype):
@@ -90,8 +89,9 @@ class InMemoryMerger:
 
     # ---------------------------------------------------------------- loading
     def _load_model(self, src):
-        from judgeforge.merge.checkpoint import is_lora_adapter
         from transformers import AutoModelForCausalLM
+
+        from judgeforge.merge.checkpoint import is_lora_adapter
 
         if is_lora_adapter(src):
             return self._lora_model(src)
@@ -99,9 +99,10 @@ class InMemoryMerger:
         return AutoModelForCausalLM.from_pretrained(src, **kwargs).to(self.device).eval()
 
     def _lora_model(self, src):
-        from judgeforge.merge.lora import adapter_base
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
+
+        from judgeforge.merge.lora import adapter_base
 
         kwargs = {"dtype": self.dtype} if self.dtype is not None else {"dtype": "auto"}
         m = AutoModelForCausalLM.from_pretrained(adapter_base(src, self.lora_base), **kwargs)
@@ -227,10 +228,11 @@ class InMemoryMerger:
         return self.model
 
     def _apply_mergekit(self, method: str, weights: list[float], seed: int | None, params: dict) -> None:
-        from judgeforge.merge.methods import FIRST_IS_BASE, get_method
         from mergekit.merge_methods import get
         from mergekit.merge_methods.base import TensorGroup
         from transformers.trainer_utils import set_seed
+
+        from judgeforge.merge.methods import FIRST_IS_BASE, get_method
 
         info = get_method(method)
         known = {p.name for p in info.params}

@@ -13,9 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from judgeforge.merge.checkpoint import ADAPTER_CONFIG
-
 from judgeforge.errors import UserError
+from judgeforge.merge.checkpoint import ADAPTER_CONFIG
 
 TOKENIZER_FILES = (
     "tokenizer_config.json",

@@ -19,9 +19,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from judgeforge.merge.checkpoint import canonical_dtype
-
 from judgeforge.errors import UserError, did_you_mean
+from judgeforge.merge.checkpoint import canonical_dtype
 
 
 def _f(default=dataclasses.MISSING, help: str = "", factory=None):

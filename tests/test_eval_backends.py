@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
-from judgeforge.eval.backends import BACKENDS, Request, Sampling, generate_parsed, get_backend
 from openai_stub import Delay, ScriptedOpenAIServer
 
 from judgeforge.errors import UserError
+from judgeforge.eval.backends import BACKENDS, Request, Sampling, generate_parsed, get_backend
 from judgeforge.prompts import PRESET_RUBRICS, render_absolute, render_relative
 
 

@@ -9,9 +9,9 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from judgeforge.eval import benchmarks as B
 
 from judgeforge.errors import UserError
+from judgeforge.eval import benchmarks as B
 from judgeforge.prompts import PRESET_RUBRICS, parse_rendered, render_absolute
 
 
@@ -160,9 +160,8 @@ def test_collection_schemas_as_benchmarks(mini_data):
 def test_eval_recipes_load():
     from pathlib import Path
 
-    from judgeforge.eval.runner import EvalConfig
-
     from judgeforge.config import load_recipe
+    from judgeforge.eval.runner import EvalConfig
 
     files = sorted((Path(__file__).resolve().parents[1] / "configs" / "eval").glob("*.yaml"))
     assert {f.name for f in files} >= {"paper.yaml", "smoke.yaml"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from judgeforge.eval.backends import Request, Sampling
 from judgeforge.eval.fastgen import FastGenerator, process_logits, unsupported_reason
 from judgeforge.eval.hf_backend import plain_generate
-
 from judgeforge.prompts import PRESET_RUBRICS, render_absolute, render_relative
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from judgeforge.eval import metrics
 from judgeforge.eval.benchmarks import BENCHMARKS, Benchmark, Item
 from judgeforge.eval.scoring import score_benchmark

@@ -12,11 +12,11 @@ import time
 from collections import Counter
 
 import pytest
-from judgeforge.eval import metrics
-from judgeforge.eval.benchmarks import load_benchmark
 from openai_stub import ScriptedOpenAIServer
 
 from judgeforge.cli import main as cli_main
+from judgeforge.eval import metrics
+from judgeforge.eval.benchmarks import load_benchmark
 from judgeforge.prompts import parse_rendered
 
 SUITE4 = "vicuna,mt_bench,hhh,autoj"
@@ -60,8 +60,9 @@ def test_cli_tiny_judge_on_the_shared_files_then_resume(tiny_model, shared_data,
 
 
 def test_evaluate_an_in_memory_model(tiny_model, shared_data, tokenizer):
-    from judgeforge.eval.runner import evaluate
     from transformers import AutoModelForCausalLM
+
+    from judgeforge.eval.runner import evaluate
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     res = evaluate(model, "hhh", tokenizer=tokenizer, data_dir=shared_data, limit=1, greedy=True, max_new_tokens=3,

@@ -152,9 +152,8 @@ def test_slerp_at_t0_returns_the_first_model(models, tmp_path, capsys):
 
 def test_paper_recipes_parse_and_validate(models):
     """Every shipped recipe builds (keys, method, parameters) when its models are pointed at local folders."""
-    from judgeforge.merge.recipe import MergeRecipe
-
     from judgeforge.config import load_recipe
+    from judgeforge.merge.recipe import MergeRecipe
 
     recipes = sorted((ROOT / "configs" / "merge").glob("*.yaml"))
     assert {r.name for r in recipes} >= {
@@ -405,9 +404,10 @@ def test_lora_with_unreachable_base_is_a_clear_error(models, lora, tmp_path, cap
 def test_8x7b_recipe_shape_runs_on_tiny_lora_experts(models, lora, tmp_path, capsys):
     """The paper's 8x7B recipe (DARE-linear over [base, LoRA abs, LoRA rel], p = 0.1, lambda 1.95) end to end;
     the in-memory merger (which folds the LoRA adapters itself) reproduces it exactly."""
-    from judgeforge.merge.inmemory import InMemoryMerger
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
+
+    from judgeforge.merge.inmemory import InMemoryMerger
 
     lora2 = tmp_path / "lora2"
     torch.manual_seed(1)

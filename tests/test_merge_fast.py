@@ -7,12 +7,13 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+from test_merge_cli import _copy_side_files, merge_models, run, tensors
+
 from judgeforge.merge.checkpoint import inspect_checkpoint
 from judgeforge.merge.core import mergekit_config, run_mergekit
 from judgeforge.merge.fast_linear import merge_linear
 from judgeforge.merge.recipe import MergeRecipe
-from safetensors.torch import load_file, save_file
-from test_merge_cli import _copy_side_files, merge_models, run, tensors
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +129,9 @@ def test_truncated_input_shard_is_an_error_not_a_model(models, tmp_path, capsys)
 
 # ------------------------------------------------------------------ in memory == written
 def test_in_memory_judge_equals_the_written_one(models, tmp_path, capsys):
-    from judgeforge.merge.inmemory import InMemoryMerger
     from transformers import AutoModelForCausalLM
+
+    from judgeforge.merge.inmemory import InMemoryMerger
 
     merger = InMemoryMerger(models["abs"], models["rel"], base=models["base"], device="cpu")
     ids = torch.tensor([[1, 733, 16289, 28793, 22557, 733, 28748, 16289, 28793]])
@@ -177,8 +179,9 @@ def test_in_memory_judge_equals_the_written_one(models, tmp_path, capsys):
 
 
 def test_in_memory_merger_writes_into_a_callers_model(models):
-    from judgeforge.merge.inmemory import InMemoryMerger
     from transformers import AutoModelForCausalLM
+
+    from judgeforge.merge.inmemory import InMemoryMerger
 
     model = AutoModelForCausalLM.from_pretrained(models["base"])
     ptr = model.model.embed_tokens.weight.data_ptr()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from judgeforge.merge.fast_linear import linear_combine
-from judgeforge.merge.inmemory import InMemoryMerger
 
 from judgeforge.errors import UserError
+from judgeforge.merge.fast_linear import linear_combine
+from judgeforge.merge.inmemory import InMemoryMerger
 
 
 class Toy(torch.nn.Module):

@@ -138,6 +138,7 @@ def main(argv=None) -> int:
 
     import torch
     import transformers
+
     from judgeforge.eval.backends import Sampling
     from judgeforge.eval.fastgen import FastGenerator
     from judgeforge.eval.hf_backend import plain_generate

@@ -285,9 +285,10 @@ def tensor_hashes(folder: Path) -> dict[str, str]:
 
 def diff_against_kernel(out: Path, a: Path, b: Path, names: list[str], device: str) -> dict:
     """Max |difference| between ``out`` and judgeforge's linear kernel on ``device`` for ``names``."""
+    from safetensors import safe_open
+
     from judgeforge.merge.checkpoint import inspect_checkpoint
     from judgeforge.merge.fast_linear import linear_combine
-    from safetensors import safe_open
 
     cks = [inspect_checkpoint(p) for p in (out, a, b)]
     report = {}
@@ -320,9 +321,8 @@ def child(kind: str, spec: dict) -> int:
     t0 = time.perf_counter()
     result: dict = {}
     if kind == "fast":
-        from judgeforge.merge.core import LAST_STATS
-
         from judgeforge.cli import main as jf_main
+        from judgeforge.merge.core import LAST_STATS
 
         code = jf_main(
             [
@@ -364,8 +364,9 @@ def child(kind: str, spec: dict) -> int:
 
 def inmem(spec: dict) -> dict:
     import torch
-    from judgeforge.merge.inmemory import InMemoryMerger
     from transformers import AutoModelForCausalLM, MistralConfig
+
+    from judgeforge.merge.inmemory import InMemoryMerger
 
     dev = spec["device"]
     cfg = MistralConfig(**spec["cfg"])
@@ -411,10 +412,11 @@ def inmem(spec: dict) -> dict:
 def equality(spec: dict) -> dict:
     """In-memory merges on the device vs the merges judgeforge writes there (same seed)."""
     import torch
+    from safetensors.torch import load_file
+
     from judgeforge.merge.core import merge
     from judgeforge.merge.inmemory import InMemoryMerger
     from judgeforge.merge.recipe import MergeRecipe
-    from safetensors.torch import load_file
 
     dev, work = spec["device"], Path(spec["work"])
     a, b, base = spec["a"], spec["b"], spec["base"]
