@@ -23,9 +23,8 @@ options (YAML recipe keys; --key value or --key=value; flags without a value mea
 
 
 def _usage() -> str:
-    from judgeforge.eval.runner import EvalConfig
-
     from judgeforge.config import help_for
+    from judgeforge.eval.runner import EvalConfig
 
     return USAGE.format(keys=help_for(EvalConfig))
 
@@ -54,9 +53,12 @@ def main(argv: list[str]) -> int:
         return 0 if argv else 2
     if argv[0] == "report":
         return _report(argv[1:])
-    from judgeforge.eval.runner import EvalConfig, evaluate
+    if argv[0] == "ablation":
+        from judgeforge.eval.ablation import main as ablation_main
 
+        return ablation_main(argv[1:])
     from judgeforge.config import load_recipe
+    from judgeforge.eval.runner import EvalConfig, evaluate
 
     config_path = None
     rest = []

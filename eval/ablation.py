@@ -1,0 +1,197 @@
+"""Ablation report: a user's runs beside the paper's Table 5 (single-format vs joint vs merged) and
+Table 17 (merge methods), so a reproduction reads at a glance.
+
+    judgeforge eval ablation --run absolute=runs/eval/absolute --run relative=runs/eval/relative \\
+        [--run joint=runs/eval/joint] --run merged=runs/eval/merged \\
+        [--method linear=DIR --method dare_linear=DIR ...] [-o ablation.md]
+
+Each DIR is the ``--out`` folder of ``judgeforge eval`` (or its ``report.json``).
+
+Headline metrics, as the paper defines them:
+
+* Table 5 - DA: mean Pearson over Vicuna Bench, MT Bench and FLASK; PR: mean accuracy over HHH,
+  MT Bench Human Judgment and Auto-J (without ties).
+* Table 17 - the same, with Feedback Bench added to DA and Preference Bench to PR.
+
+Benchmarks a run does not have are left out of its mean and listed.  A report with none of the
+paper's benchmarks (users' own files, the quickstart's mini data) falls back to the mean Pearson
+over all its absolute benchmarks and the mean accuracy over all its relative ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from judgeforge.errors import UserError
+
+DA5 = ("vicuna", "mt_bench", "flask")
+PR5 = ("hhh", "mt_bench_human", "autoj")
+DA17 = DA5 + ("feedback_bench",)
+PR17 = PR5 + ("preference_bench",)
+
+# The paper's Table 5 (Mistral-7B; DA = mean Pearson, PR = mean accuracy %).
+PAPER_TABLE5 = {
+    "prompting": (0.417, 64.06),
+    "absolute only": (0.539, 64.82),
+    "relative only": (None, 72.61),
+    "joint training": (0.485, 73.06),
+    "weight merging": (0.624, 73.50),
+}
+# The paper's Table 17 (7B merges; DA incl. Feedback Bench, PR incl. Preference Bench).
+PAPER_TABLE17 = {
+    "linear": (0.652, 78.06),
+    "slerp": (0.649, 77.44),
+    "task_arithmetic": (0.582, 78.93),
+    "ties": (0.614, 78.56),
+    "dare_ties": (0.655, 78.55),
+    "dare_linear": (0.660, 78.44),
+}
+RUN_ROWS = {"prompting": "prompting", "base": "prompting", "absolute": "absolute only",
+            "relative": "relative only", "joint": "joint training", "merged": "weight merging"}
+
+
+def _accuracy(mode: dict):
+    for key in ("accuracy_no_tie", "accuracy"):
+        if mode.get(key) is not None:
+            return mode[key]
+    return None
+
+
+def headline(report: dict, table: str = "table5") -> dict:
+    """``{"da", "pr", "used", "missing", "parse_failure_rate"}`` for one eval report.
+
+    ``table``: "table5" or "table17" (the paper's benchmark sets), or "all" (every benchmark).
+    """
+    benches = report.get("benchmarks", {})
+    da_names, pr_names = {"table5": (DA5, PR5), "table17": (DA17, PR17)}.get(table, ((), ()))
+    paper = any(n in benches for n in DA17 + PR17)
+    pearsons, accs, used, missing, fails = [], [], [], [], []
+    if paper and table != "all":
+        for n in da_names:
+            m = benches.get(n, {}).get("modes", {}).get("absolute")
+            if m is None or m.get("pearson") is None:
+                missing.append(n)
+            else:
+                pearsons.append(m["pearson"])
+                used.append(n)
+        for n in pr_names:
+            m = benches.get(n, {}).get("modes", {}).get("relative")
+            if m is None or _accuracy(m) is None:
+                missing.append(n)
+            else:
+                accs.append(_accuracy(m))
+                used.append(n)
+    else:
+        for n, b in benches.items():
+            modes = b.get("modes", {})
+            if b.get("kind") == "absolute" and modes.get("absolute", {}).get("pearson") is not None:
+                pearsons.append(modes["absolute"]["pearson"])
+                used.append(n)
+            if _accuracy(modes.get("relative", {})) is not None:
+                accs.append(_accuracy(modes["relative"]))
+                used.append(n)
+    for b in benches.values():
+        for mode in b.get("modes", {}).values():
+            if mode.get("parse_failure_rate") is not None:
+                fails.append(mode["parse_failure_rate"])
+
+    def mean(xs):
+        return sum(xs) / len(xs) if xs else None
+
+    return {"da": mean(pearsons), "pr": mean(accs), "used": sorted(set(used)), "missing": missing,
+            "parse_failure_rate": mean(fails)}
+
+
+def load_report(path: str | Path) -> dict:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    if not p.exists():
+        raise UserError(f"{path}: no report.json; give the --out folder of 'judgeforge eval'")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{p}: not a JSON report ({e.msg})") from None
+
+
+def _fmt(x, pct=False):
+    if x is None:
+        return "-"
+    return f"{100 * x:.2f}" if pct else f"{x:.3f}"
+
+
+def _diff(mine, paper, pct=False):
+    if mine is None or paper is None:
+        return ""
+    d = (100 * mine - paper) if pct else (mine - paper)
+    return f"{d:+.2f}" if pct else f"{d:+.3f}"
+
+
+def ablation_markdown(runs: dict[str, dict], methods: dict[str, dict] | None = None) -> str:
+    """Markdown tables: the user's runs beside the paper's Table 5 rows (and Table 17 for methods)."""
+    lines = ["## Single-format experts, joint training and weight merging (paper Table 5)", "",
+             "DA: mean Pearson over Vicuna Bench, MT Bench, FLASK; PR: mean accuracy (%) over HHH, "
+             "MT Bench Human Judgment, Auto-J (without ties).", "",
+             "| row | DA (yours) | DA (paper) | diff | PR (yours) | PR (paper) | diff | benchmarks missing |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    shown = set()
+    for name, rep in runs.items():
+        h = headline(rep, "table5")
+        row = RUN_ROWS.get(name, name)
+        pda, ppr = PAPER_TABLE5.get(row, (None, None))
+        shown.add(row)
+        lines.append(f"| {row} ({name}) | {_fmt(h['da'])} | {_fmt(pda)} | {_diff(h['da'], pda)} | "
+                     f"{_fmt(h['pr'], True)} | {_fmt(ppr) if ppr is None else f'{ppr:.2f}'} | "
+                     f"{_diff(h['pr'], ppr, True)} | {', '.join(h['missing']) or '-'} |")
+    for row, (pda, ppr) in PAPER_TABLE5.items():
+        if row not in shown:
+            lines.append(f"| {row} (paper only) | - | {_fmt(pda)} | | - | {ppr:.2f} | | |")
+    if methods:
+        lines += ["", "## Merge methods (paper Table 17)", "",
+                  "DA adds Feedback Bench, PR adds Preference Bench to the means above.", "",
+                  "| method | DA (yours) | DA (paper) | diff | PR (yours) | PR (paper) | diff | benchmarks missing |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for method, rep in methods.items():
+            h = headline(rep, "table17")
+            pda, ppr = PAPER_TABLE17.get(method, (None, None))
+            lines.append(f"| {method} | {_fmt(h['da'])} | {_fmt(pda)} | {_diff(h['da'], pda)} | "
+                         f"{_fmt(h['pr'], True)} | {'-' if ppr is None else f'{ppr:.2f}'} | "
+                         f"{_diff(h['pr'], ppr, True)} | {', '.join(h['missing']) or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for v in values or []:
+        if "=" not in v:
+            raise UserError(f"{flag} {v}: use NAME=DIR (e.g. {flag} merged=runs/eval/merged)")
+        k, path = v.split("=", 1)
+        out[k.strip()] = path
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="judgeforge eval ablation",
+                                 description="Place evaluation runs beside the paper's Table 5 and Table 17.")
+    ap.add_argument("--run", action="append", default=[],
+                    help="NAME=DIR; NAME one of absolute, relative, joint, merged, prompting (or your own)")
+    ap.add_argument("--method", action="append", default=[], help="METHOD=DIR for merge methods (Table 17)")
+    ap.add_argument("-o", "--out", default=None, help="write the markdown here (and NAME.json beside it)")
+    args = ap.parse_args(argv)
+    runs = {k: load_report(v) for k, v in _pairs(args.run, "--run").items()}
+    methods = {k: load_report(v) for k, v in _pairs(args.method, "--method").items()}
+    if not runs and not methods:
+        raise UserError("give at least one --run NAME=DIR or --method METHOD=DIR")
+    md = "# Ablation against the paper\n\n" + ablation_markdown(runs, methods)
+    print(md, end="")
+    if args.out:
+        from judgeforge.io import atomic_write_json, atomic_write_text
+
+        atomic_write_text(args.out, md)
+        atomic_write_json(Path(args.out).with_suffix(".json"), {
+            "runs": {k: headline(v, "table5") for k, v in runs.items()},
+            "methods": {k: headline(v, "table17") for k, v in methods.items()},
+        })
+    return 0

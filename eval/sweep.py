@@ -1,0 +1,182 @@
+"""``judgeforge sweep``: merge ratios and methods in memory, each point evaluated, with tables and plots.
+
+    judgeforge sweep --absolute EXPERT_A --relative EXPERT_B --alphas 0.1:0.9:0.1 \\
+        --methods linear,dare_linear --suite absolute,relative [--base BASE] [--out sweep-out] [eval options]
+
+``alpha`` is the weight of the absolute expert (the paper's Figure 3 sweeps absolute:relative
+from 1:9 to 9:1).  Both experts are loaded once (:class:`judgeforge.merge.inmemory.InMemoryMerger`);
+each point writes its merge into the same live model and evaluates it with
+:func:`judgeforge.eval.runner.evaluate`, so no checkpoint is written.  Every point caches its
+generations under ``OUT/METHOD-ALPHA/``: a rerun (after a kill, or with more alphas) generates
+only what is missing.
+
+Outputs in ``--out``: ``sweep.json`` (every point's headline metrics and full reports),
+``sweep.md`` (a table), ``sweep_da.png`` (direct assessment vs alpha) and ``sweep_pr.png``
+(pairwise ranking vs alpha), one line per method.  DA and PR are the paper's Table 17 means
+(:func:`judgeforge.eval.ablation.headline`); on other benchmarks, the mean Pearson over the
+absolute ones and the mean accuracy over the relative ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from judgeforge.errors import UserError
+
+DEFAULT_DENSITY = 0.9  # DARE keeps 90% of each task vector (drop rate p = 0.1)
+
+
+def parse_alphas(text: str) -> list[float]:
+    """``"0.1:0.9:0.1"`` (start:stop:step, inclusive) or ``"0.3,0.5,0.7"``."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(x) for x in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            n = int(round((stop - start) / step))
+            values = [round(start + i * step, 10) for i in range(n + 1)]
+        else:
+            values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--alphas '{text}': use start:stop:step (e.g. 0.1:0.9:0.1) or a list (0.3,0.5)") from None
+    bad = [a for a in values if not 0.0 <= a <= 1.0]
+    if not values or bad:
+        raise UserError(f"--alphas '{text}': every alpha must be in [0, 1]")
+    return values
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="judgeforge sweep",
+        description="Merge two experts in memory at several ratios (and methods), evaluate each point, "
+        "and write a table and plots like the paper's Figure 3.",
+    )
+    p.add_argument("--absolute", required=True, help="the absolute expert (model folder or LoRA adapter)")
+    p.add_argument("--relative", required=True, help="the relative expert")
+    p.add_argument("--alphas", default="0.1:0.9:0.1", help="weights of the absolute expert: start:stop:step or a list")
+    p.add_argument("--methods", default="linear", help="comma-separated merge methods (linear, dare_linear, ...)")
+    p.add_argument("--base", default=None, help="base model for task-vector methods (dare_*, ties, task_arithmetic)")
+    p.add_argument("--density", type=float, default=DEFAULT_DENSITY, help="DARE/TIES density (fraction kept)")
+    p.add_argument("--suite", default="paper", help="benchmarks, as for 'judgeforge eval --suite'")
+    p.add_argument("--data-dir", default=None, help="folder with the benchmark files")
+    p.add_argument("--limit", type=int, default=None, help="first N items of each benchmark")
+    p.add_argument("--out", default="sweep-out", help="output folder (caches, sweep.md/json, plots)")
+    p.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:N")
+    p.add_argument("--dtype", default=None, help="merge/eval dtype (default: the experts')")
+    p.add_argument("--seed", type=int, default=42, help="DARE masks and sampling")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of the paper's sampling")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--samples-absolute", type=int, default=3, help="samples per absolute item (paper: 3)")
+    p.add_argument("--retries", type=int, default=10, help="regenerate unparseable outputs up to N times")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    result = sweep(
+        args.absolute, args.relative, alphas=parse_alphas(args.alphas),
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()], base=args.base, density=args.density,
+        suite=args.suite, out=args.out, device=args.device, dtype=args.dtype, seed=args.seed,
+        eval_options=dict(data_dir=args.data_dir, limit=args.limit, greedy=args.greedy,
+                          max_new_tokens=args.max_new_tokens, samples_absolute=args.samples_absolute,
+                          retries=args.retries, progress=not args.no_progress),
+    )
+    print(result["table_md"])
+    print(f"\nsweep: {Path(args.out) / 'sweep.md'}, plots: sweep_da.png, sweep_pr.png")
+    return 0
+
+
+def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite: str, out: str | Path,
+          base=None, density: float = DEFAULT_DENSITY, device: str = "auto", dtype=None, seed: int = 42,
+          eval_options: dict | None = None, log=print) -> dict:
+    """Evaluate every (method, alpha); returns ``{"points": [...], "table_md": ...}`` and writes the files."""
+    from judgeforge.eval.ablation import headline
+    from judgeforge.eval.runner import evaluate
+    from judgeforge.io import atomic_write_json, atomic_write_text
+    from judgeforge.merge.inmemory import InMemoryMerger
+    from judgeforge.merge.methods import get_method
+    from judgeforge.tokenization import load_tokenizer
+
+    for m in methods:
+        get_method(m, "--methods")
+    needs_base = [m for m in methods if m not in ("linear", "slerp", "nuslerp", "karcher", "model_stock")]
+    if needs_base and base is None:
+        raise UserError(f"--methods {','.join(needs_base)}: task-vector methods need --base (the model both "
+                        "experts were fine-tuned from)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    merger = InMemoryMerger(absolute, relative, base=base if needs_base else None, device=device, dtype=dtype)
+    tokenizer = load_tokenizer(str(absolute))
+    log(f"judgeforge sweep: experts loaded on {merger.device} in {time.time() - t0:.1f} s; "
+        f"{len(methods)} method(s) x {len(alphas)} alpha(s)")
+    points = []
+    for method in methods:
+        params = {"density": density} if method in ("dare_linear", "dare_ties", "ties", "della", "della_linear",
+                                                    "breadcrumbs", "breadcrumbs_ties") else {}
+        for alpha in alphas:
+            name = f"{method}-{alpha:g}"
+            t = time.time()
+            merger.apply(alpha, method, seed=seed, **params)
+            report = evaluate(merger.model, suite, tokenizer=tokenizer, out=str(out / name), judge_name=name,
+                              seed=seed, **(eval_options or {}))
+            h = headline(report, "table17")
+            points.append({"method": method, "alpha": alpha, **h, "seconds": round(time.time() - t, 2),
+                           "report": str(out / name / "report.json")})
+            log(f"judgeforge sweep: {name}: DA {_fmt(h['da'])}, PR {_fmt(h['pr'], pct=True)} "
+                f"({time.time() - t:.1f} s)")
+    table = _table(points)
+    result = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base),
+              "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
+              "points": points, "table_md": table}
+    atomic_write_json(out / "sweep.json", result)
+    atomic_write_text(out / "sweep.md", "# Merge-ratio sweep\n\nalpha = weight of the absolute expert "
+                      f"({absolute}); 1 - alpha goes to the relative expert ({relative}).\nDA: mean Pearson over the "
+                      "absolute benchmarks; PR: mean accuracy over the relative benchmarks.\n\n" + table + "\n")
+    plot(points, out)
+    return result
+
+
+def _fmt(x, pct=False):
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+
+def _table(points: list[dict]) -> str:
+    lines = ["| method | alpha (absolute) | DA (Pearson) | PR (accuracy %) | parse failures % |", "|---|---|---|---|---|"]
+    for p in points:
+        lines.append(f"| {p['method']} | {p['alpha']:g} | {_fmt(p['da'])} | {_fmt(p['pr'], True)} | "
+                     f"{_fmt(p['parse_failure_rate'], True)} |")
+    return "\n".join(lines)
+
+
+def plot(points: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for key, fname, label in (("da", "sweep_da.png", "direct assessment (mean Pearson)"),
+                              ("pr", "sweep_pr.png", "pairwise ranking (mean accuracy)")):
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        for method in dict.fromkeys(p["method"] for p in points):
+            xs = [p["alpha"] for p in points if p["method"] == method and p[key] is not None]
+            ys = [p[key] for p in points if p["method"] == method and p[key] is not None]
+            ax.plot(xs, ys, marker="o", label=method)
+        ax.set_xlabel("weight of the absolute expert (alpha)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=110)
+        plt.close(fig)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

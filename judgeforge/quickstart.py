@@ -1,0 +1,319 @@
+"""``judgeforge quickstart``: the whole Prometheus 2 pipeline at tiny scale, offline, on a CPU.
+
+    judgeforge quickstart [-o quickstart-out] [--seed 0]
+
+1. mini datasets in the Feedback / Preference Collection schemas (``judgeforge.mini``);
+2. a tiny Mistral-architecture base, briefly tuned on both formats so the experts share
+   a starting point (the paper starts both experts from Mistral-7B-Instruct);
+3. an absolute expert and a relative expert fine-tuned from that base (``judgeforge train``);
+4. the two merged, linear 0.5 / 0.5 (``judgeforge merge``);
+5. all judges evaluated on held-out mini data in both formats (``judgeforge eval``);
+6. a table shaped like the paper's Table 5, ``report.md`` / ``report.json`` and a plot.
+
+Everything lands in one folder; a rerun with the same folder reuses finished stages.
+The experts' thresholds (absolute Pearson >= 0.5, relative accuracy >= 75%) are asserted
+by the test suite; the merged judge's numbers are reported as they come out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from judgeforge.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
+
+
+@dataclass
+class QuickstartConfig:
+    out: str = "quickstart-out"
+    seed: int = 0
+    train_rows: int = 2240  # per format (the experts see each row once or twice)
+    test_rows: int = 100  # per format, held out
+    base_steps: int = 140  # joint tuning of the shared base
+    absolute_steps: int = 50
+    relative_steps: int = 150
+    hidden: int = 128
+    layers: int = 2
+    batch_size: int = 16
+    learning_rate: float = 2e-3  # the base, from random weights
+    expert_learning_rate: float = 7e-4  # the experts, from the base
+    merge_weight: float = 0.5  # weight of the absolute expert
+    max_new_tokens: int = 40
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = QuickstartConfig()
+    p = argparse.ArgumentParser(
+        prog="judgeforge quickstart",
+        description="The Prometheus 2 pipeline at tiny scale on the CPU, offline: mini data -> tiny base -> "
+        "absolute and relative experts -> linear merge -> evaluation of all three in both formats.",
+    )
+    p.add_argument("-o", "--out", default=d.out, help=f"output folder (default: {d.out})")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--train-rows", type=int, default=d.train_rows, help="training rows per format")
+    p.add_argument("--test-rows", type=int, default=d.test_rows, help="held-out rows per format")
+    p.add_argument("--base-steps", type=int, default=d.base_steps, help="joint steps that make the shared base")
+    p.add_argument("--absolute-steps", type=int, default=d.absolute_steps)
+    p.add_argument("--relative-steps", type=int, default=d.relative_steps)
+    p.add_argument("--expert-lr", type=float, default=d.expert_learning_rate, help="experts' learning rate")
+    p.add_argument("--merge-weight", type=float, default=d.merge_weight, help="weight of the absolute expert")
+    p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a live display")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    cfg = QuickstartConfig(
+        out=args.out, seed=args.seed, train_rows=args.train_rows, test_rows=args.test_rows,
+        base_steps=args.base_steps, absolute_steps=args.absolute_steps, relative_steps=args.relative_steps,
+        merge_weight=args.merge_weight, expert_learning_rate=args.expert_lr,
+    )
+    report = run(cfg, progress=not args.no_progress)
+    print(report["table_md"])
+    print(f"\nreport: {Path(cfg.out) / 'report.md'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- display
+
+
+class _Display:
+    """One live line per stage (rich), or plain lines when not a terminal / --no-progress."""
+
+    def __init__(self, live: bool):
+        self.live = live
+        self._progress = None
+        self._task = None
+        self.t0 = time.time()
+
+    def __enter__(self):
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def stage(self, name: str, total: int | None = None):
+        if self._progress is not None:
+            self._task = self._progress.add_task(name, total=total or 1, info="")
+        else:
+            print(f"[{time.time() - self.t0:6.1f}s] {name}", flush=True)
+        return self
+
+    def update(self, completed: int | None = None, info: str = "", total: int | None = None):
+        if self._progress is not None and self._task is not None:
+            kw = {"info": info}
+            if completed is not None:
+                kw["completed"] = completed
+            if total is not None:
+                kw["total"] = total
+            self._progress.update(self._task, **kw)
+
+    def done(self, info: str = ""):
+        if self._progress is not None and self._task is not None:
+            task = self._progress.tasks[-1]
+            self._progress.update(self._task, completed=task.total, info=info)
+        elif info:
+            print(f"          {info}", flush=True)
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path | None, expert: str,
+           datasets: list[str], steps: int, out: Path) -> Path:
+    from judgeforge.train.recipe import load
+    from judgeforge.train.run import train
+
+    final = out / "model"
+    if (final / "config.json").exists():
+        display.stage(name, 1).done("reused")
+        return final
+    overrides = {
+        "expert": expert,
+        "datasets": datasets,
+        "max_steps": steps,
+        "output_dir": str(out),
+        "seed": cfg.seed,
+        "per_device_batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate if model is None else cfg.expert_learning_rate,
+        "eval_split": 0.0,
+        "overwrite": True,
+    }
+    if model is not None:
+        overrides.update(model=str(model), init_from_config=None)
+    else:
+        overrides["init_from_config"] = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": 4, "kv_heads": 2,
+                                         "tie": True}
+    recipe = load(CONFIG_DIR / "tiny-cpu.yaml", overrides)
+    display.stage(name, steps)
+
+    def on_event(ev: dict):
+        if ev.get("stage") in ("train", "log") and "step" in ev:
+            info = f"loss {ev['loss']:.3f}" if ev.get("loss") is not None else ""
+            display.update(ev["step"], info, ev.get("total_steps"))
+
+    path = train(recipe, progress=on_event)
+    display.done(f"-> {path}")
+    return Path(path)
+
+
+def _merge(display: _Display, a: Path, b: Path, weight: float, out: Path) -> Path:
+    from judgeforge.merge.core import merge
+    from judgeforge.merge.recipe import MergeRecipe
+
+    display.stage(f"merge linear {weight:g}/{1 - weight:g}", 1)
+    if (out / "config.json").exists():
+        display.done("reused")
+        return out
+    recipe = MergeRecipe(method="linear", models=[str(a), str(b)], weights=[weight, 1 - weight], output=str(out),
+                         force=True)
+    merge(recipe, command="judgeforge quickstart")
+    display.done(f"-> {out}")
+    return out
+
+
+def _evaluate(display: _Display, name: str, model: Path, files: dict[str, Path], cfg: QuickstartConfig,
+              out: Path) -> dict:
+    from judgeforge.eval.ablation import headline
+    from judgeforge.eval.runner import evaluate
+
+    display.stage(f"evaluate {name}", 1)
+    suite = f"{files['absolute_test']},{files['relative_test']}"
+    report = evaluate(
+        str(model), suite, out=str(out), greedy=True, max_new_tokens=cfg.max_new_tokens, samples_absolute=1,
+        retries=0, bootstrap=200, judge_name=name, progress=False, pair_modes="relative", seed=cfg.seed,
+    )
+    display.done()
+    h = headline(report, "all")
+    return {"da": h["da"], "pr": h["pr"], "parse_failure_rate": h["parse_failure_rate"], "model": str(model),
+            "report": str(out / "report.json")}
+
+
+def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
+    """Run the quickstart; returns the report dict (also written to ``cfg.out``)."""
+    import sys
+
+    from judgeforge.io import atomic_write_json, atomic_write_text
+    from judgeforge.mini import write_mini
+
+    if cfg.train_rows < cfg.batch_size or cfg.test_rows < 4:
+        raise UserError("quickstart: --train-rows must be >= 16 and --test-rows >= 4")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    timings: dict[str, float] = {}
+    live = progress and sys.stderr.isatty()
+    with _Display(live) as display:
+        display.stage("mini datasets", 1)
+        files = write_mini(out / "data", cfg.train_rows, cfg.test_rows, cfg.seed)
+        display.done(f"-> {out / 'data'}")
+        models = out / "models"
+
+        t = time.time()
+        base = None
+        if cfg.base_steps > 0:
+            base = _train(display, "shared base (joint)", cfg, model=None, expert="joint",
+                          datasets=[str(files["absolute_train"]), str(files["relative_train"])],
+                          steps=cfg.base_steps, out=models / "base")
+        timings["base_s"] = time.time() - t
+        t = time.time()
+        experts = {}
+        for fmt, steps in (("absolute", cfg.absolute_steps), ("relative", cfg.relative_steps)):
+            experts[fmt] = _train(display, f"{fmt} expert", cfg, model=base, expert=fmt,
+                                  datasets=[str(files[f"{fmt}_train"])], steps=steps, out=models / fmt)
+            timings[f"{fmt}_s"] = time.time() - t
+            t = time.time()
+        merged = _merge(display, experts["absolute"], experts["relative"], cfg.merge_weight, models / "merged")
+        timings["merge_s"] = time.time() - t
+        t = time.time()
+        judges = {"absolute only": experts["absolute"], "relative only": experts["relative"], "merged": merged}
+        results = {}
+        for name, path in judges.items():
+            results[name] = _evaluate(display, name, path, files, cfg, out / "eval" / name.replace(" ", "-"))
+        timings["eval_s"] = time.time() - t
+    timings["total_s"] = time.time() - t0
+
+    table = _table_md(results)
+    report = {"config": asdict(cfg), "results": results, "timings": {k: round(v, 1) for k, v in timings.items()},
+              "table_md": table}
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", _report_md(report))
+    _plot(results, out / "quickstart.png")
+    return report
+
+
+def _fmt(x, pct=False):
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+
+def _table_md(results: dict) -> str:
+    lines = ["| judge (tiny, mini data) | DA: Pearson | PR: accuracy % | parse failures % |", "|---|---:|---:|---:|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {_fmt(r['da'])} | {_fmt(r['pr'], True)} | {_fmt(r['parse_failure_rate'], True)} |")
+    return "\n".join(lines)
+
+
+def _report_md(report: dict) -> str:
+    t = report["timings"]
+    return "\n".join([
+        "# judgeforge quickstart",
+        "",
+        "Shaped like the paper's Table 5 (single-format experts vs their weight merge). DA: Pearson",
+        "correlation between the judge's score and the gold score on held-out absolute rows; PR: accuracy on",
+        "held-out relative rows. Greedy decoding; a failed parse counts as wrong (PR) and is left out of the",
+        "correlation (DA); parse failures: the share of all outputs (both formats) that did not parse.",
+        "",
+        report["table_md"],
+        "",
+        "For reference, the paper's Mistral-7B rows (DA = mean Pearson over Vicuna, MT Bench, FLASK; PR = mean",
+        "accuracy over HHH, MT-HJ, Auto-J): absolute only 0.539 / 64.82, relative only - / 72.61,",
+        "weight merging 0.624 / 73.50.",
+        "",
+        f"Time: base {t.get('base_s', 0)} s, absolute expert {t.get('absolute_s')} s, relative expert "
+        f"{t.get('relative_s')} s, merge {t.get('merge_s')} s, evaluation {t.get('eval_s')} s, "
+        f"total {t.get('total_s')} s.",
+        "",
+        "Config: `" + json.dumps(report["config"]) + "`",
+        "",
+    ])
+
+
+def _plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    da = [results[n]["da"] or 0.0 for n in names]
+    pr = [results[n]["pr"] or 0.0 for n in names]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    axes[0].bar(names, da, color="#4C72B0")
+    axes[0].set_title("direct assessment (Pearson)")
+    axes[0].set_ylim(min(0.0, min(da)), 1.0)
+    axes[1].bar(names, pr, color="#DD8452")
+    axes[1].set_title("pairwise ranking (accuracy)")
+    axes[1].set_ylim(0.0, 1.0)
+    axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")
+    for ax in axes:
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
