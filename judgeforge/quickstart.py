@@ -96,8 +96,9 @@ class _Display:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._progress = Progress(
-                TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                TextColumn("[bold]{task.description:<24}"), BarColumn(bar_width=24),
+                TextColumn("{task.completed:>3}/{task.total:<3}"), TextColumn("{task.fields[info]:<12}"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                 transient=False,
             )
             self._progress.__enter__()
@@ -168,7 +169,7 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
             display.update(ev["step"], info, ev.get("total_steps"))
 
     path = train(recipe, progress=on_event)
-    display.done(f"-> {path}")
+    display.done("done")
     return Path(path)
 
 
@@ -183,7 +184,7 @@ def _merge(display: _Display, a: Path, b: Path, weight: float, out: Path) -> Pat
     recipe = MergeRecipe(method="linear", models=[str(a), str(b)], weights=[weight, 1 - weight], output=str(out),
                          force=True)
     merge(recipe, command="judgeforge quickstart")
-    display.done(f"-> {out}")
+    display.done("done")
     return out
 
 
@@ -221,7 +222,7 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     with _Display(live) as display:
         display.stage("mini datasets", 1)
         files = write_mini(out / "data", cfg.train_rows, cfg.test_rows, cfg.seed)
-        display.done(f"-> {out / 'data'}")
+        display.done("done")
         models = out / "models"
 
         t = time.time()

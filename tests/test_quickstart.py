@@ -64,7 +64,7 @@ def test_three_point_sweep_on_the_quickstart_experts(quickstart, tmp_path):
     suite = f"{out / 'data/absolute_test.jsonl'},{out / 'data/relative_test.jsonl'}"
     cmd = [sys.executable, "-m", "judgeforge", "sweep", "--absolute", str(out / "models/absolute/model"),
            "--relative", str(out / "models/relative/model"), "--alphas", "0.3,0.5,0.7", "--suite", suite,
-           "--limit", "20", "--greedy", "--max-new-tokens", "40", "--samples-absolute", "1", "--retries", "0",
+           "--limit", "10", "--greedy", "--max-new-tokens", "40", "--samples-absolute", "1", "--retries", "0",
            "--out", str(sweep_out), "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
