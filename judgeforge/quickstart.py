@@ -25,7 +25,26 @@ from pathlib import Path
 
 from judgeforge.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
+# The training recipe every quickstart stage starts from (the shape of configs/train/tiny-cpu.yaml,
+# kept here so the quickstart needs no file outside the package); each stage overrides a few keys.
+TINY_RECIPE = {
+    "tokenizer": "mistral-v1",
+    "max_length": 1024,
+    "overlong": "drop",
+    "lr_scheduler": "cosine",
+    "warmup_ratio": 0.05,
+    "weight_decay": 0.0,
+    "epochs": 1,
+    "gradient_accumulation_steps": 1,
+    "bf16": True,
+    "gradient_checkpointing": False,
+    "packing": True,
+    "deepspeed": None,
+    "lora": None,
+    "save_steps": 0,
+    "logging_steps": 20,
+    "report_to": "none",
+}
 
 
 @dataclass
@@ -145,6 +164,7 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
         display.stage(name, 1).done("reused")
         return final
     overrides = {
+        **TINY_RECIPE,
         "expert": expert,
         "datasets": datasets,
         "max_steps": steps,
@@ -160,7 +180,7 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
     else:
         overrides["init_from_config"] = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": 4, "kv_heads": 2,
                                          "tie": True}
-    recipe = load(CONFIG_DIR / "tiny-cpu.yaml", overrides)
+    recipe = load(None, overrides)
     display.stage(name, steps)
 
     def on_event(ev: dict):
@@ -215,6 +235,8 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     if cfg.train_rows < cfg.batch_size or cfg.test_rows < 4:
         raise UserError("quickstart: --train-rows must be >= 16 and --test-rows >= 4")
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"quickstart: {out} is a file; pass -o with a folder name")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     timings: dict[str, float] = {}
