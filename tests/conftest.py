@@ -55,3 +55,11 @@ def mini_data(tmp_path_factory) -> dict:
     from judgeforge.mini import write_mini
 
     return write_mini(tmp_path_factory.mktemp("mini"), n_train=200, n_test=40, seed=0)
+
+
+@pytest.fixture(scope="session")
+def scripted_dir(tmp_path_factory) -> Path:
+    """A tiny real Mistral model whose hand-set weights always answer with a parseable grade."""
+    from judgeforge.judge import make_scripted_judge
+
+    return make_scripted_judge(tmp_path_factory.mktemp("scripted") / "scripted-judge")

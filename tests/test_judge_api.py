@@ -24,16 +24,6 @@ from judgeforge.prompts import (
 SHORT = {"temperature": 0.0, "max_new_tokens": 12}  # greedy: no top-p sort over 32k logits
 
 
-@pytest.fixture(scope="module")
-def scripted_dir(tmp_path_factory):
-    from judgeforge.judge import make_scripted_judge
-
-    d = tmp_path_factory.getbasetemp() / "scripted-judge"
-    if not (d / "config.json").exists():
-        make_scripted_judge(d)
-    return d
-
-
 class Recording:
     """Wraps a real backend and keeps every request it was asked to generate for."""
 

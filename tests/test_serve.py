@@ -45,16 +45,6 @@ def schema_validator(doc: dict, name: str):
 
 
 @pytest.fixture(scope="module")
-def scripted_dir(tmp_path_factory):
-    from judgeforge.judge import make_scripted_judge
-
-    d = tmp_path_factory.getbasetemp() / "scripted-judge"
-    if not (d / "config.json").exists():
-        make_scripted_judge(d)
-    return d
-
-
-@pytest.fixture(scope="module")
 def server(scripted_dir):
     from judgeforge import Judge
     from judgeforge.serve import JudgeServer, ServerConfig
