@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -183,7 +182,7 @@ def _show(args) -> int:
 
 def _split(args) -> int:
     from judgeforge.data import read_rows, split_rows
-    from judgeforge.io import write_jsonl
+    from judgeforge.io import atomic_write_json, write_jsonl
 
     rows = read_rows(args.source, split=args.split)
     bad = [r for r in rows if r.data is None]
@@ -193,8 +192,8 @@ def _split(args) -> int:
     out = Path(args.output_dir)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", test)
-    json.dump({"source": str(args.source), "test_size": args.test_size, "seed": args.seed,
-               "train": len(train), "test": len(test)}, open(out / "split.json", "w"), indent=2)
+    atomic_write_json(out / "split.json", {"source": str(args.source), "test_size": args.test_size,
+                                           "seed": args.seed, "train": len(train), "test": len(test)})
     print(f"train: {len(train)} rows, test: {len(test)} rows -> {out}")
     return 0
 
