@@ -133,8 +133,8 @@ def test_task_arithmetic_through_mergekit_equals_its_formula(models, tmp_path, c
         capsys,
     )
     assert code == 0, err
-    base, a, b, m = (tensors(models[k]) for k in ("base", "abs", "rel")), None, None, tensors(out)
     base, a, b = (tensors(models[k]) for k in ("base", "abs", "rel"))
+    m = tensors(out)
     for k in base:
         want = base[k] + 0.8 * (0.3 * (a[k] - base[k]) + 0.7 * (b[k] - base[k]))
         torch.testing.assert_close(m[k], want, rtol=0, atol=1e-6)
