@@ -97,12 +97,12 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     from judgeforge.eval.runner import evaluate
     from judgeforge.io import atomic_write_json, atomic_write_text
     from judgeforge.merge.inmemory import InMemoryMerger
-    from judgeforge.merge.methods import get_method
+    from judgeforge.merge.methods import FIRST_IS_BASE, get_method
     from judgeforge.tokenization import load_tokenizer
 
-    for m in methods:
-        get_method(m, "--methods")
-    needs_base = [m for m in methods if m not in ("linear", "slerp", "nuslerp", "karcher", "model_stock")]
+    infos = {m: get_method(m, "--methods") for m in methods}
+    # mergekit's own contract says which methods need a base (slerp & co. use the first expert)
+    needs_base = [m for m in methods if infos[m].base == "required" and m not in FIRST_IS_BASE]
     if needs_base and base is None:
         raise UserError(f"--methods {','.join(needs_base)}: task-vector methods need --base (the model both "
                         "experts were fine-tuned from)")
