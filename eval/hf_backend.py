@@ -28,14 +28,13 @@ def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | N
     import torch
     from transformers import AutoModelForCausalLM
 
+    from judgeforge.devices import load_dtype
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dtype == "auto":
-        torch_dtype = torch.bfloat16 if str(device).startswith("cuda") else "auto"
-    else:
-        try:
-            torch_dtype = getattr(torch, dtype)
-        except AttributeError:
-            raise UserError(f"unknown dtype '{dtype}'; use auto, bfloat16, float16 or float32") from None
+    if dtype not in ("auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32"):
+        raise UserError(f"unknown dtype '{dtype}'; use auto, bfloat16, float16 or float32")
+    torch_dtype = load_dtype(dtype, cuda=str(device).startswith("cuda"),
+                             stored=_stored_dtype(model)).torch_dtype()
     try:
         m = AutoModelForCausalLM.from_pretrained(
             model, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
@@ -45,6 +44,19 @@ def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | N
         raise UserError(f"cannot load the judge '{model}': {first}; pass a local model folder "
                         "(with safetensors weights) or a hub id that is reachable") from None
     return m.to(device).eval()
+
+
+def _stored_dtype(model) -> str | None:
+    """The dtype a local checkpoint's config.json records (None for a hub id or no record)."""
+    import json
+    from pathlib import Path
+
+    cfg = Path(model) / "config.json"
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (data.get("dtype") or data.get("torch_dtype")) if isinstance(data, dict) else None
 
 
 class HFBackend(Backend):

@@ -41,6 +41,9 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from judgeforge.devices import quiet_threads
+
+    quiet_threads()  # before torch loads: idle OpenMP threads sleep instead of spinning
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage(), end="")
         return 0 if argv else 2

@@ -92,6 +92,16 @@ def _coerce(value, tp, where: str, key: str):
             return None
         raise UserError(f"{where}: key '{key}' must not be empty")
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):  # e.g. bool | Literal["auto"]: the first that fits
+        errors = []
+        for alt in typing.get_args(tp):
+            if alt is type(None):
+                continue
+            try:
+                return _coerce(value, alt, where, key)
+            except UserError as e:
+                errors.append(str(e).split(": ", 1)[-1])
+        raise UserError(f"{where}: {' or '.join(errors)}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise UserError(f"{where}: key '{key}' must be a mapping")

@@ -36,7 +36,7 @@ TINY_RECIPE = {
     "weight_decay": 0.0,
     "epochs": 1,
     "gradient_accumulation_steps": 1,
-    "bf16": True,
+    "bf16": "auto",  # bf16 only where the CPU computes it natively (judgeforge.devices.choose_dtype)
     "gradient_checkpointing": False,
     "packing": True,
     "deepspeed": None,
@@ -238,6 +238,10 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError(f"quickstart: {out} is a file; pass -o with a folder name")
     out.mkdir(parents=True, exist_ok=True)
+    from judgeforge.devices import choose_dtype
+
+    precision = choose_dtype(TINY_RECIPE["bf16"])
+    print(f"judgeforge quickstart: {precision.line()}", file=sys.stderr, flush=True)
     t0 = time.time()
     timings: dict[str, float] = {}
     live = progress and sys.stderr.isatty()
@@ -272,7 +276,7 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     timings["total_s"] = time.time() - t0
 
     table = _table_md(results)
-    report = {"config": asdict(cfg), "results": results, "timings": {k: round(v, 1) for k, v in timings.items()},
+    report = {"config": asdict(cfg), "dtype": precision.name, "results": results, "timings": {k: round(v, 1) for k, v in timings.items()},
               "table_md": table}
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", _report_md(report))

@@ -148,7 +148,13 @@ class TrainRecipe:
     )
     seed: int = field(default=42, metadata=_help("seed of initialisation, shuffling and dropout"))
     # ---- speed and memory
-    bf16: bool = field(default=True, metadata=_help("bfloat16 mixed precision"))
+    bf16: bool | Literal["auto"] = field(
+        default="auto",
+        metadata=_help(
+            "bfloat16 mixed precision: true, false, or auto (bf16 on GPUs and on CPUs that compute it "
+            "natively, fp32 elsewhere; the first log line says which and why)"
+        ),
+    )
     gradient_checkpointing: bool = field(default=True, metadata=_help("recompute activations in backward"))
     attn_implementation: str = field(
         default="auto",

@@ -49,6 +49,13 @@ def rank_and_world() -> tuple[int, int, int]:
     return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
 
 
+def use_bf16(recipe: TrainRecipe) -> bool:
+    """The recipe's ``bf16`` resolved for this machine (``auto``: judgeforge.devices.choose_dtype)."""
+    from judgeforge.devices import choose_dtype
+
+    return choose_dtype(recipe.bf16).bf16
+
+
 def _log(msg: str) -> None:
     if rank_and_world()[0] == 0:
         print(f"judgeforge train: {msg}", file=sys.stderr, flush=True)
@@ -203,7 +210,7 @@ def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if recipe.bf16 else torch.float32,
+            bnb_4bit_compute_dtype=torch.bfloat16 if use_bf16(recipe) else torch.float32,
         )
     set_seed(recipe.seed)
     if recipe.init_from_config is not None:
@@ -343,6 +350,11 @@ def train(
     from judgeforge.train.trainer import JudgeTrainer, ProgressCallback
 
     on_gpu = torch.cuda.is_available()
+    from judgeforge.devices import choose_dtype
+
+    precision = choose_dtype(recipe.bf16, cuda=on_gpu)
+    bf16 = precision.bf16
+    _log(precision.line())
     config = resolve_model_config(recipe)
     attn = attention_for(recipe)
     liger = use_liger(recipe)
@@ -364,7 +376,7 @@ def train(
         max_steps=recipe.max_steps,
         seed=recipe.seed,
         data_seed=recipe.seed,
-        bf16=recipe.bf16,
+        bf16=bf16,
         use_cpu=not on_gpu,
         **_checkpointing_args(recipe.gradient_checkpointing),
         deepspeed=str(ds_path) if ds_path else None,
@@ -426,8 +438,8 @@ def train(
 
     # ---- model
     emit({"stage": "model"})
-    if ds_path or (recipe.lora is not None and recipe.bf16):
-        dtype = torch.bfloat16 if recipe.bf16 else torch.float32
+    if ds_path or (recipe.lora is not None and bf16):
+        dtype = torch.bfloat16 if bf16 else torch.float32
     else:
         dtype = torch.float32  # fp32 master weights, bf16 autocast (Trainer's mixed precision)
     model = build_model(recipe, config, attn, dtype, liger)
@@ -661,7 +673,7 @@ def _merged_model(model, recipe: TrainRecipe, adapter_dir: Path, state_dict):
     try:
         base = AutoModelForCausalLM.from_pretrained(
             recipe.model,
-            dtype=torch.bfloat16 if recipe.bf16 else torch.float32,
+            dtype=torch.bfloat16 if use_bf16(recipe) else torch.float32,
             trust_remote_code=recipe.trust_remote_code,
         )
         model = PeftModel.from_pretrained(base, adapter_dir)

@@ -1,0 +1,74 @@
+"""The CPU dtype follows the hardware (bf16 only where the CPU computes it natively)."""
+
+from __future__ import annotations
+
+import pytest
+
+from judgeforge.devices import choose_dtype, cpu_bf16_native, load_dtype
+from judgeforge.errors import UserError
+
+AVX2_ONLY = {"fpu", "sse2", "avx", "avx2", "fma", "f16c"}  # the AMD EPYC this suite was timed on
+SAPPHIRE = AVX2_ONLY | {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+ARM_V9 = {"fp", "asimd", "sve", "bf16", "i8mm"}
+
+
+@pytest.mark.parametrize("flags, native", [(AVX2_ONLY, False), (SAPPHIRE, True), (ARM_V9, True),
+                                           (AVX2_ONLY | {"avx512f"}, False)])
+def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
+    assert cpu_bf16_native(flags) is native
+
+
+def test_auto_on_a_cpu_picks_bf16_only_where_native():
+    fast = choose_dtype("auto", cuda=False, flags=SAPPHIRE)
+    slow = choose_dtype("auto", cuda=False, flags=AVX2_ONLY)
+    assert (fast.name, fast.bf16) == ("bfloat16", True)
+    assert (slow.name, slow.bf16) == ("float32", False)
+    assert "no native bf16" in slow.line() and slow.line().startswith("dtype: float32 (")
+    assert "native bf16" in fast.reason
+
+
+@pytest.mark.parametrize("requested, name", [(True, "bfloat16"), (False, "float32"), ("bf16", "bfloat16"),
+                                             ("fp32", "float32"), ("float16", "float16")])
+def test_an_explicit_setting_always_wins(requested, name):
+    for flags in (AVX2_ONLY, SAPPHIRE):
+        c = choose_dtype(requested, cuda=False, flags=flags)
+        assert c.name == name and c.reason == "set explicitly"
+
+
+def test_an_unknown_dtype_is_one_line():
+    with pytest.raises(UserError, match="unknown dtype 'bf17'"):
+        choose_dtype("bf17", cuda=False, flags=AVX2_ONLY)
+
+
+@pytest.mark.parametrize("stored, flags, name", [
+    ("bfloat16", AVX2_ONLY, "float32"),  # 16-bit weights computed in fp32 where bf16 is emulated
+    ("bfloat16", SAPPHIRE, "bfloat16"),
+    ("float32", SAPPHIRE, "float32"),  # auto never lowers the precision of a checkpoint on the CPU
+    ("float32", AVX2_ONLY, "float32"),
+    (None, AVX2_ONLY, "float32"),
+])
+def test_inference_loads_keep_the_checkpoint_dtype_unless_it_is_slow_here(stored, flags, name):
+    assert load_dtype("auto", cuda=False, stored=stored, flags=flags).name == name
+    assert load_dtype("bfloat16", cuda=False, stored=stored, flags=flags).name == "bfloat16"
+
+
+def test_train_recipe_takes_true_false_and_auto():
+    from judgeforge.config import load_recipe
+    from judgeforge.train.recipe import TrainRecipe
+
+    base = {"init_from_config": {"hidden": 64, "layers": 1}, "datasets": ["mini:absolute:8"]}
+    assert load_recipe(TrainRecipe, base=base).bf16 == "auto"
+    assert load_recipe(TrainRecipe, base=base, overrides=["--bf16", "false"]).bf16 is False
+    assert load_recipe(TrainRecipe, base=base, overrides=["--bf16", "true"]).bf16 is True
+    with pytest.raises(UserError, match="bf16"):
+        load_recipe(TrainRecipe, base=base, overrides=["--bf16", "maybe"])
+
+
+def test_the_cli_makes_idle_openmp_threads_sleep(monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    code = "import os, judgeforge.cli as c; c.main(['--version']); print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "PASSIVE"
