@@ -19,8 +19,8 @@ Two modes:
     sentence, markdown bold around the tag, ``Score: 4/5``, ``[RESULT] Response B``,
     ``[RESULT] (A)``.  It accepts everything ``strict=True`` accepts, with the same
     result.  It reads only a verdict the text asserts: a tag (the last one counts), or,
-    without a tag, a closing marker (``Score: 4``, ``The overall score is 4.``) after
-    which nothing but punctuation follows.  A score named in passing
+    without a tag, the last marker whose value ends its sentence (``Score: 4``,
+    ``The overall score is 4.``; not ``the score is 4 rather than 5``).  A score named in passing
     ("... does not fully align with the criteria for a score of 5.") is never read:
     such an output is a failure, not a guess.  Out-of-range or fractional scores, ranges
     ("3-4"), two verdicts ("A and B") and ties are failures with a reason too.  Only the
@@ -166,7 +166,7 @@ _TAG = re.compile(
 )
 # Word markers ("Score: 4/5", "Result: B", "the final score is 4").  "Score" needs a colon,
 # "=" or "is" right after it, so rubric lines ("Score 5: The response ...") never count, and a
-# word marker counts only when it closes the text (see _CLOSING): "a score of 5" named in
+# word marker counts only when its value ends a sentence (see _CLOSING): "a score of 5" named in
 # passing is a comparison with the rubric, not a verdict.
 _WORD = re.compile(
     r"(?<![\w\[])(?:final\s+|overall\s+)?(?:result|score|rating|verdict|winner|better\s+response)"
@@ -174,8 +174,9 @@ _WORD = re.compile(
     + r"\s*(?::|=|\bis\b)",
     re.IGNORECASE,
 )
-# what may follow a word marker's value: a parenthesis, punctuation, markdown, an end-of-sequence token
-_CLOSING = re.compile(r"[\s)\]*_]*(?:\([^()\n]*\))?[\s.!)\]*_]*(?:</s>)?\s*$")
+# after a word marker's value its sentence must end (an optional parenthesis first): "Score: 4",
+# "The overall score is 4.", "Result: A. Score=3" in relative mode; not "is 4 rather than 5"
+_CLOSING = re.compile(r"[ \t)\]*_]*(?:\([^()\n]*\))?[)\]*_]*(?:</s>|[.!]+(?:\s|$)|[ \t]*(?:\n|$))")
 _ECHO = re.compile(r"###\s*Feedback\s*:", re.IGNORECASE)
 
 # between the marker and the value: markdown, a colon, a bracket, or a repeated "Score:"
@@ -206,7 +207,8 @@ def _drop_echo(output: str) -> str:
 
 
 def _marker(text: str, value: re.Pattern):
-    """The marker that introduces the result: the last tag, else a word marker whose value closes the text."""
+    """The marker that introduces the result: the last tag, else the last word marker with a value, if that
+    value ends its sentence."""
     tags = list(_TAG.finditer(text))
     if tags:
         return tags[-1]
