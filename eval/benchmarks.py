@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -264,6 +265,8 @@ def read_records(path: str | os.PathLike) -> list[dict]:
         if not all(isinstance(r, dict) for r in data):
             raise UserError(f"{path}: a JSON list of objects was expected")
         return data
+    if stripped.startswith("{"):
+        _refuse_keyed_object(text, path)
     out = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -276,6 +279,39 @@ def read_records(path: str | os.PathLike) -> list[dict]:
             raise UserError(f"{path}: line {lineno}: a JSON object was expected")
         out.append(obj)
     return out
+
+
+def _refuse_keyed_object(text: str, path) -> None:
+    """A whole file that is one JSON object of objects (``{"id1": {...}, "id2": {...}}``) is not JSON Lines."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return  # JSON Lines (or broken JSON, reported line by line)
+    if isinstance(data, dict) and len(data) > 1 and all(isinstance(v, dict) for v in data.values()):
+        keys = ", ".join(repr(k) for k in list(data)[:2])
+        raise UserError(f"{path}: one JSON object keyed by item id ({keys}, ...), not rows; write a JSON list of "
+                        "rows or JSON Lines, one row per line, with the key as each row's 'id'")
+
+
+# The Prometheus 1 repository's copies of the benchmark files end every rendered prompt with a stray
+# '",' and a newline after "###Feedback: " (left over from how they were exported).
+_P1_SUFFIX = re.compile(r'(###Feedback: )",\s*$')
+
+
+def _normalise_prompt(prompt: str, item_extra: dict | None = None) -> str:
+    fixed, n = _P1_SUFFIX.subn(r"\1", prompt)
+    if n and item_extra is not None:
+        item_extra["normalised"] = "removed the Prometheus 1 files' '\",' after ###Feedback:"
+    return fixed
+
+
+def _refuse_p1_without_gold(keys: set, records: list[dict], source: str) -> None:
+    first = records[0].get("instruction")
+    if "instruction" in keys and isinstance(first, str) and first.startswith("###Task Description:") \
+            and not any("score" in k or "preference" in k or k in ("output", "label") for k in keys):
+        raise UserError(f"{source}: rendered prompts without gold scores (no 'gpt4_score'; the Prometheus 1 "
+                        "repository's MT Bench copy is like this); use mt_bench_eval.json from prometheus-eval's "
+                        "eval/benchmark/data, or add 'gpt4_score' to every row")
 
 
 def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, *, limit: int | None = None,
@@ -310,6 +346,7 @@ def items_from_records(bench: str, records: list[dict], source: str) -> list[Ite
     if not records:
         return []
     keys = set().union(*(r.keys() for r in records[:20]))
+    _refuse_p1_without_gold(keys, records, source)
     if "chosen_instruction" in keys:
         conv = _pair_rendered
     elif "response 1" in keys and "label" in keys:
@@ -348,6 +385,8 @@ def _absolute_rendered(bench: str, i: int, r: dict, where: str) -> Item:
     prompt = r["instruction"]
     if not isinstance(prompt, str):
         raise TypeError("instruction must be text")
+    extra: dict = {}
+    prompt = _normalise_prompt(prompt, extra)
     gold = _scores(r["gpt4_score"] if "gpt4_score" in r else r["gold_score"])
     human = _scores(r["human_score"]) if r.get("human_score") not in (None, "") else None
     rid = r.get("id")
@@ -356,7 +395,7 @@ def _absolute_rendered(bench: str, i: int, r: dict, where: str) -> Item:
     group = r.get("category") or r.get("group")
     return Item(bench, str(rid), ABSOLUTE_KIND, prompt=prompt, gold=_mean(gold), gold_scores=gold,
                 human=_mean(human) if human else None, group=group,
-                extra={k: r[k] for k in ("idx", "response_source") if k in r})
+                extra={**extra, **{k: r[k] for k in ("idx", "response_source") if k in r}})
 
 
 def _pair_parts(item: Item, chosen: str, rejected: str, where: str) -> Item:
@@ -376,8 +415,10 @@ def _pair_parts(item: Item, chosen: str, rejected: str, where: str) -> Item:
 def _pair_rendered(bench: str, i: int, r: dict, where: str) -> Item:
     tie = bool(int(r.get("tie") or 0))
     rid = r.get("id", i)
-    item = Item(bench, str(rid), PAIR_KIND, chosen=r["chosen_instruction"], rejected=r["rejected_instruction"],
-                tie=tie, group=r.get("source"))
+    extra: dict = {}
+    chosen, rejected = _normalise_prompt(r["chosen_instruction"], extra), _normalise_prompt(r["rejected_instruction"])
+    item = Item(bench, str(rid), PAIR_KIND, chosen=chosen, rejected=rejected, tie=tie, group=r.get("source"),
+                extra=extra)
     return _pair_parts(item, item.chosen, item.rejected, where)
 
 

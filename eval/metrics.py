@@ -10,6 +10,7 @@ is undefined, e.g. a correlation with a constant input), so reports serialise as
   package when installed; otherwise an equivalent numpy implementation, tested to agree).
 * :func:`transitivity` -- the share of fully judged response triads whose verdicts are not cyclic.
 * :func:`position_consistency` -- the share of pairs judged in both orders with the same winner.
+* :func:`both_orders_agreement` -- Auto-J's "agreement": a pair is right only when both orders are.
 """
 
 from __future__ import annotations
@@ -160,6 +161,30 @@ def position_consistency(first: Sequence[str | None], second: Sequence[str | Non
         "consistency_parsed": agree / len(both) if both else None,
         "pairs": len(first),
         "pairs_parsed": len(both),
+    }
+
+
+def both_orders_agreement(first: Sequence[str | None], second: Sequence[str | None],
+                          ties: Sequence[bool]) -> dict:
+    """Auto-J's pairwise "agreement" over pairs judged in both orders.
+
+    ``first[i]`` / ``second[i]``: the winner by identity ("chosen"/"rejected", None when unparsed) in
+    each order; ``ties[i]``: the gold label is a tie.  The two verdicts combine into one: the winner
+    when both orders name it, "tie" when they disagree, nothing when either failed to parse.
+
+    ``agreement_no_tie``: pairs without a gold tie whose combined verdict is "chosen" (both orders
+    right), over all such pairs.  ``agreement_with_tie``: all pairs, a gold tie being right when the
+    orders disagree.  Unparsed verdicts count as wrong.  None when there are no pairs.
+    """
+    combined = []
+    for a, b in zip(first, second):
+        combined.append(None if a is None or b is None else (a if a == b else "tie"))
+    no_tie = [c == "chosen" for c, t in zip(combined, ties) if not t]
+    with_tie = [c == ("tie" if t else "chosen") for c, t in zip(combined, ties)]
+    return {
+        "agreement_no_tie": sum(no_tie) / len(no_tie) if no_tie else None,
+        "agreement_with_tie": sum(with_tie) / len(with_tie) if with_tie else None,
+        "agreement_pairs": len(with_tie),
     }
 
 

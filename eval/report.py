@@ -15,10 +15,12 @@ from judgeforge.eval.reference import PAPER_7B, PAPER_MODEL
 # (benchmark, mode) -> the headline metrics shown in the table, in order
 HEADLINE = {
     "absolute": ["pearson", "spearman", "kendall", "human_pearson", "exact_match", "krippendorff_alpha"],
-    "relative": ["accuracy", "accuracy_no_tie", "accuracy_with_tie", "consistency", "transitivity"],
+    "relative": ["accuracy", "accuracy_no_tie", "accuracy_with_tie", "consistency", "agreement", "agreement_no_tie",
+                 "agreement_with_tie", "transitivity"],
     "pair_absolute": ["accuracy", "accuracy_no_tie", "accuracy_with_tie"],
 }
-PERCENT = {"accuracy", "accuracy_no_tie", "accuracy_with_tie", "exact_match", "consistency", "transitivity"}
+PERCENT = {"accuracy", "accuracy_no_tie", "accuracy_with_tie", "exact_match", "consistency", "transitivity",
+           "agreement", "agreement_no_tie", "agreement_with_tie"}
 
 
 def compare_with_paper(results: dict) -> list[dict]:
@@ -32,11 +34,14 @@ def compare_with_paper(results: dict) -> list[dict]:
                     continue
                 value = m[metric]
                 paper = PAPER_7B.get((name, mode, metric))
-                rows.append({
+                row = {
                     "benchmark": name, "title": b["title"], "mode": mode, "metric": metric, "value": value,
                     "ci": m.get(f"{metric}_ci"), "paper": paper,
                     "diff": (value - paper) if value is not None and paper is not None else None,
-                })
+                }
+                if m.get("no_result"):
+                    row["note"] = m["no_result"]
+                rows.append(row)
     return rows
 
 
@@ -63,7 +68,7 @@ def to_markdown(results: dict) -> str:
         ci = r.get("ci")
         ci_s = f"[{_fmt(r['metric'], ci[0])}, {_fmt(r['metric'], ci[1])}]" if ci else ""
         lines.append(f"| {r['title']} | {r['mode']} | {r['metric']}{' (%)' if r['metric'] in PERCENT else ''} | "
-                     f"{_fmt(r['metric'], r['value'])} | {ci_s} | {_fmt(r['metric'], r['paper'])} | "
+                     f"{r['note'] if r.get('note') else _fmt(r['metric'], r['value'])} | {ci_s} | {_fmt(r['metric'], r['paper'])} | "
                      f"{_fmt_diff(r['metric'], r['diff'])} |")
     lines += ["", "| benchmark | mode | items | scored | samples | parse failures | missing |",
               "|---|---|---:|---:|---:|---:|---:|"]

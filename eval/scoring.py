@@ -23,6 +23,7 @@ from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, Item
 from judgeforge.eval.metrics import (
     accuracy,
     bootstrap_ci,
+    both_orders_agreement,
     correlations,
     kendall,
     krippendorff_alpha,
@@ -119,7 +120,7 @@ def _winner(verdict, chosen_pos: str):
 
 def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, boot: int = 1000) -> dict:
     outcomes, outcomes_tie, groups, all_s = [], [], {}, []
-    first_w, second_w, both_orders, a_votes, edges = [], [], [], [], []
+    first_w, second_w, both_orders, a_votes, edges, gold_ties = [], [], [], [], [], []
     for it in bench.items:
         jobs = jobs_for(it, "relative", seed=seed, swap=swap)
         verdicts = []
@@ -146,6 +147,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
             pos2 = jobs[1].split(":")[1]
             first_w.append(_winner(v, pos))
             second_w.append(_winner(verdicts[1], pos2))
+            gold_ties.append(it.tie)
             if not it.tie:
                 both_orders.append(ok)
                 both_orders.append(1 if verdicts[1] == pos2 else 0)
@@ -160,6 +162,12 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
     if swap:
         out.update(position_consistency(first_w, second_w))
         out["accuracy_both_orders"] = accuracy(both_orders)
+        agree = both_orders_agreement(first_w, second_w, gold_ties)
+        if out["ties"]:
+            out.update(agree)
+        else:
+            out["agreement"] = agree["agreement_no_tie"]
+            out["agreement_pairs"] = agree["agreement_pairs"]
     if bench.spec is not None and bench.spec.transitivity:
         out.update(transitivity(edges))
     out.update(_count_failures(all_s))
@@ -204,21 +212,46 @@ def score_pairs_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, s
     return out
 
 
+# what a mode's metrics keep when nothing parsed: counts, never a value computed from nothing
+_COUNTS = {"items", "ties", "n_scored", "samples", "parse_failures", "parse_failure_rate", "missing_samples",
+           "pairs", "pairs_parsed", "agreement_pairs", "triads", "human_n", "judged_ties", "score_histogram"}
+
+
+def null_if_nothing_parsed(m: dict) -> dict:
+    """A mode with no parsed sample gets every metric None and a ``no_result`` reason (never 0.0)."""
+    parsed = (m.get("samples") or 0) - (m.get("parse_failures") or 0)
+    if parsed > 0:
+        return m
+    if m.get("samples"):
+        m["no_result"] = f"no parsed outputs ({m['parse_failures']} of {m['samples']} samples failed to parse)"
+    else:
+        m["no_result"] = f"no outputs ({m.get('missing_samples') or 0} samples missing)"
+    for k in list(m):
+        if k in _COUNTS or k == "no_result" or k.startswith("_"):
+            continue
+        if k == "by_group":
+            m[k] = {g: {"accuracy": None, "items": v["items"]} for g, v in m[k].items()}
+        else:
+            m[k] = None
+    return m
+
+
 def score_benchmark(bench: Benchmark, modes: list[str], samples: dict, *, seed: int, swap: bool,
                     boot: int = 1000) -> dict:
     """``{"title", "kind", "items", "modes": {mode: metrics}}`` for one benchmark."""
     out: dict = {"title": bench.title, "kind": bench.kind, "items": len(bench.items), "source": bench.source,
                  "modes": {}}
     if bench.kind == ABSOLUTE_KIND:
-        out["modes"]["absolute"] = score_absolute(bench, samples, boot=boot, seed=seed)
+        out["modes"]["absolute"] = null_if_nothing_parsed(score_absolute(bench, samples, boot=boot, seed=seed))
         return out
     rel = abs_ = None
     if "relative" in modes:
-        rel = out["modes"]["relative"] = score_relative(bench, samples, seed=seed, swap=swap, boot=boot)
+        rel = out["modes"]["relative"] = null_if_nothing_parsed(
+            score_relative(bench, samples, seed=seed, swap=swap, boot=boot))
     if "absolute" in modes:
         abs_ = score_pairs_absolute(bench, samples, boot=boot, seed=seed)
         winners = abs_.pop("_winners")
-        out["modes"]["absolute"] = abs_
+        out["modes"]["absolute"] = null_if_nothing_parsed(abs_)
         if rel is not None:
             # direct-to-pairwise consistency: relative verdict vs the order of the two absolute scores
             agree = total = 0

@@ -8,14 +8,25 @@ Two modes:
     ``out of 5`` after it).  ``"[RESULT] 4."`` fails.  Use it to reproduce the paper's
     parse-failure rates.  Tests check it against the package on every table row.
 
+``strict="harness"``
+    The rule of the paper's evaluation script (prometheus-eval ``eval/run_evaluate.py``,
+    its own ``parse_output``): the output holds exactly one ``[RESULT]`` and after it,
+    stripped, only the value (``1``-``5`` or ``A``/``B``).  ``"[RESULT] 4/5"`` and
+    ``"[RESULT] (A)"`` fail there although the package accepts them.
+
 ``strict=False`` (default)
     Tolerant where the official rule fails for no good reason: a trailing period or
     sentence, markdown bold around the tag, ``Score: 4/5``, ``[RESULT] Response B``,
-    ``[RESULT] (A)``.  Never guesses: out-of-range or fractional scores, ranges
-    ("3-4"), two verdicts ("A and B"), ties and outputs with no tag are failures with a
-    reason.  Only the judge's *output* is read; if a backend echoed the prompt, everything
-    up to the last ``###Feedback:`` is dropped first, so the rubric's ``Score 5: ...``
-    lines can never be mistaken for a score (prometheus-eval issue #58).
+    ``[RESULT] (A)``.  It accepts everything ``strict=True`` accepts, with the same
+    result.  It reads only a verdict the text asserts: a tag (the last one counts), or,
+    without a tag, the last marker whose value ends its sentence (``Score: 4``,
+    ``The overall score is 4.``; not ``the score is 4 rather than 5``).  A score named in passing
+    ("... does not fully align with the criteria for a score of 5.") is never read:
+    such an output is a failure, not a guess.  Out-of-range or fractional scores, ranges
+    ("3-4"), two verdicts ("A and B") and ties are failures with a reason too.  Only the
+    judge's *output* is read; if a backend echoed the prompt, everything up to the last
+    ``###Feedback:`` is dropped first, so the rubric's ``Score 5: ...`` lines can never be
+    mistaken for a score (prometheus-eval issue #58).
 """
 
 from __future__ import annotations
@@ -39,20 +50,50 @@ class Parsed:
         return self.error is None
 
 
-def parse(output: str | None, mode: str, *, strict: bool = False) -> Parsed:
+HARNESS = "harness"
+STRICT_MODES = (False, True, HARNESS)
+
+
+def check_strict(strict) -> bool | str:
+    """``False`` (tolerant), ``True`` (the package's rule) or ``"harness"`` (the paper script's rule)."""
+    if strict in (False, True, HARNESS):
+        return strict
+    if isinstance(strict, str) and strict.lower() in ("true", "false", "package", "tolerant"):
+        return strict.lower() in ("true", "package")
+    from judgeforge.errors import UserError
+
+    raise UserError(f"unknown parse rule {strict!r}; use false (tolerant), true (the package's rule) or "
+                    "'harness' (the paper's evaluation script)")
+
+
+def parse(output: str | None, mode: str, *, strict: bool | str = False) -> Parsed:
     check_mode(mode)
+    strict = check_strict(strict)
     if output is None:
         return Parsed(None, "", "no output")
+    if strict == HARNESS:
+        return _harness(output, mode)
     if mode == ABSOLUTE:
-        return _strict_absolute(output) if strict else _tolerant_absolute(output)
-    return _strict_relative(output) if strict else _tolerant_relative(output)
+        official = _strict_absolute(output)
+        if strict:
+            return official
+        tolerant = _tolerant_absolute(output)
+    else:
+        official = _strict_relative(output)
+        if strict:
+            return official
+        tolerant = _tolerant_relative(output)
+    # tolerant accepts everything the package's rule accepts, with the same result
+    if official.ok and tolerant.result != official.result:
+        return official
+    return tolerant
 
 
-def parse_absolute(output: str | None, *, strict: bool = False) -> Parsed:
+def parse_absolute(output: str | None, *, strict: bool | str = False) -> Parsed:
     return parse(output, ABSOLUTE, strict=strict)
 
 
-def parse_relative(output: str | None, *, strict: bool = False) -> Parsed:
+def parse_relative(output: str | None, *, strict: bool | str = False) -> Parsed:
     return parse(output, RELATIVE, strict=strict)
 
 
@@ -102,6 +143,18 @@ def _strict_relative(output: str) -> Parsed:
     return Parsed(m.group(1).upper(), _clean_feedback(output[: m.start()]))
 
 
+def _harness(output: str, mode: str) -> Parsed:
+    parts = output.split("[RESULT]")
+    if len(parts) != 2:
+        return Parsed(None, output.strip(), f"{len(parts) - 1} [RESULT] tags; the paper's script needs exactly one")
+    value = parts[1].strip()
+    allowed = ("1", "2", "3", "4", "5") if mode == ABSOLUTE else ("A", "B")
+    if value not in allowed:
+        return Parsed(None, _clean_feedback(parts[0]),
+                      f"'{value[:20]}' after [RESULT] is not one of {'/'.join(allowed)} (the paper's script)")
+    return Parsed(int(value) if mode == ABSOLUTE else value, _clean_feedback(parts[0]))
+
+
 # --------------------------------------------------------------------------- tolerant
 
 _BOLD = r"(?:\*\*|__)?"
@@ -111,21 +164,25 @@ _TAG = re.compile(
     r"|\[(?=\s*Response\s+[AB]\s*\])",  # "[Response A]"
     re.IGNORECASE,
 )
-# Word markers ("Score: 4/5", "Result: B", "final score is 4", "score of 4").  "Score" needs a
-# colon, "=" or "is" right after it, so rubric lines ("Score 5: The response ...") never count.
+# Word markers ("Score: 4/5", "Result: B", "the final score is 4").  "Score" needs a colon,
+# "=" or "is" right after it, so rubric lines ("Score 5: The response ...") never count, and a
+# word marker counts only when its value ends a sentence (see _CLOSING): "a score of 5" named in
+# passing is a comparison with the rubric, not a verdict.
 _WORD = re.compile(
     r"(?<![\w\[])(?:final\s+|overall\s+)?(?:result|score|rating|verdict|winner|better\s+response)"
     + _BOLD
-    + r"\s*(?::|=|\bis\b)"
-    r"|\bscore\s+of\b",
+    + r"\s*(?::|=|\bis\b)",
     re.IGNORECASE,
 )
+# after a word marker's value its sentence must end (an optional parenthesis first): "Score: 4",
+# "The overall score is 4.", "Result: A. Score=3" in relative mode; not "is 4 rather than 5"
+_CLOSING = re.compile(r"[ \t)\]*_]*(?:\([^()\n]*\))?[)\]*_]*(?:</s>|[.!]+(?:\s|$)|[ \t]*(?:\n|$))")
 _ECHO = re.compile(r"###\s*Feedback\s*:", re.IGNORECASE)
 
 # between the marker and the value: markdown, a colon, a bracket, or a repeated "Score:"
 _LEAD = r"\s*" + _BOLD + r"\s*:?\s*" + _BOLD + r"\s*[(\[]?\s*" + _BOLD + r"\s*"
 _ABS_VALUE = re.compile(
-    _LEAD + r"(?:score\s*:?\s*)?"
+    _LEAD + r"(?:(?:score|result|rating)\s*(?::|\bof\b|=)?\s*)?"
     r"(?P<num>-?\d+(?:\.\d+)?)"
     r"(?P<den>\s*(?:/|out\s+of)\s*(?P<denv>\d+))?"
     r"(?P<rest>.*)",
@@ -150,13 +207,16 @@ def _drop_echo(output: str) -> str:
 
 
 def _marker(text: str, value: re.Pattern):
-    """The marker that introduces the result: the last tag, else the last word marker followed by a value."""
+    """The marker that introduces the result: the last tag, else the last word marker with a value, if that
+    value ends its sentence."""
     tags = list(_TAG.finditer(text))
     if tags:
         return tags[-1]
     for m in reversed(list(_WORD.finditer(text))):
-        if value.match(text, m.end()):
-            return m
+        v = value.match(text, m.end())
+        if v:
+            rest = v.group("rest")
+            return m if _CLOSING.match(rest) else None
     return None
 
 

@@ -29,9 +29,16 @@ relative
         released model was trained on this one).
     ``"latest"``
         The rewording in the repository's later commits (rules 2-5: "Make comparisons
-        between Response A, Response B ... go straight to the point ...").  Upstream's
-        reference-free variant keeps the sentence about the reference answer; it is
-        reproduced as is.
+        between Response A, Response B ... go straight to the point ...").  Its
+        reference-free template is upstream's current one: on 2025-01-07 (commit 62a85d1)
+        "a reference answer," left its first sentence; rule 2 still names the Reference
+        Answer, as upstream does.  ``"latest-2024"`` is the wording before that commit.
+    ``"paper-harness"`` (reference-free only)
+        What the paper's evaluation script (prometheus-eval ``eval/``) sends: relative, its
+        ``RELATIVE_PROMPT`` stripped (rule 3 begins ``Feedback: ``, the text ends
+        ``###Feedback:`` without the space); absolute, its Auto-J ``ABSOLUTE_PROMPT`` (a
+        leading newline).  :func:`harness_autoj_absolute`, :func:`harness_file_prompt` and
+        :func:`harness_chat_prompt` give the rest of its rendering.
 
 Chat wrapping
 -------------
@@ -128,6 +135,10 @@ _REL_LATEST_INTRO = (
     "An instruction (might include an Input inside it), two responses to evaluate (denoted as Response A "
     "and Response B), a reference answer, and an evaluation criteria are given.\n"
 )
+_REL_LATEST_INTRO_NOREF = (
+    "An instruction (might include an Input inside it), two responses to evaluate (denoted as Response A "
+    "and Response B), and an evaluation criteria are given.\n"
+)
 _REL_LATEST_RULES = (
     "1. Write a detailed feedback that assess the quality of the two responses strictly based on the "
     "given evaluation criteria, not evaluating in general.\n"
@@ -170,10 +181,21 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "latest": (
             _HEAD + _REL_LATEST_INTRO + _REL_LATEST_RULES + _REL_BODY_REF,
+            _HEAD + _REL_LATEST_INTRO_NOREF + _REL_LATEST_RULES + _REL_BODY_NOREF,
+        ),
+        "latest-2024": (
+            _HEAD + _REL_LATEST_INTRO + _REL_LATEST_RULES + _REL_BODY_REF,
             _HEAD + _REL_LATEST_INTRO + _REL_LATEST_RULES + _REL_BODY_NOREF,
         ),
     },
 }
+# The paper's evaluation script (prometheus-eval eval/prompts.py, used by eval/run_evaluate.py):
+# relative prompts are stripped after filling (its template's ends are fixed text, so stripping the
+# template is the same); the Auto-J absolute prompt keeps its leading newline.  No reference answer.
+_HARNESS_REL_RULES = _REL_PAPER_RULES.replace('"(write a feedback', '"Feedback: (write a feedback')
+TEMPLATES[RELATIVE]["paper-harness"] = (
+    None, (_HEAD + _REL_PAPER_INTRO_NOREF + _HARNESS_REL_RULES + _REL_BODY_NOREF).strip())
+TEMPLATES[ABSOLUTE]["paper-harness"] = (None, "\n" + TEMPLATES[ABSOLUTE]["collection"][1])
 # aliases: the package's names for the two relative wordings
 TEMPLATES[RELATIVE]["prometheus-eval-0.1.20"] = TEMPLATES[RELATIVE]["paper"]
 DEFAULT_VARIANT = {ABSOLUTE: "collection", RELATIVE: "paper"}
@@ -190,6 +212,9 @@ def get_template(mode: str, *, reference: bool, variant: str | None = None) -> s
             f"choose one of: {', '.join(sorted(variants))}"
         )
     with_ref, without_ref = variants[variant]
+    if reference and with_ref is None:
+        raise UserError(f"the {mode} template variant '{variant}' has no reference answer; drop the reference "
+                        "answer or choose another variant")
     return with_ref if reference else without_ref
 
 
@@ -393,6 +418,32 @@ def wrap_inst(content: str) -> str:
     return f"[INST] {content} [/INST]"
 
 
+def harness_chat_prompt(instruction: str, mode: str) -> str:
+    """The paper script's wrapping for a chat template without a system role (Mistral's):
+    ``[INST] {system}{instruction} [/INST]``, nothing between the two (BOS from the tokenizer)."""
+    return wrap_inst(SYSTEM_PROMPTS[check_mode(mode)] + instruction)
+
+
+def package_chat_prompt(instruction: str, mode: str) -> str:
+    """The package's vLLM path (prometheus-eval 0.1.20, FastChat's "mistral" conversation):
+    ``[INST] {system}\n{instruction} [/INST]``, one newline where training has two."""
+    return wrap_inst(f"{SYSTEM_PROMPTS[check_mode(mode)]}\n{instruction}")
+
+
+def harness_file_prompt(prompt: str) -> str:
+    """A benchmark file's rendered prompt as the paper script's loader keeps it: ``.strip().rstrip('",')``
+    (so a prompt ends ``###Feedback:``, the space gone)."""
+    return prompt.strip().rstrip('",')
+
+
+def harness_autoj_absolute(prompt: str, response: str, rubric: Rubric) -> str:
+    """The paper script's Auto-J absolute prompt: its ``ABSOLUTE_PROMPT`` (a leading newline) with the
+    rubric as its ``AUTOJ_COARSE_SCORE_RUBRIC`` string (starting with a newline: a blank line after
+    ``###Score Rubrics:``); the response as it is in the file."""
+    return _fill(TEMPLATES[ABSOLUTE]["paper-harness"][1], instruction=prompt, response=response,
+                 rubric="\n" + render_rubric(rubric, ABSOLUTE), reference_answer=None)
+
+
 def format_output(feedback: str, result: int | str) -> str:
     """The judge's target text: ``{feedback} [RESULT] {score or A/B}`` (the collections' ``output``)."""
     return f"{feedback.strip()} [RESULT] {result}"
@@ -486,6 +537,8 @@ def parse_rendered(text: str, where: str = "prompt") -> RenderedParts:
     for mode, variants in TEMPLATES.items():
         for variant, (with_ref, without_ref) in variants.items():
             for template, has_ref in ((with_ref, True), (without_ref, False)):
+                if template is None or not template.endswith(end):
+                    continue
                 head = template[: template.index("{")]
                 if not text.startswith(head):
                     continue

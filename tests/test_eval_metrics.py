@@ -154,6 +154,12 @@ def test_score_relative_and_with_ties_by_hand():
     tie_second = "chosen" if other[pos["3"]] == "B" else "rejected"
     agree = 1 + (tie_first == tie_second)
     assert rel["consistency"] == pytest.approx(agree / 4)
+    # both orders right (Auto-J's agreement): only item 0 of the three non-tie items; item 3's two
+    # verdicts name the same response (A then B with the responses swapped), so its tie is missed
+    assert agree == 2
+    assert rel["agreement_no_tie"] == pytest.approx(1 / 3)
+    assert rel["agreement_with_tie"] == pytest.approx(1 / 4)
+    assert rel["agreement_pairs"] == 4
     assert rel["parse_failures"] == 1 and rel["samples"] == 8
     assert ab["accuracy_no_tie"] == pytest.approx(1 / 3)
     assert ab["accuracy_with_tie"] == pytest.approx(2 / 4)
@@ -174,3 +180,59 @@ def test_relative_position_randomisation_is_balanced_and_fixed():
 def test_nan_never_leaks():
     assert metrics.accuracy([]) is None
     assert metrics._clean(math.nan) is None
+
+
+def test_both_orders_agreement_by_hand():
+    first = ["chosen", "chosen", "rejected", None, "chosen", "rejected", "chosen"]
+    second = ["chosen", "rejected", "rejected", "chosen", "rejected", "rejected", "chosen"]
+    ties = [False, False, False, False, True, True, True]
+    got = metrics.both_orders_agreement(first, second, ties)
+    # non-tie pairs: right only pair 0 (1 of 4); with ties: + pair 4 (orders disagree = tie) -> 2 of 7
+    assert got == {"agreement_no_tie": 0.25, "agreement_with_tie": pytest.approx(2 / 7), "agreement_pairs": 7}
+    assert metrics.both_orders_agreement([], [], []) == {
+        "agreement_no_tie": None, "agreement_with_tie": None, "agreement_pairs": 0}
+
+
+def test_agreement_without_gold_ties_is_one_number():
+    items = [_pair(i) for i in range(3)]
+    b = Benchmark("hhh", "HHH", "pair", items, "x", BENCHMARKS["hhh"])
+    other = {"A": "B", "B": "A"}
+    samples = {}
+    for it, (r1, r2) in zip(items, [(True, True), (True, False), (False, False)]):
+        p = it.chosen_position(0)
+        samples[(it.id, f"rel:{p}")] = [_s(p if r1 else other[p])]
+        samples[(it.id, f"rel:{other[p]}")] = [_s(other[p] if r2 else p)]
+    rel = score_benchmark(b, ["relative"], samples, seed=0, swap=True, boot=0)["modes"]["relative"]
+    assert rel["accuracy"] == pytest.approx(2 / 3)  # first order only
+    assert rel["accuracy_both_orders"] == pytest.approx(3 / 6)
+    assert rel["agreement"] == pytest.approx(1 / 3)
+    assert rel["consistency"] == pytest.approx(2 / 3)
+    assert "agreement_no_tie" not in rel
+
+
+def test_nothing_parsed_gives_no_metric_and_a_reason():
+    from judgeforge.eval.report import compare_with_paper, to_markdown
+
+    items = [_pair(i) for i in range(3)]
+    b = Benchmark("hhh", "HHH Alignment", "pair", items, "x", BENCHMARKS["hhh"])
+    samples = {(it.id, f"rel:{it.chosen_position(0)}"): [_s(None)] for it in items}
+    rel = score_benchmark(b, ["relative"], samples, seed=0, swap=False, boot=100)["modes"]["relative"]
+    assert rel["accuracy"] is None and rel["accuracy_ci"] is None and rel["a_rate"] is None
+    assert rel["no_result"] == "no parsed outputs (3 of 3 samples failed to parse)"
+    assert rel["parse_failures"] == 3 and rel["items"] == 3
+    results = {"judge": "j", "benchmarks": {"hhh": score_benchmark(b, ["relative"], samples, seed=0, swap=False,
+                                                                    boot=0)}}
+    results["comparison"] = compare_with_paper(results)
+    md = to_markdown(results)
+    row = next(line for line in md.splitlines() if line.startswith("| HHH Alignment | relative | accuracy"))
+    assert "no parsed outputs (3 of 3 samples failed to parse)" in row and "0.00" not in row
+    assert "74.66" in row  # the paper's number is still shown beside it
+
+
+def test_absolute_nothing_parsed():
+    items = [Item("vicuna", str(i), "absolute", prompt="p", gold=float(i % 5 + 1)) for i in range(4)]
+    b = Benchmark("vicuna", "Vicuna Bench", "absolute", items, "x", BENCHMARKS["vicuna"])
+    samples = {(it.id, "abs"): [_s(None)] * 3 for it in items}
+    m = score_benchmark(b, ["absolute"], samples, seed=0, swap=False, boot=0)["modes"]["absolute"]
+    assert m["pearson"] is None and m["mean_score"] is None and m["n_scored"] == 0
+    assert m["no_result"].startswith("no parsed outputs (12 of 12")
