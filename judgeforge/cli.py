@@ -62,6 +62,30 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(COMMANDS[name][0], argv[1:])
 
 
+# what lowers a command's GPU memory, named in its out-of-memory line
+OOM_HINTS: dict[str, str] = {
+    "train": "lower --per_device_batch_size or --pack_tokens, set --gradient_checkpointing true, or use "
+             "--deepspeed configs/deepspeed/zero3_offload.json",
+    "eval": "pass a smaller --batch_size (the fast engine sizes it from free memory) or --max_new_tokens",
+    "sweep": "pass a smaller --max-new-tokens or --limit, or --device cpu for the experts",
+    "serve": "lower --max-batch, or the backend's batch size (--backend-option batch_size=N)",
+    "merge": "use --device cpu",
+}
+
+
+def out_of_memory_line(command: str, err: BaseException) -> str | None:
+    """One line for a CUDA out-of-memory error (what did not fit and the flag that lowers it), else None."""
+    text = str(err)
+    if type(err).__name__ != "OutOfMemoryError" and "CUDA out of memory" not in text:
+        return None
+    import re
+
+    m = re.search(r"Tried to allocate [\d.]+ [KMGT]iB[^.]*", text)
+    size = m.group(0) if m else text.strip().splitlines()[0][:200] if text.strip() else "an allocation"
+    hint = OOM_HINTS.get(command, "use a smaller batch or model")
+    return f"judgeforge {command}: out of GPU memory ({size}); {hint}"
+
+
 def run_command(module: str, argv: list[str]) -> int:
     from judgeforge.errors import UserError
 
@@ -69,6 +93,17 @@ def run_command(module: str, argv: list[str]) -> int:
         mod = importlib.import_module(module)
         code = mod.main(argv)
         return int(code or 0)
+    except MemoryError as e:  # host memory: no traceback either
+        print(f"judgeforge: error: out of host memory ({e or 'an allocation failed'}); use a smaller batch or model",
+              file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
+        command = next((c for c, (m, _) in COMMANDS.items() if m == module), module)
+        line = out_of_memory_line(command, e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
     except UserError as e:
         print(f"judgeforge: error: {e}", file=sys.stderr)
         for line in e.lines:

@@ -72,3 +72,36 @@ def test_the_cli_makes_idle_openmp_threads_sleep(monkeypatch):
     code = "import os, judgeforge.cli as c; c.main(['--version']); print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "PASSIVE"
+
+
+def test_a_cuda_out_of_memory_is_one_line_naming_the_flag(capsys, monkeypatch):
+    import types
+
+    import torch
+
+    from judgeforge import cli
+
+    def boom(argv):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 202.00 GiB. GPU 0 has a total "
+                                     "capacity of 139.81 GiB of which 70.00 GiB is free.")
+
+    monkeypatch.setitem(__import__("sys").modules, "jf_fake_eval", types.SimpleNamespace(main=boom))
+    monkeypatch.setitem(cli.COMMANDS, "eval", ("jf_fake_eval", "x"))
+    assert cli.main(["eval", "--judge", "x"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["judgeforge eval: out of GPU memory (Tried to allocate 202.00 GiB); pass a smaller "
+                   "--batch_size (the fast engine sizes it from free memory) or --max_new_tokens"]
+
+
+def test_other_runtime_errors_are_not_hidden(monkeypatch):
+    import types
+
+    from judgeforge import cli
+
+    def boom(argv):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setitem(__import__("sys").modules, "jf_fake_train", types.SimpleNamespace(main=boom))
+    monkeypatch.setitem(cli.COMMANDS, "train", ("jf_fake_train", "x"))
+    with pytest.raises(RuntimeError, match="a real bug"):
+        cli.main(["train"])
