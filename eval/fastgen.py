@@ -119,6 +119,7 @@ class FastGenerator:
         self._kv = None  # (k, v): (layers, rows, kv_heads, length, head_dim)
         self._graphs: dict = {}
         self._pool = None
+        self._gen = None  # the sampling generator (see _generator)
         self._torch = torch
 
     # ------------------------------------------------------------------ public
@@ -135,6 +136,9 @@ class FastGenerator:
         if sampling.is_greedy and n > 1:
             once = self.generate(prompts, sampling, 1, progress)
             return [[list(per[0]) for _ in range(n)] for per in once]
+        if not sampling.is_greedy:  # a seed of its own, else one drawn from torch's CPU generator
+            seed = sampling.seed
+            self._generator(seed if seed is not None else int(self._torch.randint(2**62, (1,)).item()))
         rows = [(i, k) for i in range(len(prompts)) for k in range(n)]
         rows.sort(key=lambda r: -len(prompts[r[0]]))  # longest first: the first batch sizes the cache
         bsz = self.batch_size or self.auto_batch_size(max(len(p) for p in prompts) + sampling.max_new_tokens)
@@ -176,7 +180,12 @@ class FastGenerator:
         torch = self._torch
         if self._kv is None or self._kv[0].shape[1] < rows or self._kv[0].shape[3] < length:
             self._kv = None
+            # The graphs read the old cache: drop them, and their memory pool with them.  A pool whose
+            # graphs are all gone is being released; capturing into it again trips the allocator
+            # ("use_count > 0 INTERNAL ASSERT FAILED", seen on an H200, torch 2.11), so new graphs get a
+            # new pool.
             self._graphs.clear()
+            self._pool = None
             if self.cuda:
                 torch.cuda.empty_cache()
             shape = (self.n_layers, rows, self.n_kv, length, self.head_dim)
@@ -294,11 +303,24 @@ class FastGenerator:
         self._graphs[key] = (graph, bufs)
         return self._graphs[key]
 
+    def _generator(self, seed: int | None = None):
+        """The engine's own random generator, reseeded when ``seed`` is given (each call of
+        :meth:`generate`, as ``generate`` users seed torch).  Sampling never draws from the device's
+        default generator, which every CUDA-graph capture registers: a capture that fails half-way
+        leaves that one marked as capturing, and every later draw from it raises ("Offset increment
+        outside graph capture encountered unexpectedly")."""
+        torch = self._torch
+        if self._gen is None:
+            self._gen = torch.Generator(device=self.device)
+        if seed is not None:
+            self._gen.manual_seed(seed)
+        return self._gen
+
     def _next_token(self, logits, seen, sampling: Sampling):
         logits = process_logits(logits, seen, sampling, self.eos_id)
         if sampling.is_greedy:
             return logits.argmax(dim=-1)
-        return self._torch.multinomial(logits.softmax(dim=-1), 1)[:, 0]
+        return self._torch.multinomial(logits.softmax(dim=-1), 1, generator=self._generator())[:, 0]
 
     def _run_batch(self, prompts: list[list[int]], sampling: Sampling, bsz: int) -> list[list[int]]:
         torch = self._torch
@@ -324,6 +346,8 @@ class FastGenerator:
                 graph = self._graph_step(rows, length, kc, vc)
             except Exception as e:  # noqa: BLE001 - keep going, eagerly
                 self.use_graphs = False
+                self._graphs.clear()
+                self._pool = None
                 self.stats["graph_error"] = f"{type(e).__name__}: {e}"
                 warnings.warn(f"fast engine: CUDA graph capture failed ({e}); decoding eagerly", stacklevel=2)
         self.stats["batches"] += 1

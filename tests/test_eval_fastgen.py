@@ -120,3 +120,32 @@ def test_hf_backend_uses_the_fast_engine_by_default(tiny_model):
     ref = get_backend("hf", str(tiny_model), engine="generate")
     assert b.generate(reqs, Sampling.greedy(8)) == ref.generate(reqs, Sampling.greedy(8))
     assert b._fast is not None and b._fast.stats["batches"] == 1
+
+
+def test_the_gpu_acceptance_sequence_on_the_cpu(model, prompts):
+    """The call sequence that crashed the paper run on an H200 (GPU-acceptance issue): one engine,
+    several generate calls (a second benchmark, retries), a later call that needs a bigger cache
+    (its graphs and their memory pool are dropped together), remainder batches, n=3 samples.
+    Greedy tokens equal plain generate in every call; sampled calls reproduce with their seed."""
+    fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=4)
+    fast._pool = object()  # stands in for a CUDA graph pool handle (graphs are off on the CPU)
+    short, long_ = prompts[:3], [p + p[1:] for p in prompts]  # the second call needs a longer cache
+    for batch, new in ((short, 8), (long_, 12), (short, 10)):
+        s = Sampling.greedy(new)
+        assert fast.generate(batch, s, 3) == plain_generate(model, batch, s, 3, batch_size=4, pad_id=0, eos_id=2)
+    assert fast._pool is None and not fast._graphs  # the growth dropped graphs and pool together
+    paper = Sampling(1.0, 0.9, 10, 1.03, seed=5)
+    first = fast.generate(long_, paper, 3)
+    assert fast.generate(long_, paper, 3) == first  # reseeded per call
+    assert fast.generate(long_, paper.with_seed(6), 3) != first
+    assert fast.stats["batches"] >= 8
+
+
+def test_sampling_never_draws_from_the_default_generator(model, prompts):
+    """A failed CUDA-graph capture leaves the device's default generator unusable, so the engine samples
+    from its own: drawing must not advance torch's global stream."""
+    fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=4)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    fast.generate(prompts[:2], Sampling(1.0, 0.9, 6, 1.0, seed=1), 2)
+    assert torch.equal(torch.get_rng_state(), before)
