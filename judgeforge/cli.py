@@ -13,12 +13,12 @@ import sys
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("judgeforge.quickstart", "the whole pipeline at tiny scale on the CPU, offline (< 10 min)"),
-    "data": ("judgeforge.data_cli", "validate, convert, show and split judge datasets; make mini data"),
+    "quickstart": ("judgeforge.pipeline.quickstart", "the whole pipeline at tiny scale on the CPU, offline (< 10 min)"),
+    "data": ("judgeforge.data.cli", "validate, convert, show and split judge datasets; make mini data"),
     "train": ("judgeforge.train.cli", "fine-tune an expert judge from a YAML recipe (DeepSpeed)"),
     "merge": ("judgeforge.merge.cli", "merge expert judges (mergekit methods, fast linear path)"),
     "eval": ("judgeforge.eval.cli", "evaluate a judge on the paper's benchmarks; build reports"),
-    "sweep": ("judgeforge.eval.sweep", "sweep merge ratios and methods in memory, with plots"),
+    "sweep": ("judgeforge.pipeline.sweep", "sweep merge ratios and methods in memory, with plots"),
     "serve": ("judgeforge.serve", "serve a judge over HTTP (grading and reward endpoints)"),
 }
 

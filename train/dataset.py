@@ -88,7 +88,7 @@ def load_training_rows(recipe, write_heldout_to: Path | None = None, log=print) 
 
 def _mini_examples(src: str):
     from judgeforge.data import Row, raise_on_problems, validate_rows
-    from judgeforge.mini import absolute_rows, relative_rows
+    from judgeforge.data.mini import absolute_rows, relative_rows
     from judgeforge.train.recipe import parse_mini
 
     mode, n = parse_mini(src)

@@ -583,8 +583,8 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
     """Gather the weights (ZeRO-3: the full 16-bit state dict on process 0) and write the model folder
     atomically: it appears under its final name only when everything is in it."""
     from judgeforge.config import dump_recipe
+    from judgeforge.format.prompts import CHAT_TEMPLATE
     from judgeforge.io import atomic_dir, atomic_write_json
-    from judgeforge.prompts import CHAT_TEMPLATE
 
     acc = trainer.accelerator
     state_dict = acc.get_state_dict(trainer.model_wrapped)  # collective under ZeRO-3

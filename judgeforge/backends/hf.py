@@ -6,7 +6,7 @@ Prompts are :meth:`Request.chat_text` tokenised with the tokenizer's BOS, exactl
 training.  Two engines:
 
 ``generate``  the reference: ``model.generate`` on left-padded batches.
-``fast``      :mod:`judgeforge.eval.fastgen` (the default: length-sorted batches, static KV
+``fast``      :mod:`judgeforge.backends.fastgen` (the default: length-sorted batches, static KV
               cache, CUDA-graph decoding on GPUs).  Greedy output is token-identical to
               ``generate``; the tests and ``scripts/bench/eval_speed.py`` check it.
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from judgeforge.backends import Backend, Request, Sampling
 from judgeforge.errors import UserError
-from judgeforge.eval.backends import Backend, Request, Sampling
 
 ENGINES = ("fast", "generate")
 
@@ -150,7 +150,7 @@ class HFBackend(Backend):
 
     def _fast_engine(self):
         if self._fast is None:
-            from judgeforge.eval.fastgen import FastGenerator
+            from judgeforge.backends.fastgen import FastGenerator
 
             self._fast = FastGenerator(self.model, pad_id=self.pad_id, eos_id=self.eos_id,
                                        batch_size=self.batch_size_option, cuda_graphs=self.cuda_graphs)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from judgeforge.prompts import ABSOLUTE, RELATIVE, check_mode
+from judgeforge.format.prompts import ABSOLUTE, RELATIVE, check_mode
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,8 @@ def _validate(args) -> int:
 
 def _convert(args) -> int:
     from judgeforge.data import load_examples, to_collection_row, to_training_rows
+    from judgeforge.format.prompts import messages_for
     from judgeforge.io import write_jsonl
-    from judgeforge.prompts import messages_for
 
     out = Path(args.output)
     if out.exists() and not args.force:
@@ -158,7 +158,7 @@ def _convert(args) -> int:
 
 def _show(args) -> int:
     from judgeforge.data import read_rows, row_to_example, schema_of
-    from judgeforge.prompts import chat_prompt
+    from judgeforge.format.prompts import chat_prompt
 
     rows = read_rows(args.source, split=args.split)
     schema = schema_of(rows, args.schema)
@@ -199,7 +199,7 @@ def _split(args) -> int:
 
 
 def _mini(args) -> int:
-    from judgeforge.mini import write_mini
+    from judgeforge.data.mini import write_mini
 
     paths = write_mini(args.output_dir, args.train, args.test, args.seed)
     for name, path in paths.items():

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from judgeforge.errors import UserError
-from judgeforge.prompts import Rubric, render_rubric
+from judgeforge.format.prompts import Rubric, render_rubric
 
 SCORES = (1, 2, 3, 4, 5)
 
@@ -226,7 +226,7 @@ def check_reference(text: str | None) -> Checked:
 
 def check_scored(text: str | None, score: int) -> Checked:
     """Split ``###Response: ... ###Feedback: ... [RESULT] n`` and check it against the target score."""
-    from judgeforge.parsing import parse_absolute
+    from judgeforge.format.parsing import parse_absolute
 
     if text is None or not text.strip():
         return _reject("no_output")
@@ -255,7 +255,7 @@ def check_scored(text: str | None, score: int) -> Checked:
 
 
 def check_comparison(text: str | None, better: str) -> Checked:
-    from judgeforge.parsing import parse_relative
+    from judgeforge.format.parsing import parse_relative
 
     if text is None or not text.strip():
         return _reject("no_output")
@@ -290,7 +290,7 @@ def make_teacher(
     A hub id (``owner/name``) is loaded by the ``hf`` backend too.  An API model is reached through
     its OpenAI-compatible URL and ``model`` (e.g. ``https://api.openai.com/v1`` + ``gpt-4o``).
     """
-    from judgeforge.eval.backends import get_backend
+    from judgeforge.backends import get_backend
 
     if re.match(r"^https?://", teacher):
         if not model:
@@ -324,7 +324,7 @@ def make_teacher(
 
 def teacher_sampling(temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 2048,
                      seed: int | None = None):
-    from judgeforge.eval.backends import Sampling
+    from judgeforge.backends import Sampling
 
     # repetition_penalty 1.0: OpenAI's own API rejects the parameter, and a teacher needs none
     return Sampling(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -658,7 +658,7 @@ def synthesize(
 ) -> Summary:
     """Write Feedback Collection rows for every (instruction, score 1-5, sample) slot not yet in ``output``."""
     from judgeforge.data import to_collection_row
-    from judgeforge.records import AbsoluteExample
+    from judgeforge.format.records import AbsoluteExample
 
     if rubric.descriptions is None:
         raise UserError("the rubric has no score descriptions; synthesize needs all five")
@@ -908,7 +908,7 @@ def pair(
 ) -> Summary:
     """Write Preference Collection rows made from absolute examples (resumable like :func:`synthesize`)."""
     from judgeforge.data import to_collection_row
-    from judgeforge.records import RelativeExample
+    from judgeforge.format.records import RelativeExample
 
     out = Path(output)
     state = state_path(out)
@@ -1141,7 +1141,7 @@ def _finish(summary: Summary, args) -> int:
 
 
 def _synthesize_cli(argv: list[str]) -> int:
-    from judgeforge.rubric_file import load_rubric
+    from judgeforge.format.rubric_file import load_rubric
 
     args = _parse("synthesize", argv)
     _check_common(args)
@@ -1196,8 +1196,8 @@ def _synthesize_cli(argv: list[str]) -> int:
 
 def _pair_cli(argv: list[str]) -> int:
     from judgeforge.data import load_examples, read_rows, schema_of
+    from judgeforge.format.prompts import ABSOLUTE
     from judgeforge.io import sha256_text
-    from judgeforge.prompts import ABSOLUTE
 
     args = _parse("pair", argv)
     _check_common(args)
