@@ -27,6 +27,19 @@ _FILE_MODE = 0o666 & ~_umask()
 _DIR_MODE = 0o777 & ~_umask()
 
 
+def usual_permissions(path: str | os.PathLike) -> None:
+    """Temporary folders and files are created private (0700 / 0600); give the finished output the
+    permissions a normal write would have (umask applied), so others on a cluster can read the model."""
+    path = Path(path)
+    umask = _umask()
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for p in paths:
+        try:
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+        except OSError:  # pragma: no cover - not ours to change
+            pass
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
