@@ -90,7 +90,8 @@ def main(argv: list[str]) -> int:
 def _report(argv: list[str]) -> int:
     import argparse
 
-    from judgeforge.eval.report import merge_report, to_markdown
+    from judgeforge.eval.report import to_markdown
+    from judgeforge.eval.shards import merge_report
 
     ap = argparse.ArgumentParser(prog="judgeforge eval report", description="merge shard caches into one report")
     ap.add_argument("dirs", nargs="+", help="output folders of 'judgeforge eval --out' (one per shard)")

@@ -7,7 +7,7 @@ import torch
 
 from judgeforge.backends import Request, Sampling
 from judgeforge.backends.fastgen import FastGenerator, process_logits, unsupported_reason
-from judgeforge.backends.hf import plain_generate
+from judgeforge.backends.plain import plain_generate
 from judgeforge.format.prompts import PRESET_RUBRICS, render_absolute, render_relative
 
 

@@ -127,7 +127,7 @@ class FastGenerator:
                  progress: Callable[[int], None] | None = None) -> list[list[list[int]]]:
         """For each prompt, ``n`` lists of new tokens (up to, not including, EOS)."""
         if self.reason is not None:
-            from judgeforge.backends.hf import plain_generate
+            from judgeforge.backends.plain import plain_generate
 
             warnings.warn(f"fast engine: {self.reason}; using model.generate", stacklevel=2)
             return plain_generate(self.model, prompts, sampling, n, batch_size=self.batch_size or 8,

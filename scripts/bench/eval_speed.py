@@ -102,7 +102,7 @@ def sync():
 def spot_check(model, prompts, new_tokens: int, label: str) -> dict:
     from judgeforge.backends import Sampling
     from judgeforge.backends.fastgen import FastGenerator
-    from judgeforge.backends.hf import plain_generate
+    from judgeforge.backends.plain import plain_generate
 
     s = Sampling.greedy(new_tokens)
     ref = plain_generate(model, prompts, s, 1, batch_size=len(prompts), pad_id=0, eos_id=2)
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
 
     from judgeforge.backends import Sampling
     from judgeforge.backends.fastgen import FastGenerator
-    from judgeforge.backends.hf import plain_generate
+    from judgeforge.backends.plain import plain_generate
 
     t_start = time.time()
     smoke = args.smoke
