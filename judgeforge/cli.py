@@ -7,9 +7,9 @@ becomes one line on stderr and exit status 1.
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
+
+from judgeforge.errors import run_command  # noqa: F401 - also the launchers' entry
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,6 +20,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("judgeforge.eval.cli", "evaluate a judge on the paper's benchmarks; build reports"),
     "sweep": ("judgeforge.pipeline.sweep", "sweep merge ratios and methods in memory, with plots"),
     "serve": ("judgeforge.serve", "serve a judge over HTTP (grading and reward endpoints)"),
+}
+
+# (command, subcommand) -> the module whose main(argv) takes it; the wings' subcommands of a core
+# command are routed here, so the core never imports a wing
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("data", "synthesize"): "judgeforge.synth",
+    ("data", "pair"): "judgeforge.synth",
 }
 
 USAGE = """usage: judgeforge <command> [options]
@@ -59,30 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"judgeforge: error: unknown command '{name}'{did_you_mean(name, COMMANDS)}; "
               "run 'judgeforge --help' for the list", file=sys.stderr)
         return 2
-    return run_command(COMMANDS[name][0], argv[1:])
-
-
-def run_command(module: str, argv: list[str]) -> int:
-    from judgeforge.errors import UserError
-
-    try:
-        mod = importlib.import_module(module)
-        code = mod.main(argv)
-        return int(code or 0)
-    except UserError as e:
-        print(f"judgeforge: error: {e}", file=sys.stderr)
-        for line in e.lines:
-            print(line, file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("judgeforge: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `judgeforge data show ... | head`
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 0
+    module = SUBCOMMANDS.get((name, argv[1] if len(argv) > 1 else ""), COMMANDS[name][0])
+    return run_command(module, argv[1:])
 
 
 def entry() -> None:  # pragma: no cover - console script shim

@@ -23,3 +23,30 @@ def did_you_mean(name: str, choices) -> str:
 
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def run_command(module: str, argv: list[str]) -> int:
+    """Run ``module.main(argv)`` as a command: a :class:`UserError` becomes one line on stderr and
+    its exit status, Ctrl-C 130, a closed pipe 0.  The dispatcher and the launchers use it."""
+    import importlib
+    import os
+    import sys
+
+    try:
+        mod = importlib.import_module(module)
+        code = mod.main(argv)
+        return int(code or 0)
+    except UserError as e:
+        print(f"judgeforge: error: {e}", file=sys.stderr)
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("judgeforge: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `judgeforge data show ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
