@@ -457,50 +457,20 @@ def state_path(out: str | os.PathLike) -> Path:
 
 def _iter_own_output(out: Path):
     """Rows of a jsonl file this tool appends to, streamed; a partial last line (a write cut by a
-    kill) is cut off the file once the rows are read, a complete last row gets its newline."""
-    good_end = 0
-    cut = add_newline = False
-    with open(out, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            complete = raw.endswith(b"\n")
-            if raw.strip():
-                try:
-                    obj = json.loads(raw)
-                    if not isinstance(obj, dict):
-                        raise ValueError("not an object")
-                except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-                    if not complete:
-                        cut = True
-                        break
-                    raise UserError(
-                        f"{out}: line {lineno} is not a JSON row; the file was not written by this tool or is "
-                        "damaged; use a new -o or pass --force to start over"
-                    ) from None
-                add_newline = not complete
-                yield obj
-            good_end += len(raw)
-    if cut:
-        with open(out, "r+b") as f:
-            f.truncate(good_end)
-        print(f"{out}: dropped a partial last row (an interrupted write)", file=sys.stderr)
-    elif add_newline:
-        with open(out, "ab") as f:
-            f.write(b"\n")
+    kill) is cut off the file first, a complete last row gets its newline."""
+    from judgeforge.io import read_log, repair_log_tail
+
+    repair_log_tail(out)
+    yield from read_log(out, bad_line=lambda lineno: UserError(
+        f"{out}: line {lineno} is not a JSON row; the file was not written by this tool or is "
+        "damaged; use a new -o or pass --force to start over"))
 
 
-class RowWriter:
+def RowWriter(path: Path):
     """Appends rows to a jsonl file one by one, flushed, so a kill loses nothing written."""
+    from judgeforge.io import AppendLog
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(path, "a", encoding="utf-8")
-
-    def write(self, row: dict) -> None:
-        self.f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
+    return AppendLog(path)
 
 
 def _rubric_fingerprint(rubric: Rubric) -> str:
