@@ -203,7 +203,7 @@ def test_help_lists_the_keys():
 
 def test_deepspeed_configs_are_found_outside_the_checkout(tmp_path, monkeypatch):
     # a wheel install has no configs/ folder: the shipped copy (package data) answers instead
-    from judgeforge.train import recipe as R
+    from judgeforge.train import deepspeed_configs as R
 
     monkeypatch.setattr(R, "REPO_ROOT", tmp_path)
     monkeypatch.chdir(tmp_path)
