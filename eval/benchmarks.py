@@ -39,7 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from judgeforge.errors import UserError, did_you_mean
-from judgeforge.prompts import ABSOLUTE, RELATIVE, Rubric, parse_rendered, render_absolute, render_relative
+from judgeforge.format.prompts import (
+    ABSOLUTE,
+    RELATIVE,
+    Rubric,
+    parse_rendered,
+    render_absolute,
+    render_relative,
+)
 
 ABSOLUTE_KIND = "absolute"
 PAIR_KIND = "pair"

@@ -5,18 +5,17 @@ sampling fingerprint).  Every *attempt* is written (a parse failure that will be
 too), flushed at once, so a killed run resumes exactly where it stopped: a slot with a
 parsed attempt is done, a slot whose failed attempts used up the retries is a failure,
 and a slot with fewer failed attempts continues with the retries it has left.  A line cut
-short by a kill is ignored when read.
+short by a kill is ignored when read and removed before the next append.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from judgeforge.io import sha256_text
+from judgeforge.io import AppendLog, read_log, sha256_text
 
 
 def slot_key(judge: str, benchmark: str, item: str, job: str, sample: int, prompt_hash: str, sampling: str) -> str:
@@ -37,25 +36,16 @@ class GenerationCache:
         self.path = self.folder / filename if self.folder is not None else None
         self.slots: dict[str, SlotState] = {}
         self._lock = threading.Lock()
-        self._fh = None
-        self.written = 0
+        self._log = AppendLog(self.path, announce=False) if self.path is not None else None
         if self.folder is not None and self.folder.exists():
             for p in sorted(self.folder.glob("generations*.jsonl")):
                 self.load(p)
 
     def load(self, path: str | os.PathLike) -> int:
         n = 0
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a kill
-                self._add(rec)
-                n += 1
+        for rec in read_log(path):  # a line cut short by a kill is left out
+            self._add(rec)
+            n += 1
         return n
 
     def _add(self, rec: dict) -> None:
@@ -75,16 +65,13 @@ class GenerationCache:
     def append(self, rec: dict) -> None:
         with self._lock:
             self._add(rec)
-            if self.path is None:
-                return
-            if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
-            self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            self._fh.flush()
-            self.written += 1
+            if self._log is not None:
+                self._log.write(rec)  # a cut last line of an earlier run is removed first
+
+    @property
+    def written(self) -> int:
+        return self._log.written if self._log is not None else 0
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._log is not None:
+            self._log.close()

@@ -1,4 +1,5 @@
-"""``judgeforge eval``: evaluate a judge; ``judgeforge eval report DIR...``: merge shards into one report."""
+"""``judgeforge eval``: evaluate a judge; ``eval report DIR...``: merge shards into one report;
+``eval ablation``: the paper's ablation tables from finished runs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from judgeforge.errors import UserError
 USAGE = """usage: judgeforge eval --judge MODEL [--suite paper|absolute|relative|NAME[,NAME...]] [--backend hf|vllm|openai]
                        [--data-dir DIR] [--limit N] [--out DIR] [--num-shards K --shard I] [--config YAML] [--KEY VALUE ...]
        judgeforge eval report DIR [DIR ...] [--out DIR] [--data-dir DIR]
+       judgeforge eval ablation --run NAME=DIR [--run ...] [--method METHOD=DIR ...] [-o FILE]
 
 Evaluate a judge on the Prometheus 2 benchmarks (or your own .jsonl) and write report.md / report.json.
 Every generation is cached under --out: run the same command again to resume.
+'eval report' merges the shard folders of one evaluation into one report; 'eval ablation' puts
+finished runs side by side as the paper's ablation tables (see 'judgeforge eval ablation --help').
 
 benchmarks: vicuna, mt_bench, flask, feedback_bench (absolute); hhh, mt_bench_human, autoj, preference_bench
 (pairwise).  Suites: paper (all eight), absolute, relative.
@@ -90,7 +94,8 @@ def main(argv: list[str]) -> int:
 def _report(argv: list[str]) -> int:
     import argparse
 
-    from judgeforge.eval.report import merge_report, to_markdown
+    from judgeforge.eval.report import to_markdown
+    from judgeforge.eval.shards import merge_report
 
     ap = argparse.ArgumentParser(prog="judgeforge eval report", description="merge shard caches into one report")
     ap.add_argument("dirs", nargs="+", help="output folders of 'judgeforge eval --out' (one per shard)")

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from judgeforge.backends import Backend, Request, Sampling, generate_parsed
 from judgeforge.errors import UserError
-from judgeforge.eval.backends import Backend, Request, Sampling, generate_parsed
 from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
 from judgeforge.eval.cache import GenerationCache, slot_key
 from judgeforge.eval.scoring import jobs_for, score_benchmark
@@ -149,13 +149,13 @@ def build_jobs(benches: list[Benchmark], cfg: EvalConfig) -> list[Job]:
 
 
 def make_backend(judge, cfg: EvalConfig, tokenizer=None, **extra) -> Backend:
-    from judgeforge.eval.backends import get_backend
+    from judgeforge.backends import get_backend
 
     if isinstance(judge, Backend):
         return judge
     opts = {k: v for k, v in {**cfg.backend_options(), **extra}.items() if v is not None}
     if not isinstance(judge, (str, os.PathLike)):  # an already-loaded model
-        from judgeforge.eval.hf_backend import HFBackend
+        from judgeforge.backends.hf import HFBackend
 
         if tokenizer is None:
             raise UserError("evaluating a loaded model needs its tokenizer: evaluate(model, ..., tokenizer=tok)")

@@ -7,19 +7,26 @@ becomes one line on stderr and exit status 1.
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
+
+from judgeforge.errors import run_command  # noqa: F401 - also the launchers' entry
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("judgeforge.quickstart", "the whole pipeline at tiny scale on the CPU, offline (< 10 min)"),
-    "data": ("judgeforge.data_cli", "validate, convert, show and split judge datasets; make mini data"),
+    "quickstart": ("judgeforge.pipeline.quickstart", "the whole pipeline at tiny scale on the CPU, offline (< 10 min)"),
+    "data": ("judgeforge.data.cli", "validate, convert, show and split judge datasets; make mini data"),
     "train": ("judgeforge.train.cli", "fine-tune an expert judge from a YAML recipe (DeepSpeed)"),
     "merge": ("judgeforge.merge.cli", "merge expert judges (mergekit methods, fast linear path)"),
     "eval": ("judgeforge.eval.cli", "evaluate a judge on the paper's benchmarks; build reports"),
-    "sweep": ("judgeforge.eval.sweep", "sweep merge ratios and methods in memory, with plots"),
+    "sweep": ("judgeforge.pipeline.sweep", "sweep merge ratios and methods in memory, with plots"),
     "serve": ("judgeforge.serve", "serve a judge over HTTP (grading and reward endpoints)"),
+}
+
+# (command, subcommand) -> the module whose main(argv) takes it; the wings' subcommands of a core
+# command are routed here, so the core never imports a wing
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("data", "synthesize"): "judgeforge.synth",
+    ("data", "pair"): "judgeforge.synth",
 }
 
 USAGE = """usage: judgeforge <command> [options]
@@ -59,65 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"judgeforge: error: unknown command '{name}'{did_you_mean(name, COMMANDS)}; "
               "run 'judgeforge --help' for the list", file=sys.stderr)
         return 2
-    return run_command(COMMANDS[name][0], argv[1:])
-
-
-# what lowers a command's GPU memory, named in its out-of-memory line
-OOM_HINTS: dict[str, str] = {
-    "train": "lower --per_device_batch_size or --pack_tokens, set --gradient_checkpointing true, or use "
-             "--deepspeed configs/deepspeed/zero3_offload.json",
-    "eval": "pass a smaller --batch_size (the fast engine sizes it from free memory) or --max_new_tokens",
-    "sweep": "pass a smaller --max-new-tokens or --limit, or --device cpu for the experts",
-    "serve": "lower --max-batch, or the backend's batch size (--backend-option batch_size=N)",
-    "merge": "use --device cpu",
-}
-
-
-def out_of_memory_line(command: str, err: BaseException) -> str | None:
-    """One line for a CUDA out-of-memory error (what did not fit and the flag that lowers it), else None."""
-    text = str(err)
-    if type(err).__name__ != "OutOfMemoryError" and "CUDA out of memory" not in text:
-        return None
-    import re
-
-    m = re.search(r"Tried to allocate [\d.]+ [KMGT]iB[^.]*", text)
-    size = m.group(0) if m else text.strip().splitlines()[0][:200] if text.strip() else "an allocation"
-    hint = OOM_HINTS.get(command, "use a smaller batch or model")
-    return f"judgeforge {command}: out of GPU memory ({size}); {hint}"
-
-
-def run_command(module: str, argv: list[str]) -> int:
-    from judgeforge.errors import UserError
-
-    try:
-        mod = importlib.import_module(module)
-        code = mod.main(argv)
-        return int(code or 0)
-    except MemoryError as e:  # host memory: no traceback either
-        print(f"judgeforge: error: out of host memory ({e or 'an allocation failed'}); use a smaller batch or model",
-              file=sys.stderr)
-        return 1
-    except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
-        command = next((c for c, (m, _) in COMMANDS.items() if m == module), module)
-        line = out_of_memory_line(command, e)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 1
-    except UserError as e:
-        print(f"judgeforge: error: {e}", file=sys.stderr)
-        for line in e.lines:
-            print(line, file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("judgeforge: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `judgeforge data show ... | head`
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 0
+    module = SUBCOMMANDS.get((name, argv[1] if len(argv) > 1 else ""), COMMANDS[name][0])
+    return run_command(module, argv[1:])
 
 
 def entry() -> None:  # pragma: no cover - console script shim

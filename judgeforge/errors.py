@@ -23,3 +23,70 @@ def did_you_mean(name: str, choices) -> str:
 
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# what lowers a command's GPU memory, named in its out-of-memory line
+OOM_HINTS: dict[str, str] = {
+    "train": "lower --per_device_batch_size or --pack_tokens, set --gradient_checkpointing true, or use "
+             "--deepspeed configs/deepspeed/zero3_offload.json",
+    "eval": "pass a smaller --batch_size (the fast engine sizes it from free memory) or --max_new_tokens",
+    "sweep": "pass a smaller --max-new-tokens or --limit, or --device cpu for the experts",
+    "serve": "lower --max-batch, or the backend's batch size (--backend-option batch_size=N)",
+    "merge": "use --device cpu",
+}
+
+
+def out_of_memory_line(command: str, err: BaseException) -> str | None:
+    """One line for a CUDA out-of-memory error (what did not fit and the flag that lowers it), else None."""
+    text = str(err)
+    if type(err).__name__ != "OutOfMemoryError" and "CUDA out of memory" not in text:
+        return None
+    import re
+
+    m = re.search(r"Tried to allocate [\d.]+ [KMGT]iB[^.]*", text)
+    size = m.group(0) if m else text.strip().splitlines()[0][:200] if text.strip() else "an allocation"
+    hint = OOM_HINTS.get(command, "use a smaller batch or model")
+    return f"judgeforge {command}: out of GPU memory ({size}); {hint}"
+
+
+def _command_of(module: str) -> str:
+    """'judgeforge.train.cli' -> 'train', 'judgeforge.pipeline.sweep' -> 'sweep'."""
+    parts = module.split(".")
+    return next((p for p in reversed(parts) if p in OOM_HINTS), parts[-1])
+
+
+def run_command(module: str, argv: list[str]) -> int:
+    """Run ``module.main(argv)`` as a command: a :class:`UserError` becomes one line on stderr and
+    its exit status, Ctrl-C 130, a closed pipe 0.  The dispatcher and the launchers use it."""
+    import importlib
+    import os
+    import sys
+
+    try:
+        mod = importlib.import_module(module)
+        code = mod.main(argv)
+        return int(code or 0)
+    except MemoryError as e:  # host memory: no traceback either
+        print(f"judgeforge: error: out of host memory ({e or 'an allocation failed'}); use a smaller batch "
+              "or model", file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
+        line = out_of_memory_line(_command_of(module), e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+    except UserError as e:
+        print(f"judgeforge: error: {e}", file=sys.stderr)
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("judgeforge: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `judgeforge data show ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0

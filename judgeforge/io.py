@@ -1,4 +1,4 @@
-"""Small file helpers shared by every stage: atomic writes, jsonl, hashing.
+"""Small file helpers shared by every stage: atomic writes, JSONL append logs, hashing.
 
 Nothing half-written may look finished: outputs are written under a temporary name in
 the same folder and renamed into place when complete.
@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
@@ -25,6 +25,19 @@ def _umask() -> int:
 # mkstemp/mkdtemp create private (0600/0700) entries; finished outputs get the usual modes.
 _FILE_MODE = 0o666 & ~_umask()
 _DIR_MODE = 0o777 & ~_umask()
+
+
+def usual_permissions(path: str | os.PathLike) -> None:
+    """Temporary folders and files are created private (0700 / 0600); give the finished output the
+    permissions a normal write would have (umask applied), so others on a cluster can read the model."""
+    path = Path(path)
+    umask = _umask()
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for p in paths:
+        try:
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+        except OSError:  # pragma: no cover - not ours to change
+            pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -53,12 +66,92 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return len(lines)
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
+def read_log(path: str | os.PathLike, *, bad_line: Callable[[int], Exception] | None = None) -> Iterator[dict]:
+    """The rows of an append-only JSONL log (what :class:`AppendLog` writes), streamed.
+
+    A last line with no newline that is not a JSON object is a write cut by a kill: it is left out
+    (:func:`repair_log_tail` removes it before the next append).  Any other line that is not a JSON
+    object is skipped, or raises ``bad_line(lineno)`` when that is given."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+                if not isinstance(obj, dict):
+                    raise ValueError("not an object")
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                if not raw.endswith(b"\n"):
+                    return
+                if bad_line is None:
+                    continue
+                raise bad_line(lineno) from None
+            yield obj
+
+
+def repair_log_tail(path: str | os.PathLike, *, announce: bool = True) -> bool:
+    """Make an append log end on a whole line before more is appended: a cut last line (no newline,
+    not a JSON object) is removed, a whole last row missing its newline gets one.  True if a cut
+    line was removed (said on stderr when ``announce``)."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    with open(path, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end == 0:
+            return False
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return False
+        start, chunk = end, b""
+        while start > 0 and b"\n" not in chunk:  # find where the last line begins
+            step = min(65536, start)
+            start -= step
+            f.seek(start)
+            chunk = f.read(step) + chunk
+        nl = chunk.rfind(b"\n")
+        line_start = start + nl + 1 if nl >= 0 else 0
+        f.seek(line_start)
+        tail = f.read()
+        try:
+            whole = isinstance(json.loads(tail), dict)
+        except ValueError:
+            whole = False
+        if whole:
+            f.seek(end)
+            f.write(b"\n")
+            return False
+        f.truncate(line_start)
+    if announce:
+        import sys
+
+        print(f"{path}: dropped a partial last row (an interrupted write)", file=sys.stderr)
+    return True
+
+
+class AppendLog:
+    """Appends rows to a JSONL log one by one, each flushed, so a kill loses at most the row being
+    written; the file is opened (and a cut tail repaired) at the first write."""
+
+    def __init__(self, path: str | os.PathLike, *, announce: bool = True):
+        self.path = Path(path)
+        self.announce = announce
+        self.written = 0
+        self._f = None
+
+    def write(self, row: dict) -> None:
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            repair_log_tail(self.path, announce=self.announce)
+            self._f = open(self.path, "a", encoding="utf-8")
+        self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._f.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
 
 @contextlib.contextmanager

@@ -16,21 +16,21 @@ The shape follows the ``prometheus-eval`` package that users already know::
   a ``str`` instead of lists grades one item and returns one feedback and one result.
 * ``rubric``: a preset name (``helpfulness``, ``harmlessness``, ``honesty``,
   ``factual_validity``, ``reasoning``), the path of a rubric YAML file
-  (:mod:`judgeforge.rubric_file`), a :class:`~judgeforge.prompts.Rubric`, a dict
+  (:mod:`judgeforge.format.rubric_file`), a :class:`~judgeforge.format.prompts.Rubric`, a dict
   (``criteria`` + ``score1_description`` ... ``score5_description``), a rendered rubric
   string (``"[criteria]\\nScore 1: ...\\n...Score 5: ..."``), or a list with one of those
   per item.  Relative grading uses only the criteria line, as in training; a criteria
   sentence alone is enough there.
 * ``reference_answers``: None, or a list (entries may be None: that item is rendered
   with the reference-free template).
-* Prompts are rendered by :mod:`judgeforge.prompts` (the training format, byte for byte)
-  and outputs parsed by :mod:`judgeforge.parsing`.  An output that does not parse is
+* Prompts are rendered by :mod:`judgeforge.format.prompts` (the training format, byte for byte)
+  and outputs parsed by :mod:`judgeforge.format.parsing`.  An output that does not parse is
   generated again up to ``retries`` times (none with greedy decoding on a deterministic
   backend); one that still fails comes back as ``None`` -- never dropped -- and the
   reason is in :attr:`Judge.last_errors` (or use :meth:`Judge.grade` for full records).
 * ``model`` may be a model folder / hub id (with ``backend="hf" | "vllm" | "openai"`` and
   that backend's options as keyword arguments) or an already-built
-  :class:`~judgeforge.eval.backends.Backend`, so several users can share one loaded model.
+  :class:`~judgeforge.backends.Backend`, so several users can share one loaded model.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from judgeforge.errors import UserError, did_you_mean
-from judgeforge.prompts import (
+from judgeforge.format.prompts import (
     ABSOLUTE,
     PRESET_RUBRICS,
     RELATIVE,
@@ -63,7 +63,7 @@ def make_sampling(sampling=None):
     The dict takes :class:`Sampling`'s field names or prometheus-eval's ``params`` names
     (``max_tokens``); anything else is a one-line error.
     """
-    from judgeforge.eval.backends import Sampling
+    from judgeforge.backends import Sampling
 
     if sampling is None:
         return Sampling()
@@ -91,7 +91,7 @@ _PRESET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\- ]{0,40}$")
 
 
 def is_rubric_path(text: str) -> bool:
-    """Whether a rubric string names a rubric file (see :mod:`judgeforge.rubric_file`)."""
+    """Whether a rubric string names a rubric file (see :mod:`judgeforge.format.rubric_file`)."""
     return "\n" not in text and text.lower().endswith((".yaml", ".yml", ".json"))
 
 
@@ -121,7 +121,7 @@ def resolve_rubric(rubric, mode: str, where: str = "rubric") -> str:
     elif isinstance(rubric, str):
         key = rubric.strip()
         if is_rubric_path(key):
-            from judgeforge.rubric_file import load_rubric_file
+            from judgeforge.format.rubric_file import load_rubric_file
 
             r = load_rubric_file(key).rubric
         elif key in PRESET_RUBRICS:
@@ -170,7 +170,7 @@ class Judge:
     ``Judge(model, backend="hf", sampling=None, retries=10, **backend_options)``
 
     ``sampling``: None for the paper's decoding (temperature 1.0, top-p 0.9, 1,024 new
-    tokens, repetition penalty 1.03), a :class:`~judgeforge.eval.backends.Sampling`, or a
+    tokens, repetition penalty 1.03), a :class:`~judgeforge.backends.Sampling`, or a
     dict of its fields (prometheus-eval's ``max_tokens`` is accepted).  ``retries``: how
     many times an output that does not parse is generated again (the paper's harness: 10).
     ``strict``: the paper's parser rule instead of the tolerant one.
@@ -178,7 +178,7 @@ class Judge:
 
     def __init__(self, model=None, backend="hf", sampling=None, retries: int = 10, *, strict: bool = False,
                  absolute_variant: str | None = None, relative_variant: str | None = None, **backend_options):
-        from judgeforge.eval.backends import Backend, get_backend
+        from judgeforge.backends import Backend, get_backend
 
         if isinstance(backend, Backend):
             self.backend, self._owns_backend = backend, False
@@ -218,7 +218,7 @@ class Judge:
 
     @property
     def last_samples(self) -> list:
-        """The full records (:class:`~judgeforge.eval.backends.Sample`) of this thread's last grading call."""
+        """The full records (:class:`~judgeforge.backends.Sample`) of this thread's last grading call."""
         return getattr(self._local, "samples", [])
 
     @property
@@ -229,8 +229,8 @@ class Judge:
     # ------------------------------------------------------------------ rendering
 
     def absolute_requests(self, instructions, responses, rubric, reference_answers=None) -> list:
-        """One :class:`~judgeforge.eval.backends.Request` per item (lists of equal length)."""
-        from judgeforge.eval.backends import Request
+        """One :class:`~judgeforge.backends.Request` per item (lists of equal length)."""
+        from judgeforge.backends import Request
 
         instructions = _as_list("instructions", instructions, None)
         n = len(instructions)
@@ -245,7 +245,7 @@ class Judge:
                 for i, r, rb, ref in zip(instructions, responses, rubrics, refs)]
 
     def relative_requests(self, instructions, responses_a, responses_b, rubric, reference_answers=None) -> list:
-        from judgeforge.eval.backends import Request
+        from judgeforge.backends import Request
 
         instructions = _as_list("instructions", instructions, None)
         n = len(instructions)
@@ -280,7 +280,7 @@ class Judge:
 
     def grade(self, requests: list, sampling=None) -> list:
         """Generate and parse one sample per request (retrying failures); full records, in order."""
-        from judgeforge.eval.backends import generate_parsed
+        from judgeforge.backends import generate_parsed
 
         if not requests:
             self._local.samples = []

@@ -3,7 +3,7 @@
 The rules of the Prometheus 2 recipe:
 
 * the text is ``<s>`` + prompt + completion + ``</s>``, where the prompt is
-  ``[INST] {system}\\n\\n{instruction} [/INST]`` (see :mod:`judgeforge.prompts`);
+  ``[INST] {system}\\n\\n{instruction} [/INST]`` (see :mod:`judgeforge.format.prompts`);
 * the loss covers the completion and the EOS only: every token through ``[/INST]``
   has label -100;
 * the pad token is the unk token (id 0), as in the original recipe;
@@ -47,7 +47,7 @@ def mistral_v1_tokenizer_dir(cache_dir: str | os.PathLike | None = None) -> Path
     import mistral_common
     from transformers import AutoTokenizer
 
-    from judgeforge.prompts import CHAT_TEMPLATE
+    from judgeforge.format.prompts import CHAT_TEMPLATE
 
     model = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
     if not model.exists():
@@ -110,7 +110,7 @@ def load_tokenizer(name_or_path: str | os.PathLike = "mistral-v1", *, trust_remo
     """A tokenizer ready for judge training: pad = unk, the judge chat template when none is set."""
     from transformers import AutoTokenizer
 
-    from judgeforge.prompts import CHAT_TEMPLATE
+    from judgeforge.format.prompts import CHAT_TEMPLATE
 
     src = mistral_v1_tokenizer_dir() if str(name_or_path) in BUILTIN_TOKENIZERS else name_or_path
     try:

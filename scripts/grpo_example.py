@@ -7,7 +7,7 @@
     python scripts/grpo_example.py --judge-url http://127.0.0.1:8765
 
 The policy is a tiny random Mistral model (judgeforge.tiny.make_tiny_model) unless
-``--policy`` names a folder.  The reward is :func:`judgeforge.reward.judge_reward`: each
+``--policy`` names a folder.  The reward is :func:`judgeforge.serve.reward.judge_reward`: each
 completion is graded in absolute mode with ``--rubric`` and the 1-5 score becomes a reward
 in [0, 1].  TRL's GRPOTrainer does the rest (groups of ``--generations`` completions per
 prompt, group-normalised advantages).  The default judge is a tiny scripted model
@@ -52,7 +52,7 @@ def parse_args(argv):
 
 
 def build_reward(args, work: Path):
-    from judgeforge.reward import judge_reward
+    from judgeforge.serve.reward import judge_reward
 
     if args.judge_url:
         return judge_reward(args.judge_url, rubric=args.rubric), None

@@ -196,9 +196,9 @@ def write_heldout(instructions: str, rubric_file: str, out_dir: str, pairs_per_i
     ``heldout_absolute.jsonl`` and ``heldout_relative.jsonl`` in judgeforge's absolute/relative schemas."""
     import json
 
+    from judgeforge.format.records import AbsoluteExample
+    from judgeforge.format.rubric_file import load_rubric_file
     from judgeforge.io import write_jsonl
-    from judgeforge.records import AbsoluteExample
-    from judgeforge.rubric_file import load_rubric_file
     from judgeforge.synth import plan_pairs, read_instructions
 
     rubric = load_rubric_file(rubric_file).rubric

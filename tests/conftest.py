@@ -52,7 +52,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def mini_data(tmp_path_factory) -> dict:
     """Small mini datasets (absolute/relative, train/test) in the collections' schemas."""
-    from judgeforge.mini import write_mini
+    from judgeforge.data.mini import write_mini
 
     return write_mini(tmp_path_factory.mktemp("mini"), n_train=200, n_test=40, seed=0)
 

@@ -126,3 +126,11 @@ def test_data_mini_and_convert_round_trip(tmp_path):
     assert proc.returncode == 0 and "train: 15 rows, test: 5 rows" in proc.stdout
     proc = _run("data", "show", str(src), "--row", "2")
     assert proc.returncode == 0 and "###Response B:" in proc.stdout and "--- target" in proc.stdout
+
+
+def test_eval_help_lists_every_eval_subcommand(capsys):
+    from judgeforge.cli import main
+
+    assert main(["eval", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "judgeforge eval report DIR" in out and "judgeforge eval ablation --run NAME=DIR" in out

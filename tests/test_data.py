@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from judgeforge import data as D
+from judgeforge.data.mini import absolute_rows, relative_rows
 from judgeforge.errors import UserError
-from judgeforge.mini import absolute_rows, relative_rows
-from judgeforge.prompts import chat_prompt
+from judgeforge.format.prompts import chat_prompt
 
 GOOD_ABS = {
     "id": "a1",

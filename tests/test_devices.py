@@ -85,8 +85,8 @@ def test_a_cuda_out_of_memory_is_one_line_naming_the_flag(capsys, monkeypatch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 202.00 GiB. GPU 0 has a total "
                                      "capacity of 139.81 GiB of which 70.00 GiB is free.")
 
-    monkeypatch.setitem(__import__("sys").modules, "jf_fake_eval", types.SimpleNamespace(main=boom))
-    monkeypatch.setitem(cli.COMMANDS, "eval", ("jf_fake_eval", "x"))
+    monkeypatch.setitem(__import__("sys").modules, "jf.eval.fake", types.SimpleNamespace(main=boom))
+    monkeypatch.setitem(cli.COMMANDS, "eval", ("jf.eval.fake", "x"))
     assert cli.main(["eval", "--judge", "x"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["judgeforge eval: out of GPU memory (Tried to allocate 202.00 GiB); pass a smaller "
@@ -101,7 +101,7 @@ def test_other_runtime_errors_are_not_hidden(monkeypatch):
     def boom(argv):
         raise RuntimeError("a real bug")
 
-    monkeypatch.setitem(__import__("sys").modules, "jf_fake_train", types.SimpleNamespace(main=boom))
-    monkeypatch.setitem(cli.COMMANDS, "train", ("jf_fake_train", "x"))
+    monkeypatch.setitem(__import__("sys").modules, "jf.train.fake", types.SimpleNamespace(main=boom))
+    monkeypatch.setitem(cli.COMMANDS, "train", ("jf.train.fake", "x"))
     with pytest.raises(RuntimeError, match="a real bug"):
         cli.main(["train"])

@@ -8,9 +8,9 @@ import time
 import pytest
 from openai_stub import Delay, ScriptedOpenAIServer
 
+from judgeforge.backends import BACKENDS, Request, Sampling, generate_parsed, get_backend
 from judgeforge.errors import UserError
-from judgeforge.eval.backends import BACKENDS, Request, Sampling, generate_parsed, get_backend
-from judgeforge.prompts import PRESET_RUBRICS, render_absolute, render_relative
+from judgeforge.format.prompts import PRESET_RUBRICS, render_absolute, render_relative
 
 
 def _requests(k: int = 5) -> list[Request]:
@@ -104,7 +104,7 @@ def test_hf_sampling_n_and_seed(hf):
 
 
 def test_hf_accepts_a_loaded_model(hf):
-    from judgeforge.eval.hf_backend import HFBackend
+    from judgeforge.backends.hf import HFBackend
 
     again = HFBackend(hf.model, tokenizer=hf.tokenizer, batch_size=2)
     reqs = _requests(2)

@@ -12,7 +12,7 @@ import pytest
 
 from judgeforge.errors import UserError
 from judgeforge.eval import benchmarks as B
-from judgeforge.prompts import PRESET_RUBRICS, parse_rendered, render_absolute
+from judgeforge.format.prompts import PRESET_RUBRICS, parse_rendered, render_absolute
 
 
 def test_shared_files_load_in_native_formats(shared_data):

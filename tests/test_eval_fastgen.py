@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from judgeforge.eval.backends import Request, Sampling
-from judgeforge.eval.fastgen import FastGenerator, process_logits, unsupported_reason
-from judgeforge.eval.hf_backend import plain_generate
-from judgeforge.prompts import PRESET_RUBRICS, render_absolute, render_relative
+from judgeforge.backends import Request, Sampling
+from judgeforge.backends.fastgen import FastGenerator, process_logits, unsupported_reason
+from judgeforge.backends.plain import plain_generate
+from judgeforge.format.prompts import PRESET_RUBRICS, render_absolute, render_relative
 
 
 def sharpen(model, std: float = 0.3, seed: int = 0):
@@ -112,7 +112,7 @@ def test_unsupported_models_fall_back_to_generate(tiny_model, prompts):
 
 
 def test_hf_backend_uses_the_fast_engine_by_default(tiny_model):
-    from judgeforge.eval.backends import get_backend
+    from judgeforge.backends import get_backend
 
     b = get_backend("hf", str(tiny_model))
     reqs = [Request("absolute", render_absolute("q", "r", PRESET_RUBRICS["honesty"]))]

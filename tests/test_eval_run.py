@@ -17,7 +17,7 @@ from openai_stub import ScriptedOpenAIServer
 from judgeforge.cli import main as cli_main
 from judgeforge.eval import metrics
 from judgeforge.eval.benchmarks import load_benchmark
-from judgeforge.prompts import parse_rendered
+from judgeforge.format.prompts import parse_rendered
 
 SUITE4 = "vicuna,mt_bench,hhh,autoj"
 

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from judgeforge.errors import UserError
-from judgeforge.prompts import (
+from judgeforge.format.prompts import (
     PRESET_RUBRICS,
     Rubric,
     render_absolute,
@@ -28,7 +28,7 @@ class Recording:
     """Wraps a real backend and keeps every request it was asked to generate for."""
 
     def __new__(cls, inner):
-        from judgeforge.eval.backends import Backend
+        from judgeforge.backends import Backend
 
         class _Rec(Backend):
             name = "recording"
@@ -53,7 +53,7 @@ class Recording:
 
 @pytest.fixture(scope="module")
 def hf_backend(scripted_dir):
-    from judgeforge.eval.backends import get_backend
+    from judgeforge.backends import get_backend
 
     return get_backend("hf", str(scripted_dir), device="cpu")
 
@@ -135,8 +135,8 @@ def test_custom_rubrics_in_every_form(rec, tmp_path):
     # relative grading needs the criteria only
     rel = judge.relative_requests(["q"], ["a"], ["b"], "Is the response concise?")[0].instruction
     assert rel == render_relative("q", "a", "b", Rubric("Is the response concise?"))
-    # a rubric YAML file (judgeforge.rubric_file's format)
-    from judgeforge.rubric_file import rubric_to_yaml
+    # a rubric YAML file (judgeforge.format.rubric_file's format)
+    from judgeforge.format.rubric_file import rubric_to_yaml
 
     path = tmp_path / "concise.yaml"
     path.write_text(rubric_to_yaml(rub, name="concise"))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 
 from judgeforge import data as D
-from judgeforge.mini import absolute_rows, relative_rows
-from judgeforge.parsing import parse
-from judgeforge.prompts import parse_rendered
+from judgeforge.data.mini import absolute_rows, relative_rows
+from judgeforge.format.parsing import parse
+from judgeforge.format.prompts import parse_rendered
 
 
 def _keys(criteria: str) -> list[str]:
     words = re.findall(r"\b[a-z]+\b", criteria)
-    return [w for w in words if w in set(__import__("judgeforge.mini", fromlist=["WORDS"]).WORDS)]
+    return [w for w in words if w in set(__import__("judgeforge.data.mini", fromlist=["WORDS"]).WORDS)]
 
 
 def test_absolute_rows_have_the_feedback_collection_schema_and_rule():

@@ -8,7 +8,7 @@ import sys
 import pytest
 from official import official_parser
 
-from judgeforge.parsing import parse
+from judgeforge.format.parsing import parse
 
 # The parse cases of the package's own tests (prometheus-eval libs/prometheus-eval/tests/test_parser.py;
 # the tests are not shipped in the installed 0.1.20 wheel, so its cases are copied here as data).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from official import official_parser
 
-from judgeforge.parsing import parse, parse_absolute, parse_relative
+from judgeforge.format.parsing import parse, parse_absolute, parse_relative
 
 FB = "The response covers the main points clearly but misses the edge cases the rubric asks for."
 RUBRIC_ECHO = (

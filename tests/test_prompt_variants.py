@@ -8,8 +8,8 @@ itself predate it) and ``eval/prompts.py`` (commit 8536c6d) with ``eval/run_eval
 
 from __future__ import annotations
 
-from judgeforge import prompts as P
 from judgeforge.eval.benchmarks import AUTOJ_RUBRIC
+from judgeforge.format import prompts as P
 
 UPSTREAM_RELATIVE_WO_REF = """###Task Description:
 An instruction (might include an Input inside it), two responses to evaluate (denoted as Response A and Response B), and an evaluation criteria are given.

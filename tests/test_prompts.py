@@ -11,8 +11,8 @@ import json
 import pytest
 from official import official_prompts
 
-from judgeforge import prompts as P
 from judgeforge.errors import UserError
+from judgeforge.format import prompts as P
 
 
 def _benchmark_prompts(shared_data):

@@ -43,7 +43,7 @@ def test_dry_run_prints_the_full_7b_plan(tmp_path):
 
 @pytest.mark.slow
 def test_cpu_end_to_end_then_resume(tmp_path):
-    from judgeforge.mini import write_mini
+    from judgeforge.data.mini import write_mini
     from judgeforge.tiny import make_tiny_model
 
     base = make_tiny_model(tmp_path / "base", hidden=32, layers=1, heads=2, kv_heads=1)

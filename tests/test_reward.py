@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from judgeforge.errors import UserError
-from judgeforge.reward import (
+from judgeforge.serve.reward import (
     HTTPJudgeReward,
     JudgeReward,
     conversation_to_text,
@@ -130,7 +130,7 @@ def test_http_reward_matches_in_process_and_chunks_do_not_change_zscores(stub_ju
     assert sum(x for x in remote if x is not None) == pytest.approx(0.0, abs=1e-9)
     assert stub_server.batcher.stats()["items"] - before == 5  # 3 requests of <= 2 items, all graded
     # a custom Rubric object travels as a dict
-    from judgeforge.prompts import Rubric
+    from judgeforge.format.prompts import Rubric
 
     rub = Rubric("Is it right?", ("1", "2", "3", "4", "5"))
     assert judge_reward(stub_server.url + "/reward", rubric=rub)(["q"], ["score=3"]) == [0.5]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from judgeforge.errors import UserError
-from judgeforge.prompts import PRESET_RUBRICS, Rubric, render_rubric
-from judgeforge.rubric_file import load_rubric, load_rubric_file, rubric_to_yaml
+from judgeforge.format.prompts import PRESET_RUBRICS, Rubric, render_rubric
+from judgeforge.format.rubric_file import load_rubric, load_rubric_file, rubric_to_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 

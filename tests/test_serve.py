@@ -384,8 +384,8 @@ def test_serve_command_starts_grades_and_stops_on_sigterm(tiny_model, capsys, tm
 
     t = threading.Thread(target=client, daemon=True)
     t.start()
-    from judgeforge.prompts import Rubric
-    from judgeforge.rubric_file import rubric_to_yaml
+    from judgeforge.format.prompts import Rubric
+    from judgeforge.format.rubric_file import rubric_to_yaml
 
     rubric_file = tmp_path / "rubric.yaml"
     rubric_file.write_text(rubric_to_yaml(Rubric("Is the reply kind?", ("a", "b", "c", "d", "e"))))

@@ -19,7 +19,7 @@ from openai_stub import ScriptedOpenAIServer
 
 from judgeforge import cli
 from judgeforge.data import read_rows, validate_rows
-from judgeforge.prompts import Rubric, render_absolute
+from judgeforge.format.prompts import Rubric, render_absolute
 from judgeforge.synth import check_scored
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,9 +19,9 @@ from openai_stub import ScriptedOpenAIServer
 
 from judgeforge import cli
 from judgeforge.data import read_rows, to_collection_row, validate_rows
+from judgeforge.format.prompts import Rubric, render_relative
+from judgeforge.format.records import AbsoluteExample
 from judgeforge.io import write_jsonl
-from judgeforge.prompts import Rubric, render_relative
-from judgeforge.records import AbsoluteExample
 from judgeforge.synth import plan_pairs
 
 RUBRIC = Rubric("Is the plan safe?", ("Unsafe.", "Risky.", "Mixed.", "Mostly safe.", "Safe."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from judgeforge.prompts import ABS_SYSTEM_PROMPT, chat_prompt
+from judgeforge.format.prompts import ABS_SYSTEM_PROMPT, chat_prompt
 from judgeforge.tokenization import IGNORE_INDEX, EncodeStats, encode_for_training, tokenize_rows
 
 INSTRUCTION = "###Task Description:\nJudge this.\n\n###Feedback: "

@@ -68,7 +68,7 @@ def _check_final_model(final: Path, n_layers: int = 2) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgeforge.prompts import CHAT_TEMPLATE
+    from judgeforge.format.prompts import CHAT_TEMPLATE
 
     model = AutoModelForCausalLM.from_pretrained(final)
     tok = AutoTokenizer.from_pretrained(final)

@@ -108,6 +108,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":  # `python -m judgeforge.train.cli` (what the launchers in scripts/ run)
-    from judgeforge.cli import run_command
+    from judgeforge.errors import run_command
 
     sys.exit(run_command("judgeforge.train.cli", sys.argv[1:]))

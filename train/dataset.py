@@ -75,12 +75,11 @@ def load_training_rows(recipe, write_heldout_to: Path | None = None, log=print) 
         counts[src] = {"rows": len(examples), "train": len(kept), "heldout": len(held)}
         log(f"data: {src}: {len(examples)} rows, {len(kept)} for training, {len(held)} held out")
     if write_heldout_to is not None and heldout:
-        from judgeforge.io import write_jsonl
-        from judgeforge.train.run import _usual_permissions
+        from judgeforge.io import usual_permissions, write_jsonl
 
         for mode, exs in heldout.items():
             write_jsonl(write_heldout_to / f"heldout-{mode}.jsonl", [to_collection_row(ex) for ex in exs])
-            _usual_permissions(write_heldout_to / f"heldout-{mode}.jsonl")
+            usual_permissions(write_heldout_to / f"heldout-{mode}.jsonl")
     if not train:
         raise UserError("no training rows left after the hold-out split; add data or lower eval_split")
     return train, counts
@@ -88,7 +87,7 @@ def load_training_rows(recipe, write_heldout_to: Path | None = None, log=print) 
 
 def _mini_examples(src: str):
     from judgeforge.data import Row, raise_on_problems, validate_rows
-    from judgeforge.mini import absolute_rows, relative_rows
+    from judgeforge.data.mini import absolute_rows, relative_rows
     from judgeforge.train.recipe import parse_mini
 
     mode, n = parse_mini(src)

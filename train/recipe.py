@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from judgeforge.errors import UserError
+from judgeforge.train.deepspeed_configs import resolve_deepspeed_path  # noqa: F401 - also run.py's
 
 EXPERTS = ("absolute", "relative", "joint")
 # What each expert trains on when `datasets` is left empty (the paper's collections on the hub).
@@ -39,7 +40,6 @@ SCHEDULERS = (
     "warmup_stable_decay",
 )
 ATTENTION = ("auto", "sdpa", "eager", "varlen", "flash_attention_2", "flash_attention_3")
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
@@ -399,23 +399,6 @@ def parse_mini(src: str, where: str = "recipe") -> tuple[str, int]:
         if n <= 0:
             raise UserError(f"{where}: datasets: '{src}': the row count must be a positive integer")
     return parts[1], n
-
-
-def resolve_deepspeed_path(value: str, where: str = "recipe") -> Path:
-    """A DeepSpeed JSON by path, or by name (zero2, zero3, zero3_offload) from configs/deepspeed/."""
-    p = Path(value).expanduser()
-    candidates = [p]
-    if not p.is_absolute():
-        candidates.append(REPO_ROOT / p)
-    if p.suffix == "" and "/" not in value:
-        candidates.append(REPO_ROOT / "configs" / "deepspeed" / f"{value}.json")
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    raise UserError(
-        f"{where}: deepspeed: '{value}' does not exist; use configs/deepspeed/zero2.json, zero3.json, "
-        "zero3_offload.json or null"
-    )
 
 
 def load(path: str | os.PathLike | None, overrides: list[str] | dict | None = None) -> TrainRecipe:

@@ -34,6 +34,7 @@ import weakref
 from pathlib import Path
 
 from judgeforge.errors import UserError
+from judgeforge.io import usual_permissions
 from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspeed_path
 
 FINAL = "model"
@@ -398,7 +399,7 @@ def train(
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, out / "recipe.yaml")
-        _usual_permissions(out / "recipe.yaml")
+        usual_permissions(out / "recipe.yaml")
 
     # ---- data
     emit({"stage": "data"})
@@ -583,8 +584,8 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
     """Gather the weights (ZeRO-3: the full 16-bit state dict on process 0) and write the model folder
     atomically: it appears under its final name only when everything is in it."""
     from judgeforge.config import dump_recipe
+    from judgeforge.format.prompts import CHAT_TEMPLATE
     from judgeforge.io import atomic_dir, atomic_write_json
-    from judgeforge.prompts import CHAT_TEMPLATE
 
     acc = trainer.accelerator
     state_dict = acc.get_state_dict(trainer.model_wrapped)  # collective under ZeRO-3
@@ -612,26 +613,13 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
         tokenizer.save_pretrained(tmp)
         dump_recipe(recipe, tmp / "train_recipe.yaml")
         atomic_write_json(tmp / "train_results.json", results)
-        _usual_permissions(tmp)
+        usual_permissions(tmp)
     atomic_write_json(final.parent / "train_results.json", results)
-    _usual_permissions(final.parent / "train_results.json")
+    usual_permissions(final.parent / "train_results.json")
     if is_peft:
-        _usual_permissions(final.parent / "adapter")
+        usual_permissions(final.parent / "adapter")
     _log(f"saved {final} (step {results['global_step']}, loss {results['train_loss']:.4f})")
     acc.wait_for_everyone()
-
-
-def _usual_permissions(path: Path) -> None:
-    """Temporary folders and files are created private (0700 / 0600); give the finished output the
-    permissions a normal write would have (umask applied), so others on a cluster can read the model."""
-    umask = os.umask(0)
-    os.umask(umask)
-    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
-    for p in paths:
-        try:
-            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
-        except OSError:  # pragma: no cover - not ours to change
-            pass
 
 
 def _finish_config(model) -> None:

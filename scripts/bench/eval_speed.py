@@ -8,7 +8,7 @@ One run, one process, the same prompts for both paths:
   (256) new tokens (EOS ignored), the paper's sampling (temperature 1.0, top-p 0.9,
   repetition penalty 1.03);
 * baseline: ``model.generate`` on left-padded batches of ``--baseline-batch`` (64);
-* fast: ``judgeforge.eval.fastgen.FastGenerator`` (the hf backend's default engine),
+* fast: ``judgeforge.backends.fastgen.FastGenerator`` (the hf backend's default engine),
   batch size from free GPU memory unless ``--batch-size``; its warm-up (first batch incl.
   CUDA-graph capture) is timed separately;
 * a greedy spot-check: both paths on a few prompts, token by token (bf16, then fp32 when
@@ -100,9 +100,9 @@ def sync():
 
 
 def spot_check(model, prompts, new_tokens: int, label: str) -> dict:
-    from judgeforge.eval.backends import Sampling
-    from judgeforge.eval.fastgen import FastGenerator
-    from judgeforge.eval.hf_backend import plain_generate
+    from judgeforge.backends import Sampling
+    from judgeforge.backends.fastgen import FastGenerator
+    from judgeforge.backends.plain import plain_generate
 
     s = Sampling.greedy(new_tokens)
     ref = plain_generate(model, prompts, s, 1, batch_size=len(prompts), pad_id=0, eos_id=2)
@@ -139,9 +139,9 @@ def main(argv=None) -> int:
     import torch
     import transformers
 
-    from judgeforge.eval.backends import Sampling
-    from judgeforge.eval.fastgen import FastGenerator
-    from judgeforge.eval.hf_backend import plain_generate
+    from judgeforge.backends import Sampling
+    from judgeforge.backends.fastgen import FastGenerator
+    from judgeforge.backends.plain import plain_generate
 
     t_start = time.time()
     smoke = args.smoke

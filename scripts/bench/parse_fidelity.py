@@ -23,7 +23,7 @@ import json
 import re
 from pathlib import Path
 
-from judgeforge.parsing import parse
+from judgeforge.format.parsing import parse
 
 FILES = ("vicuna_eval.json", "mt_bench_eval.json")
 _TAG = re.compile(r"\s*\[RESULT\]\s*(?:Score:\s*)?\d\s*\.?\s*$")

@@ -33,7 +33,7 @@ BIN = 32
 
 
 def rows(data: Path):
-    from judgeforge.prompts import PRESET_RUBRICS, chat_prompt, format_output, render_relative
+    from judgeforge.format.prompts import PRESET_RUBRICS, chat_prompt, format_output, render_relative
 
     rng = random.Random(0)
     feedback_pool = []

@@ -8,8 +8,8 @@ GPU); only the missing-package error is tested there.
 
 from __future__ import annotations
 
+from judgeforge.backends import Backend, Request, Sampling
 from judgeforge.errors import UserError
-from judgeforge.eval.backends import Backend, Request, Sampling
 
 
 class VLLMBackend(Backend):

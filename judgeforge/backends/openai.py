@@ -24,8 +24,8 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from judgeforge.backends import Backend, Request, Sampling
 from judgeforge.errors import UserError
-from judgeforge.eval.backends import Backend, Request, Sampling
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"

@@ -92,10 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in ("synthesize", "pair"):
-        from judgeforge import synth
-
-        return synth.main(argv)
+    if argv and argv[0] in ("synthesize", "pair"):  # the synth wing's; judgeforge.cli routes them
+        raise UserError(f"data {argv[0]}: run it as 'judgeforge data {argv[0]} ...'")
     p = _parser()
     args = p.parse_args(argv)
     if not args.cmd:
@@ -135,8 +133,8 @@ def _validate(args) -> int:
 
 def _convert(args) -> int:
     from judgeforge.data import load_examples, to_collection_row, to_training_rows
+    from judgeforge.format.prompts import messages_for
     from judgeforge.io import write_jsonl
-    from judgeforge.prompts import messages_for
 
     out = Path(args.output)
     if out.exists() and not args.force:
@@ -158,7 +156,7 @@ def _convert(args) -> int:
 
 def _show(args) -> int:
     from judgeforge.data import read_rows, row_to_example, schema_of
-    from judgeforge.prompts import chat_prompt
+    from judgeforge.format.prompts import chat_prompt
 
     rows = read_rows(args.source, split=args.split)
     schema = schema_of(rows, args.schema)
@@ -199,7 +197,7 @@ def _split(args) -> int:
 
 
 def _mini(args) -> int:
-    from judgeforge.mini import write_mini
+    from judgeforge.data.mini import write_mini
 
     paths = write_mini(args.output_dir, args.train, args.test, args.seed)
     for name, path in paths.items():

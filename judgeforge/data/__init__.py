@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from judgeforge.errors import UserError
-from judgeforge.parsing import parse
-from judgeforge.prompts import ABSOLUTE, RELATIVE, Rubric, chat_prompt
-from judgeforge.records import AbsoluteExample, Example, RelativeExample, training_row
+from judgeforge.format.parsing import parse
+from judgeforge.format.prompts import ABSOLUTE, RELATIVE, Rubric, chat_prompt
+from judgeforge.format.records import AbsoluteExample, Example, RelativeExample, training_row
 
 FEEDBACK_COLLECTION = "feedback-collection"
 PREFERENCE_COLLECTION = "preference-collection"

@@ -2,7 +2,7 @@
 
     judgeforge quickstart [-o quickstart-out] [--seed 0]
 
-1. mini datasets in the Feedback / Preference Collection schemas (``judgeforge.mini``);
+1. mini datasets in the Feedback / Preference Collection schemas (``judgeforge.data.mini``);
 2. a tiny Mistral-architecture base, briefly tuned on both formats so the experts share
    a starting point (the paper starts both experts from Mistral-7B-Instruct);
 3. an absolute expert and a relative expert fine-tuned from that base (``judgeforge train``);
@@ -229,8 +229,8 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     """Run the quickstart; returns the report dict (also written to ``cfg.out``)."""
     import sys
 
+    from judgeforge.data.mini import write_mini
     from judgeforge.io import atomic_write_json, atomic_write_text
-    from judgeforge.mini import write_mini
 
     if cfg.train_rows < cfg.batch_size or cfg.test_rows < 4:
         raise UserError("quickstart: --train-rows must be >= 16 and --test-rows >= 4")

@@ -23,9 +23,9 @@ import random
 from pathlib import Path
 
 from judgeforge.data import to_collection_row
+from judgeforge.format.prompts import Rubric
+from judgeforge.format.records import AbsoluteExample, RelativeExample
 from judgeforge.io import write_jsonl
-from judgeforge.prompts import Rubric
-from judgeforge.records import AbsoluteExample, RelativeExample
 
 WORDS = (
     "apple river budget chair garden window engine ticket castle pepper violin mirror "

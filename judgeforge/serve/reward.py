@@ -18,7 +18,7 @@ The hook
 --------
 ::
 
-    from judgeforge.reward import judge_reward
+    from judgeforge.serve.reward import judge_reward
 
     reward_fn = judge_reward(Judge("path/to/judge"), rubric="helpfulness")   # in process
     reward_fn = judge_reward("http://127.0.0.1:8765", rubric="helpfulness")  # over HTTP
@@ -143,8 +143,8 @@ class _RewardBase:
                  scale: float = 1.0, shift: float = 0.0, failure_reward: float | None = 0.0,
                  name: str = "judge_reward"):
         check_reward_settings(normalize, scale, shift, failure_reward)
+        from judgeforge.format.prompts import ABSOLUTE
         from judgeforge.judge import resolve_rubric
-        from judgeforge.prompts import ABSOLUTE
 
         resolve_rubric(rubric, ABSOLUTE)  # a bad rubric fails now, not at the first training step
         self.rubric = rubric

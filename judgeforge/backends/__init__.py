@@ -18,7 +18,7 @@ endpoint gets either that text (completions API) or :meth:`Request.messages` (ch
 
 Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
 ------------------------------------------------------------------------
-``hf``  (:class:`judgeforge.eval.hf_backend.HFBackend`)
+``hf``  (:class:`judgeforge.backends.hf.HFBackend`)
     transformers.  ``model``: a local folder, a hub id, or an already-loaded model object
     (pass ``tokenizer=`` then; a sweep evaluates an in-memory merge this way).
     Options: ``engine="fast"`` (default: length-sorted batches, static KV cache, CUDA-graph
@@ -27,7 +27,7 @@ Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
     ``model.generate``, left padding, the reference path); ``batch_size`` (sequences per batch, default 64 on CUDA, 8 on CPU),
     ``dtype`` ("auto": bf16 on CUDA, the checkpoint's dtype on CPU), ``device``,
     ``tokenizer``, ``trust_remote_code`` (off), ``progress`` (a callback ``f(n_done)``).
-``openai``  (:class:`judgeforge.eval.openai_backend.OpenAIBackend`)
+``openai``  (:class:`judgeforge.backends.openai.OpenAIBackend`)
     Any OpenAI-compatible endpoint.  ``model``: the model name the server knows.
     Options: ``base_url`` (default ``$OPENAI_BASE_URL`` or ``http://127.0.0.1:8000/v1``),
     ``api_key`` (default ``$OPENAI_API_KEY``), ``api="completions"`` (default; posts
@@ -38,7 +38,7 @@ Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
     connection errors are retried with exponential backoff and jitter), ``timeout``
     (seconds per request, default 300), ``backoff`` (first wait, default 1 s),
     ``extra_body`` (merged into every request body).
-``vllm``  (:class:`judgeforge.eval.vllm_backend.VLLMBackend`)
+``vllm``  (:class:`judgeforge.backends.vllm.VLLMBackend`)
     vLLM's offline ``LLM`` when installed (``pip install 'judgeforge[vllm]'``).
     Options: ``tensor_parallel_size``, ``dtype``, ``gpu_memory_utilization``,
     ``max_model_len``, ``seed``.
@@ -55,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from judgeforge.prompts import chat_prompt, check_mode, user_content
+from judgeforge.format.prompts import chat_prompt, check_mode, user_content
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,9 @@ class Backend:
 
 BACKENDS: dict[str, str] = {
     # name -> "module:Class"
-    "hf": "judgeforge.eval.hf_backend:HFBackend",
-    "openai": "judgeforge.eval.openai_backend:OpenAIBackend",
-    "vllm": "judgeforge.eval.vllm_backend:VLLMBackend",
+    "hf": "judgeforge.backends.hf:HFBackend",
+    "openai": "judgeforge.backends.openai:OpenAIBackend",
+    "vllm": "judgeforge.backends.vllm:VLLMBackend",
 }
 
 
@@ -200,7 +200,7 @@ def generate_parsed(
     sample.  ``done_attempts[i][j]``: failed attempts already spent on that sample in an
     earlier, interrupted run (they count against ``retries``).
     """
-    from judgeforge.parsing import parse
+    from judgeforge.format.parsing import parse
 
     if n < 1:
         raise ValueError("n must be >= 1")

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from judgeforge.prompts import ABSOLUTE, RELATIVE, check_mode
+from judgeforge.format.prompts import ABSOLUTE, RELATIVE, check_mode
 
 
 @dataclass(frozen=True)
@@ -258,9 +258,4 @@ def _tolerant_relative(output: str) -> Parsed:
     return Parsed(v.group("v").upper(), feedback)
 
 
-def result_or_none(output: str | None, mode: str, *, strict: bool = False):
-    """Just the score / verdict (None on failure)."""
-    return parse(output, mode, strict=strict).result
-
-
-__all__ = ["Parsed", "parse", "parse_absolute", "parse_relative", "result_or_none", "ABSOLUTE", "RELATIVE"]
+__all__ = ["Parsed", "parse", "parse_absolute", "parse_relative", "ABSOLUTE", "RELATIVE"]

@@ -27,7 +27,7 @@ import math
 import warnings
 from collections.abc import Callable
 
-from judgeforge.eval.backends import Sampling
+from judgeforge.backends import Sampling
 
 SUPPORTED = ("mistral", "llama", "qwen2")
 
@@ -128,7 +128,7 @@ class FastGenerator:
                  progress: Callable[[int], None] | None = None) -> list[list[list[int]]]:
         """For each prompt, ``n`` lists of new tokens (up to, not including, EOS)."""
         if self.reason is not None:
-            from judgeforge.eval.hf_backend import plain_generate
+            from judgeforge.backends.plain import plain_generate
 
             warnings.warn(f"fast engine: {self.reason}; using model.generate", stacklevel=2)
             return plain_generate(self.model, prompts, sampling, n, batch_size=self.batch_size or 8,

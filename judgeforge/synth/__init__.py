@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from judgeforge.errors import UserError
-from judgeforge.prompts import Rubric, render_rubric
+from judgeforge.format.prompts import Rubric, render_rubric
 
 SCORES = (1, 2, 3, 4, 5)
 
@@ -226,7 +226,7 @@ def check_reference(text: str | None) -> Checked:
 
 def check_scored(text: str | None, score: int) -> Checked:
     """Split ``###Response: ... ###Feedback: ... [RESULT] n`` and check it against the target score."""
-    from judgeforge.parsing import parse_absolute
+    from judgeforge.format.parsing import parse_absolute
 
     if text is None or not text.strip():
         return _reject("no_output")
@@ -255,7 +255,7 @@ def check_scored(text: str | None, score: int) -> Checked:
 
 
 def check_comparison(text: str | None, better: str) -> Checked:
-    from judgeforge.parsing import parse_relative
+    from judgeforge.format.parsing import parse_relative
 
     if text is None or not text.strip():
         return _reject("no_output")
@@ -290,7 +290,7 @@ def make_teacher(
     A hub id (``owner/name``) is loaded by the ``hf`` backend too.  An API model is reached through
     its OpenAI-compatible URL and ``model`` (e.g. ``https://api.openai.com/v1`` + ``gpt-4o``).
     """
-    from judgeforge.eval.backends import get_backend
+    from judgeforge.backends import get_backend
 
     if re.match(r"^https?://", teacher):
         if not model:
@@ -324,7 +324,7 @@ def make_teacher(
 
 def teacher_sampling(temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 2048,
                      seed: int | None = None):
-    from judgeforge.eval.backends import Sampling
+    from judgeforge.backends import Sampling
 
     # repetition_penalty 1.0: OpenAI's own API rejects the parameter, and a teacher needs none
     return Sampling(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -457,50 +457,20 @@ def state_path(out: str | os.PathLike) -> Path:
 
 def _iter_own_output(out: Path):
     """Rows of a jsonl file this tool appends to, streamed; a partial last line (a write cut by a
-    kill) is cut off the file once the rows are read, a complete last row gets its newline."""
-    good_end = 0
-    cut = add_newline = False
-    with open(out, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            complete = raw.endswith(b"\n")
-            if raw.strip():
-                try:
-                    obj = json.loads(raw)
-                    if not isinstance(obj, dict):
-                        raise ValueError("not an object")
-                except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-                    if not complete:
-                        cut = True
-                        break
-                    raise UserError(
-                        f"{out}: line {lineno} is not a JSON row; the file was not written by this tool or is "
-                        "damaged; use a new -o or pass --force to start over"
-                    ) from None
-                add_newline = not complete
-                yield obj
-            good_end += len(raw)
-    if cut:
-        with open(out, "r+b") as f:
-            f.truncate(good_end)
-        print(f"{out}: dropped a partial last row (an interrupted write)", file=sys.stderr)
-    elif add_newline:
-        with open(out, "ab") as f:
-            f.write(b"\n")
+    kill) is cut off the file first, a complete last row gets its newline."""
+    from judgeforge.io import read_log, repair_log_tail
+
+    repair_log_tail(out)
+    yield from read_log(out, bad_line=lambda lineno: UserError(
+        f"{out}: line {lineno} is not a JSON row; the file was not written by this tool or is "
+        "damaged; use a new -o or pass --force to start over"))
 
 
-class RowWriter:
+def RowWriter(path: Path):
     """Appends rows to a jsonl file one by one, flushed, so a kill loses nothing written."""
+    from judgeforge.io import AppendLog
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(path, "a", encoding="utf-8")
-
-    def write(self, row: dict) -> None:
-        self.f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
+    return AppendLog(path)
 
 
 def _rubric_fingerprint(rubric: Rubric) -> str:
@@ -658,7 +628,7 @@ def synthesize(
 ) -> Summary:
     """Write Feedback Collection rows for every (instruction, score 1-5, sample) slot not yet in ``output``."""
     from judgeforge.data import to_collection_row
-    from judgeforge.records import AbsoluteExample
+    from judgeforge.format.records import AbsoluteExample
 
     if rubric.descriptions is None:
         raise UserError("the rubric has no score descriptions; synthesize needs all five")
@@ -908,7 +878,7 @@ def pair(
 ) -> Summary:
     """Write Preference Collection rows made from absolute examples (resumable like :func:`synthesize`)."""
     from judgeforge.data import to_collection_row
-    from judgeforge.records import RelativeExample
+    from judgeforge.format.records import RelativeExample
 
     out = Path(output)
     state = state_path(out)
@@ -1141,7 +1111,7 @@ def _finish(summary: Summary, args) -> int:
 
 
 def _synthesize_cli(argv: list[str]) -> int:
-    from judgeforge.rubric_file import load_rubric
+    from judgeforge.format.rubric_file import load_rubric
 
     args = _parse("synthesize", argv)
     _check_common(args)
@@ -1196,8 +1166,8 @@ def _synthesize_cli(argv: list[str]) -> int:
 
 def _pair_cli(argv: list[str]) -> int:
     from judgeforge.data import load_examples, read_rows, schema_of
+    from judgeforge.format.prompts import ABSOLUTE
     from judgeforge.io import sha256_text
-    from judgeforge.prompts import ABSOLUTE
 
     args = _parse("pair", argv)
     _check_common(args)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from judgeforge.errors import UserError, did_you_mean
-from judgeforge.prompts import PRESET_RUBRICS, Rubric
+from judgeforge.format.prompts import PRESET_RUBRICS, Rubric
 
 TOP_KEYS = ("name", "description", "criteria", "scores", *(f"score{i}_description" for i in range(1, 6)))
 LEVELS = (1, 2, 3, 4, 5)
@@ -49,7 +49,7 @@ LEVELS = (1, 2, 3, 4, 5)
 
 @dataclass(frozen=True)
 class RubricFile:
-    """A validated rubric file: the :class:`~judgeforge.prompts.Rubric` plus its optional name/description."""
+    """A validated rubric file: the :class:`~judgeforge.format.prompts.Rubric` plus its optional name/description."""
 
     rubric: Rubric
     name: str | None = None

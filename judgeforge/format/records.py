@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from judgeforge.prompts import (
+from judgeforge.format.prompts import (
     ABSOLUTE,
     RELATIVE,
     Rubric,

@@ -19,7 +19,7 @@ Endpoints (JSON in, JSON out; one request carries a list of items):
 ``rubric`` (top level, or per item): a preset name, ``{criteria, score1_description ...
 score5_description}``, or a rendered rubric string; the server's ``--rubric`` (a preset or a
 rubric YAML file) when absent.
-The reward mapping is :mod:`judgeforge.reward`'s: ``(score - 1) / 4`` or a z-score over
+The reward mapping is :mod:`judgeforge.serve.reward`'s: ``(score - 1) / 4`` or a z-score over
 the request, then ``scale * x + shift``.
 
 Batching: HTTP handler threads validate and render their items, then queue them; one
@@ -324,8 +324,8 @@ class JudgeServer:
         self.judge = judge
         self.config = config or ServerConfig()
         self.config.validate()
+        from judgeforge.format.prompts import ABSOLUTE
         from judgeforge.judge import resolve_rubric
-        from judgeforge.prompts import ABSOLUTE
 
         rendered = resolve_rubric(self.config.default_rubric, ABSOLUTE, where="the default rubric")
         self.default_criteria = rendered.split("\n", 1)[0]
@@ -421,7 +421,7 @@ class JudgeServer:
     def _render(self, kind: str, body: dict) -> list:
         """Requests for the items; rubric/prompt errors become 422 naming the item."""
         from judgeforge.judge import is_rubric_path
-        from judgeforge.reward import conversation_to_text
+        from judgeforge.serve.reward import conversation_to_text
 
         out = []
         for n, item in enumerate(body["items"]):
@@ -455,7 +455,7 @@ class JudgeServer:
         validate_body(kind, body, self.config.max_items)
         reward_settings = {}
         if kind == "reward":
-            from judgeforge.reward import check_reward_settings
+            from judgeforge.serve.reward import check_reward_settings
 
             reward_settings = dict(normalize=body.get("normalize", "none"), scale=body.get("scale", 1.0),
                                    shift=body.get("shift", 0.0), failure_reward=body.get("failure_reward", 0.0))
@@ -482,7 +482,7 @@ class JudgeServer:
             results.append(r)
         answer = {"model": self.model_name, "results": results}
         if kind == "reward":
-            from judgeforge.reward import rewards_from_scores
+            from judgeforge.serve.reward import rewards_from_scores
 
             rewards = rewards_from_scores([r["score"] for r in results], **reward_settings)
             for r, x in zip(results, rewards):
@@ -668,7 +668,7 @@ def _bind(host: str, port: int, handler) -> ThreadingHTTPServer:
 def openapi_document(config: ServerConfig | None = None) -> dict:
     """The OpenAPI 3.1 description of the server (its schemas are JSON Schema 2020-12)."""
     from judgeforge import __version__
-    from judgeforge.prompts import PRESET_RUBRICS
+    from judgeforge.format.prompts import PRESET_RUBRICS
 
     c = config or ServerConfig()
     ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
@@ -854,7 +854,7 @@ def _backend_options(pairs: list[str]) -> dict:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from judgeforge.rubric_file import load_rubric
+    from judgeforge.format.rubric_file import load_rubric
 
     config = ServerConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_items=args.max_items,
                           max_body_bytes=args.max_body_bytes, max_queue=args.max_queue,
@@ -871,7 +871,7 @@ def main(argv: list[str]) -> int:
     if not 0 < args.top_p <= 1:
         raise UserError("--top-p must be in (0, 1]")
 
-    from judgeforge.eval.backends import Sampling
+    from judgeforge.backends import Sampling
     from judgeforge.judge import Judge
 
     sampling = Sampling.greedy(args.max_new_tokens) if args.greedy or args.temperature == 0 else Sampling(

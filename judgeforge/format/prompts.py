@@ -51,7 +51,6 @@ builds the user turn and :func:`chat_prompt` the text the model sees up to ``[/I
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from judgeforge.errors import UserError, did_you_mean
@@ -469,12 +468,6 @@ def messages_for(instruction: str, mode: str, output: str | None = None) -> list
     if output is not None:
         msgs.append({"role": "assistant", "content": output})
     return msgs
-
-
-def render_many(mode: str, items: Sequence[dict], variant: str | None = None) -> list[str]:
-    """Render a list of dicts with the keyword names of render_absolute / render_relative."""
-    fn = render_absolute if check_mode(mode) == ABSOLUTE else render_relative
-    return [fn(variant=variant, **item) for item in items]
 
 
 # --------------------------------------------------------------------------- parsing rendered prompts
