@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import deque
 from collections.abc import Callable
 
 from judgeforge.backends import Sampling
