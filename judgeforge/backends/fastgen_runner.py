@@ -130,8 +130,12 @@ class Runner:
             q, k, v = self._qkv(layer, x, cos, sin)
             kc[li, :, :, :width].index_copy_(0, dst, k.index_select(0, src))
             vc[li, :, :, :width].index_copy_(0, dst, v.index_select(0, src))
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale,
-                                               enable_gqa=self.groups > 1)
+            if self.groups > 1:  # the flash kernel wants as many KV heads as query heads
+                k = k[:, :, None].expand(rows, self.n_kv, self.groups, width, self.head_dim).reshape(
+                    rows, self.n_heads, width, self.head_dim)
+                v = v[:, :, None].expand(rows, self.n_kv, self.groups, width, self.head_dim).reshape(
+                    rows, self.n_heads, width, self.head_dim)
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
             o = o.transpose(1, 2).reshape(rows, width, self.n_heads * self.head_dim)
             h = h + layer.self_attn.o_proj(o)
             h = h + layer.mlp(layer.post_attention_layernorm(h))

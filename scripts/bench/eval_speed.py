@@ -374,7 +374,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         r = {"command": " ".join(cmd), "seconds": round(time.time() - t0, 1), "rc": p.returncode,
-             "stderr_tail": p.stderr[-1500:]}
+             "stdout_tail": p.stdout[-1500:], "stderr_tail": p.stderr[-1500:]}
         res["phases"]["eval_end_to_end"] = r
         log(f"end to end: rc {p.returncode} in {r['seconds']} s")
         save()
