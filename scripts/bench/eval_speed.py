@@ -21,7 +21,10 @@ One process, one model, the same prompts for every path:
 * with ``--judge DIR``: ``judgeforge eval --suite vicuna,mt_bench,hhh,autoj`` end to end on
   that judge folder (``--e2e-limit`` items per benchmark, no retries), timed.
 
-    python scripts/bench/eval_speed.py --judge /tmp/j7b --data-dir DIR --out $OUT/eval_speed   # H200, ~7 min
+    # one H200, ~7 min (the judge folder only feeds the end-to-end run):
+    source .carry/shared/device/setup.sh
+    python scripts/gpu/make_judge.py --out /tmp/j7b --tokenizer .carry/tok-mistral-v1
+    python scripts/bench/eval_speed.py --judge /tmp/j7b --data-dir .carry/shared/data/prometheus-eval --out $OUT/eval_speed
     python scripts/bench/eval_speed.py --smoke --out /tmp/eval_speed                           # CPU, tiny model
 
 Prints a summary table; writes every number to ``--out``/eval_speed.json.
@@ -360,6 +363,9 @@ def main(argv=None) -> int:
             res["spot_checks"].append({"label": "float32", "error": f"{type(e).__name__}: {e}"})
         save()
     model = None  # free the GPU for the end-to-end run
+    import gc
+
+    gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()
 
