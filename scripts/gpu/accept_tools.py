@@ -75,7 +75,7 @@ def cmd_generate(a) -> int:
         n = sum(p.numel() for p in model.parameters())
         good = new > 0
         ok &= good
-        print(f"generate: {d}: {n / 1e9:.2f}B params ({model.dtype}), {new} new tokens: {'ok' if good else 'NONE'}")
+        print(f"generate: {d}: {n / 1e6:,.0f}M params ({model.dtype}), {new} new tokens: {'ok' if good else 'NONE'}")
         del model
         if dev == "cuda":
             torch.cuda.empty_cache()
@@ -172,21 +172,25 @@ def cmd_summary(a) -> int:
                            "peak_gpu_mib": int(mem) if mem.isdigit() else None, "command": cmd, "checks": []}
         else:
             name, check, ok, detail = f
+            passed = None if ok == "skip" else ok == "1"  # None: its step did not run
             steps.setdefault(name, {"step": name, "checks": []})["checks"].append(
-                {"check": check, "pass": ok == "1", "detail": detail})
-            checks.append(ok == "1")
-    res = {"steps": list(steps.values()), "checks_passed": sum(checks), "checks": len(checks)}
+                {"check": check, "pass": passed, "detail": detail})
+            checks.append(passed)
+    passed, failed = checks.count(True), checks.count(False)
+    res = {"steps": list(steps.values()), "checks_passed": passed, "checks_failed": failed,
+           "checks_not_run": checks.count(None), "checks": len(checks)}
     (out / "summary.json").write_text(json.dumps(res, indent=2) + "\n")
     md = ["| step | part | rc | wall s | peak GPU MiB | checks | command |", "|---|---|---:|---:|---:|---|---|"]
     for s in steps.values():
-        cs = "; ".join(f"{'PASS' if c['pass'] else 'FAIL'} {c['check']}" for c in s["checks"]) or "-"
+        word = {True: "PASS", False: "FAIL", None: "NOT RUN"}
+        cs = "; ".join(f"{word[c['pass']]} {c['check']}" for c in s["checks"]) or "-"
         md.append(f"| {s['step']} | {s.get('part', '')} | {s.get('rc', '')} | {s.get('wall_s', '')} | "
                   f"{s.get('peak_gpu_mib') or 'n/a'} | {cs} | `{s.get('command', '').replace('|', '/')[:300]}` |")
-    md += ["", f"checks passed: {sum(checks)} / {len(checks)}", ""]
+    md += ["", f"checks: {passed} passed, {failed} failed, {checks.count(None)} not run (of {len(checks)})", ""]
     md += [f"- {s['step']} / {c['check']}: {c['detail']}" for s in steps.values() for c in s["checks"]]
     (out / "summary.md").write_text("\n".join(md) + "\n")
     print("\n".join(md[: len(steps) + 3]))
-    return 0 if all(checks) else 1
+    return 0 if passed == len(checks) else 1
 
 
 def main() -> int:

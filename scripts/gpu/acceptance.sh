@@ -2,12 +2,15 @@
 # GPU acceptance: every documented user command at 7B on one GPU, as README.md and docs/*.md show it,
 # with the checks a user would make (docs/gpu-acceptance.md says what and why).
 #
-#   bash scripts/gpu/acceptance.sh part1|part2|all [--smoke] [--dry-run]
+#   bash scripts/gpu/acceptance.sh part1|part2|all|GROUP,GROUP... [--smoke] [--dry-run]
 #
-#   part1   train (full fine-tuning + LoRA, SIGKILL and resume, load + generate), merge (linear, dare_linear,
-#           ties), sweep, serve + serve_load (16 and 64 clients) + the README curls, the reproduction script
-#   part2   eval: the issue's exact command, then the four shared benchmark files complete with the paper's
-#           protocol (SIGKILL midway, rerun, nothing generated twice)
+#   part1   = train,merge,serve,repro
+#     train   full fine-tuning and LoRA (SIGKILL and resume), each output loads and generates
+#     merge   linear, dare_linear and ties merges of the two trained experts, then a sweep (needs train)
+#     serve   judgeforge serve + the README curls + serve_load.py with 16 and 64 clients
+#     repro   scripts/reproduce_prometheus2.sh at reduced size: killed, rerun, run again
+#   part2   = eval: the issue's exact command, then the four shared benchmark files complete with the
+#           paper's protocol (SIGKILL midway, rerun, nothing generated twice)
 #   --smoke the same command lines at tiny scale on the CPU (a tiny model, few steps, --limit)
 #   --dry-run  print the plan only
 #
@@ -27,7 +30,15 @@ SMOKE=0 DRY=0
 for a in "$@"; do
   case $a in --smoke) SMOKE=1 ;; --dry-run) DRY=1 ;; *) echo "acceptance.sh: unknown option '$a'" >&2; exit 2 ;; esac
 done
-case $PART in part1|part2|all) ;; *) sed -n 2,19p "$0"; exit 2 ;; esac
+case $PART in
+  part1) GROUPS_=(train merge serve repro) ;;
+  part2) GROUPS_=(eval) ;;
+  all) GROUPS_=(train merge serve repro eval) ;;
+  *) IFS=, read -r -a GROUPS_ <<< "$PART" ;;
+esac
+for g in "${GROUPS_[@]}"; do
+  case $g in train|merge|serve|repro|eval) ;; *) sed -n 2,23p "$0"; exit 2 ;; esac
+done
 
 OUT=${OUT:-runs/acceptance}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
@@ -49,7 +60,8 @@ DATA=${DATA:-.carry/shared/data/prometheus-eval}
 if [[ -z "${TOK:-}" ]]; then if [[ -d .carry/tok-mistral-v1 ]]; then TOK=.carry/tok-mistral-v1; else TOK=mistral-v1; fi; fi
 TOOLS=(python3 scripts/gpu/accept_tools.py)
 TOOLS[0]=$PY
-BUDGET=${PART_BUDGET_S:-540}
+BUDGET=${PART_BUDGET_S:-$([[ $SMOKE == 1 ]] && echo 5400 || echo 540)}
+SKIPPED=" "
 RES=$OUT/results.tsv
 : > "$RES"
 
@@ -74,6 +86,7 @@ fi
 RECIPE=configs/train/prometheus2-7b-absolute.yaml
 BASE=$W/base FULL=$W/full LORA=$W/lora
 
+rmd() { [[ $DRY == 1 ]] || rm -rf "$@"; }
 log_of() { echo "$W/logs/$1.log"; }
 now() { date +%s; }
 since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
@@ -97,6 +110,7 @@ step() {
   if (( left < 10 )); then
     printf 'step\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$CUR_PART" 125 0 na "SKIPPED (part budget spent) $cmd" >> "$RES"
     echo "    skipped: the part's ${BUDGET}s budget is spent" | tee -a "$PLOG"
+    SKIPPED+="$name "
     return 125
   fi
   (( t > left )) && t=$left
@@ -119,6 +133,10 @@ step() {
 check() {
   local name=$1 what=$2; shift 2
   [[ $DRY == 1 ]] && { echo "    check $what: $*"; return 0; }
+  if [[ $SKIPPED == *" $name "* ]]; then
+    printf 'check\t%s\t%s\tskip\t%s\n' "$name" "$what" "not run: the step was skipped" >> "$RES"
+    return 125
+  fi
   local out rc
   out=$("$@" 2>&1); rc=$?
   echo "$out" >> "$PLOG"
@@ -139,7 +157,7 @@ bg_until() {
   echo "=== [$name] $(date +%T) $cmd   (SIGKILL once: $test)" | tee -a "$PLOG"
   [[ $DRY == 1 ]] && return 0
   local left=$(( DEADLINE - $(now) ))
-  (( left < 10 )) && { printf 'step\t%s\t%s\t125\t0\tna\tSKIPPED %s\n' "$name" "$CUR_PART" "$cmd" >> "$RES"; return 125; }
+  (( left < 10 )) && { printf 'step\t%s\t%s\t125\t0\tna\tSKIPPED %s\n' "$name" "$CUR_PART" "$cmd" >> "$RES"; SKIPPED+="$name "; return 125; }
   (( t > left )) && t=$left
   local mem=$W/logs/$name.mem poll t0 pid rc=0 end
   gpu_poll "$mem" & poll=$!
@@ -174,15 +192,12 @@ make_base() {  # make_base DIR [make_judge args]: the 7B random judge (GPU) or a
 }
 
 # ============================================================================= part 1
-part1() {
-  CUR_PART=part1
-  echo "== part 1: train, merge, sweep, serve, reproduce ($(date -u +%FT%TZ)); work $W; df:" | tee -a "$PLOG"
-  df -h "$W" | tail -1 | tee -a "$PLOG"
+grp_train() {
   make_base "$BASE"
   step rows 120 "${TOOLS[@]}" rows --out "$W/rows.jsonl" --tokenizer "$TOK" "${ROWS[@]}"
 
   # --- train: full fine-tuning (docs/training.md: judgeforge train RECIPE [--key value ...])
-  rm -rf "$FULL"
+  rmd "$FULL"
   local full_ds=()
   [[ -n "${FULL_DS:-}" ]] && full_ds=(--deepspeed "$FULL_DS")
   [[ $SMOKE == 1 ]] && full_ds=(--deepspeed configs/deepspeed/zero3.json)
@@ -191,7 +206,7 @@ part1() {
   local rc=$?
   if [[ $rc != 0 ]] && grep -q -i "out of memory" "$(log_of train-full)"; then
     echo "    out of GPU memory: again with optimizer states in CPU memory (scripts/gpu/zero3_offload_optimizer.json)" | tee -a "$PLOG"
-    rm -rf "$FULL"
+    rmd "$FULL"
     step train-full-offload 300 judgeforge train "$RECIPE" --model "$BASE" --datasets "$W/rows.jsonl" --output_dir "$FULL" \
       --max_steps 3 --global_batch_size 8 --save_steps 0 --logging_steps 1 --log_rows true \
       --deepspeed scripts/gpu/zero3_offload_optimizer.json "${TRAIN_SMALL[@]}"
@@ -202,7 +217,7 @@ part1() {
   check train-full "model/ loads with AutoModelForCausalLM and generates" "${TOOLS[@]}" generate "$FULL/model"
 
   # --- train: LoRA, SIGKILL after checkpoint 2, the same command again resumes
-  rm -rf "$LORA"
+  rmd "$LORA"
   local lora=(judgeforge train "$RECIPE" --model "$BASE" --datasets "$W/rows.jsonl" --output_dir "$LORA"
     --deepspeed null --lora '{r: 16, alpha: 32, dropout: 0.05}' --max_steps 4 --global_batch_size 8
     --save_steps 1 --logging_steps 1 --log_rows true "${TRAIN_SMALL[@]}")
@@ -215,48 +230,53 @@ part1() {
   check train-lora-resume "resumed at step $((k + 1)), same rows" "${TOOLS[@]}" resume "$LORA" --killed-at "$k"
   check train-lora-resume "same data order as the full fine-tuning run (seed 42)" "${TOOLS[@]}" same-rows "$FULL" "$LORA"
   check train-lora-resume "model/ (LoRA merged) loads and generates" "${TOOLS[@]}" generate "$LORA/model"
-  rm -rf "$LORA"/checkpoint-*
+  rmd "$LORA"/checkpoint-*
+}
 
+grp_merge() {
   # --- merge (docs/merging.md): two 7B experts (full fine-tune and LoRA of the same base)
   df -h "$W" | tail -1 >> "$PLOG"
   local m=$W/merged
-  rm -rf "$m"
+  rmd "$m"
   step merge-linear 150 judgeforge merge --weights 0.5,0.5 --dtype bf16 "$FULL/model" "$LORA/model" -o "$m"
   check merge-linear "rc 0" rc_is $? 0
   check merge-linear "fast path, model card" ok has "$m/README.md" "linear"
   check merge-linear "output loads and generates" "${TOOLS[@]}" generate "$m"
-  rm -rf "$m"
+  rmd "$m"
   step merge-dare-linear 200 judgeforge merge --method dare_linear --base "$BASE" --weights 0.5,0.5 --density 0.9 --seed 42 \
     "$FULL/model" "$LORA/model" -o "$m"
   check merge-dare-linear "rc 0" rc_is $? 0
   check merge-dare-linear "config + card written" ok has "$m/README.md" "dare_linear"
-  rm -rf "$m"
+  rmd "$m"
   step merge-ties 200 judgeforge merge --method ties --base "$BASE" --weights 0.5,0.5 --density 0.9 \
     "$FULL/model" "$LORA/model" -o "$m"
   check merge-ties "rc 0" rc_is $? 0
   check merge-ties "config + card written" ok has "$m/README.md" "ties"
-  rm -rf "$m"
+  rmd "$m"
 
   # --- sweep (README): three alphas on two benchmarks, in memory
-  rm -rf "$W/sweep"
-  step sweep 200 judgeforge sweep --absolute "$FULL/model" --relative "$LORA/model" --base "$BASE" \
+  rmd "$W/sweep"
+  step sweep 200 judgeforge sweep --absolute "$FULL/model" --relative "$LORA/model" \
     --alphas 0.2,0.5,0.8 --methods linear --suite vicuna,hhh --data-dir "$DATA" --limit "$SWEEP_LIMIT" \
     --max-new-tokens 64 --retries 0 --no-progress --out "$W/sweep"
   check sweep "rc 0" rc_is $? 0
   check sweep "sweep.md has the three points" ok bash -c "n=\$(grep -c -E '^\| *linear' '$W/sweep/sweep.md'); cat '$W/sweep/sweep.md' >&2; [[ \$n -ge 3 ]] && echo \"\$n rows\" || { echo \"\$n rows in sweep.md\"; exit 1; }"
-  rm -rf "$FULL/model" "$LORA/model"
-
-  part_serve
-  part_repro
+  rmd "$FULL/model" "$LORA/model"
 }
 
-part_serve() {
+load_step() {  # load_step CLIENTS URL
+  step "serve-load-$1" 120 "$PY" scripts/bench/serve_load.py --url "$2" --clients "$1" --duration "$LOAD_S" --out "$W/serve-load-$1"
+}
+
+grp_serve() {
+  make_base "$BASE"
   local port=${SERVE_PORT:-8765}
   [[ $SMOKE == 1 && -z "${SERVE_PORT:-}" ]] && port=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
   local url=http://127.0.0.1:$port
   echo "=== [serve] judgeforge serve --judge $BASE --port $port --max-new-tokens 64 --retries 0" | tee -a "$PLOG"
-  [[ $DRY == 1 ]] && return 0
-  (( DEADLINE - $(now) < 30 )) && { printf 'step\tserve\t%s\t125\t0\tna\tSKIPPED\n' "$CUR_PART" >> "$RES"; return; }
+  local c
+  if [[ $DRY == 1 ]]; then for c in "${CLIENTS[@]}"; do load_step "$c" "$url"; done; return 0; fi
+  (( DEADLINE - $(now) < 30 )) && { printf 'step\tserve\t%s\t125\t0\tna\tSKIPPED\n' "$CUR_PART" >> "$RES"; return; }  # its checks never run
   local mem=$W/logs/serve.mem poll t0 spid
   gpu_poll "$mem" & poll=$!
   t0=$(date +%s%N)
@@ -273,9 +293,8 @@ part_serve() {
     check serve "README curl /grade/absolute" ok bash -c "curl -s -f $url/grade/absolute -d '{\"rubric\": \"helpfulness\", \"items\": [{\"instruction\": \"What is the capital of France?\", \"response\": \"Paris.\"}]}' | tee /dev/stderr | grep -q '\"results\"' && echo 200"
     check serve "README curl /grade/relative" ok bash -c "curl -s -f $url/grade/relative -d '{\"rubric\": \"factual_validity\", \"items\": [{\"instruction\": \"What is 7 x 8?\", \"response_a\": \"56\", \"response_b\": \"54\"}]}' | grep -q '\"results\"' && echo 200"
     check serve "README curl /reward" ok bash -c "curl -s -f $url/reward -d '{\"items\": [{\"prompt\": \"Write a haiku about rain.\", \"response\": \"Soft rain on the roof\"}]}' | grep -q '\"rewards\"' && echo 200"
-    local c
     for c in "${CLIENTS[@]}"; do
-      step "serve-load-$c" 120 "$PY" scripts/bench/serve_load.py --url "$url" --clients "$c" --duration "$LOAD_S" --out "$W/serve-load-$c"
+      load_step "$c" "$url"
       check "serve-load-$c" "0 lost / duplicated / swapped answers, faults answered 4xx" rc_is $? 0
       check "serve-load-$c" "items/s, p50, p99" "$PY" -c "import json; r=json.load(open('$W/serve-load-$c/serve_load.json'))['phases'][0]; print(f\"{r['items_per_s']:.1f} items/s, p50 {r['latency_p50_ms']:.0f} ms, p99 {r['latency_p99_ms']:.0f} ms, {r['items']} items, mean batch {r['mean_batch']:.1f}\")"
     done
@@ -292,10 +311,10 @@ part_serve() {
   check serve "SIGTERM: exit 0" rc_is "$src" 0
 }
 
-part_repro() {
+grp_repro() {
   # the reproduction script at reduced size: a 2-layer model of the 7B's widths (tiny in smoke), mini data
   local rb=$W/repro-base r=$W/repro
-  rm -rf "$r"
+  rmd "$r"
   if [[ $SMOKE == 1 ]]; then make_base "$rb"; else make_base "$rb" --layers 2; fi
   step data-mini 60 judgeforge data mini -o "$W/mini"
   local envs=(env MODEL="$rb" ABS_DATA="$W/mini/absolute_train.jsonl" REL_DATA="$W/mini/relative_train.jsonl"
@@ -312,11 +331,9 @@ part_repro() {
 }
 
 # ============================================================================= part 2
-part2() {
-  CUR_PART=part2
-  echo "== part 2: eval ($(date -u +%FT%TZ))" | tee -a "$PLOG"
+grp_eval() {
   make_base "$BASE"
-  rm -rf runs/e2e
+  rmd runs/e2e
   local e2e=(python -m judgeforge eval --judge "$BASE" --suite vicuna,hhh --data-dir "$DATA" --max_new_tokens "$EVAL_TOKENS"
     --retries 0 --bootstrap 0 --progress false --out runs/e2e "${LIMIT[@]}")
   step eval-e2e 330 "${e2e[@]}"
@@ -338,14 +355,21 @@ part2() {
   [[ -f runs/e2e/report.md ]] && cat runs/e2e/report.md >> "$PLOG"
 }
 
-run_part() {
-  PLOG=$OUT/log-$1.txt
+run_part() {  # run_part NAME GROUP...: one log, one time budget
+  CUR_PART=$1; shift
+  PLOG=$OUT/log-$CUR_PART.txt
   : > "$PLOG"
   STARTED=$(now) DEADLINE=$(( $(now) + BUDGET ))
-  "$1"
+  echo "== $CUR_PART: $* ($(date -u +%FT%TZ)); budget ${BUDGET}s; work $W; disk: $(df -h "$W" | tail -1)" | tee -a "$PLOG"
+  local g
+  for g in "$@"; do "grp_$g"; done
   tail -c 8000000 "$PLOG" > "$PLOG.tmp" && mv "$PLOG.tmp" "$PLOG"
 }
 
-if [[ $PART == all ]]; then run_part part1; run_part part2; else run_part "$PART"; fi
+case $PART in
+  all) run_part part1 train merge serve repro; run_part part2 eval ;;
+  part1|part2) run_part "$PART" "${GROUPS_[@]}" ;;
+  *) run_part "${PART//,/-}" "${GROUPS_[@]}" ;;
+esac
 [[ $DRY == 1 ]] && exit 0
 "${TOOLS[@]}" summary "$OUT"
