@@ -65,14 +65,14 @@ def test_resume_check(tmp_path):
     # killed during step 3 after logging it; the rerun from checkpoint-2 logs 3 again, identically
     good_entries = [(1, [0, 1]), (2, [2, 3]), (3, [4, 5]), (3, [4, 5]), (4, [6, 7])]
     _rows(good, good_entries)
-    r = _tools("resume", str(good), "--killed-at", "2")
+    r = _tools("resume", str(good), "--killed-at", "2", "--lines-before", "3")
     assert r.returncode == 0, r.stdout
     bad = tmp_path / "bad"
     _rows(bad, [(1, [0, 1]), (2, [2, 3]), (3, [4, 5]), (3, [5, 4]), (4, [6, 7])])
-    assert _tools("resume", str(bad), "--killed-at", "2").returncode == 1  # other rows after the resume
+    assert _tools("resume", str(bad), "--killed-at", "2", "--lines-before", "3").returncode == 1  # other rows after the resume
     late = tmp_path / "late"
     _rows(late, [(1, [0, 1]), (2, [2, 3]), (1, [0, 1]), (2, [2, 3])])
-    assert _tools("resume", str(late), "--killed-at", "2").returncode == 1  # started over
+    assert _tools("resume", str(late), "--killed-at", "2", "--lines-before", "2").returncode == 1  # started over
 
 
 def test_cache_check_counts_duplicates(tmp_path):

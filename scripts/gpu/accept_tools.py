@@ -2,7 +2,7 @@
 
     python scripts/gpu/accept_tools.py rows --out rows.jsonl --n 64 [--scale 1] [--tokenizer T]
     python scripts/gpu/accept_tools.py generate DIR [DIR ...]       # AutoModelForCausalLM loads, generates
-    python scripts/gpu/accept_tools.py resume RUN_DIR --killed-at K  # resumed at K+1, same rows as before
+    python scripts/gpu/accept_tools.py resume RUN --killed-at K --lines-before N  # resumed at K+1, same rows
     python scripts/gpu/accept_tools.py same-rows RUN_A RUN_B         # the same data order in two runs
     python scripts/gpu/accept_tools.py cache DIR [--before N]        # generation cache: lines, duplicates
     python scripts/gpu/accept_tools.py report DIR --benchmarks a,b   # report.json complete
@@ -98,11 +98,7 @@ def cmd_resume(a) -> int:
     """After a SIGKILL past checkpoint-K and a rerun: steps continue at K+1; steps logged twice agree."""
     run = Path(a.run)
     entries = _rows(run)
-    firsts = [e["step"] for e in entries]
-    # the rerun begins where the step number drops (or, without overlap, where it is K+1 after K)
-    split = next((i for i in range(1, len(firsts)) if firsts[i] < firsts[i - 1]), None)
-    if split is None:
-        split = next((i for i in range(len(firsts)) if firsts[i] > a.killed_at), len(firsts))
+    split = a.lines_before  # rows-rank0.jsonl's lines when the run was killed; the rerun appends
     before, after = _by_step(entries[:split]), _by_step(entries[split:])
     problems = []
     if not after:
@@ -207,7 +203,8 @@ def main() -> int:
     p.add_argument("dirs", nargs="+")
     p = sub.add_parser("resume")
     p.add_argument("run")
-    p.add_argument("--killed-at", type=int, required=True)
+    p.add_argument("--killed-at", type=int, required=True, help="the newest complete checkpoint at the kill")
+    p.add_argument("--lines-before", type=int, required=True, help="lines of rows-rank0.jsonl at the kill")
     p = sub.add_parser("same-rows")
     p.add_argument("a")
     p.add_argument("b")

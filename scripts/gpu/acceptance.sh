@@ -222,12 +222,13 @@ grp_train() {
     --deepspeed null --lora '{r: 16, alpha: 32, dropout: 0.05}' --max_steps 4 --global_batch_size 8
     --save_steps 1 --logging_steps 1 --log_rows true "${TRAIN_SMALL[@]}")
   bg_until train-lora-killed 240 "[[ -f $LORA/checkpoint-2/.complete ]]" "${lora[@]}"
-  local k; k=$(newest_ckpt "$LORA")
+  local k nrows; k=$(newest_ckpt "$LORA")
+  nrows=$(cat "$LORA/rows-rank0.jsonl" 2>/dev/null | wc -l)
   echo "    newest complete checkpoint after the kill: $k" | tee -a "$PLOG"
   check train-lora-killed "killed with a complete checkpoint and no model/" ok bash -c "[[ $k -ge 2 && ! -e $LORA/model ]] && echo 'checkpoint-$k, no model/' || { echo 'checkpoint-$k, model/ exists or no checkpoint'; exit 1; }"
   step train-lora-resume 240 "${lora[@]}"
   check train-lora-resume "rc 0" rc_is $? 0
-  check train-lora-resume "resumed at step $((k + 1)), same rows" "${TOOLS[@]}" resume "$LORA" --killed-at "$k"
+  check train-lora-resume "resumed at step $((k + 1)), same rows" "${TOOLS[@]}" resume "$LORA" --killed-at "$k" --lines-before "$nrows"
   check train-lora-resume "same data order as the full fine-tuning run (seed 42)" "${TOOLS[@]}" same-rows "$FULL" "$LORA"
   check train-lora-resume "model/ (LoRA merged) loads and generates" "${TOOLS[@]}" generate "$LORA/model"
   rmd "$LORA"/checkpoint-*
