@@ -164,8 +164,9 @@ def cmd_summary(a) -> int:
         kind, *f = line.split("\t")
         if kind == "step":
             name, part, rc, wall, mem, cmd = f
+            earlier = steps.get(name, {}).get("checks", [])  # a step recorded after its first checks (serve)
             steps[name] = {"step": name, "part": part, "rc": int(rc), "wall_s": float(wall),
-                           "peak_gpu_mib": int(mem) if mem.isdigit() else None, "command": cmd, "checks": []}
+                           "peak_gpu_mib": int(mem) if mem.isdigit() else None, "command": cmd, "checks": earlier}
         else:
             name, check, ok, detail = f
             passed = None if ok == "skip" else ok == "1"  # None: its step did not run

@@ -296,7 +296,7 @@ grp_serve() {
   done
   check serve "server answers /health" rc_is "$up" 1
   if [[ $up == 1 ]]; then
-    check serve "README curl /grade/absolute" ok bash -c "curl -s -f $url/grade/absolute -d '{\"rubric\": \"helpfulness\", \"items\": [{\"instruction\": \"What is the capital of France?\", \"response\": \"Paris.\"}]}' | tee /dev/stderr | grep -q '\"results\"' && echo 200"
+    check serve "README curl /grade/absolute" ok bash -c "curl -s -f $url/grade/absolute -d '{\"rubric\": \"helpfulness\", \"items\": [{\"instruction\": \"What is the capital of France?\", \"response\": \"Paris.\"}]}' | grep -q '\"results\"' && echo 200"
     check serve "README curl /grade/relative" ok bash -c "curl -s -f $url/grade/relative -d '{\"rubric\": \"factual_validity\", \"items\": [{\"instruction\": \"What is 7 x 8?\", \"response_a\": \"56\", \"response_b\": \"54\"}]}' | grep -q '\"results\"' && echo 200"
     check serve "README curl /reward" ok bash -c "curl -s -f $url/reward -d '{\"items\": [{\"prompt\": \"Write a haiku about rain.\", \"response\": \"Soft rain on the roof\"}]}' | grep -q '\"rewards\"' && echo 200"
     for c in "${CLIENTS[@]}"; do
