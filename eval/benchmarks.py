@@ -30,6 +30,7 @@ as the gold label (``"tie": true`` marks a tied pair).
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -263,6 +264,16 @@ def read_records(path: str | os.PathLike) -> list[dict]:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the file as UTF-8") from None
+    try:
+        return _parse_records(text, path)
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply to be benchmark rows") from None
+
+
+def _parse_records(text: str, path) -> list[dict]:
+    text = text.removeprefix("\ufeff")
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -376,12 +387,22 @@ def items_from_records(bench: str, records: list[dict], source: str) -> list[Ite
     return items
 
 
-def _scores(v) -> list[float]:
+def _scores(v, key: str = "gpt4_score") -> list[float]:
+    """Gold scores: one number or a list of them, each a finite 1-5 grade (else ValueError naming it)."""
     if isinstance(v, str):
         v = json.loads(v) if v.strip().startswith("[") else float(v)
-    if isinstance(v, (int, float)):
-        return [float(v)]
-    return [float(x) for x in v]
+    vals = [v] if isinstance(v, (int, float)) else list(v)
+    if not vals:
+        raise ValueError(f"{key} is empty; give the gold grade(s) 1-5")
+    out = []
+    for x in vals:
+        if isinstance(x, bool) or not isinstance(x, (int, float, str)):
+            raise ValueError(f"{key} {x!r} is not a number")
+        f = float(x)
+        if not (math.isfinite(f) and 1 <= f <= 5):
+            raise ValueError(f"{key} {x!r} is not a grade from 1 to 5")
+        out.append(f)
+    return out
 
 
 def _mean(xs):
@@ -394,8 +415,9 @@ def _absolute_rendered(bench: str, i: int, r: dict, where: str) -> Item:
         raise TypeError("instruction must be text")
     extra: dict = {}
     prompt = _normalise_prompt(prompt, extra)
-    gold = _scores(r["gpt4_score"] if "gpt4_score" in r else r["gold_score"])
-    human = _scores(r["human_score"]) if r.get("human_score") not in (None, "") else None
+    key = "gpt4_score" if "gpt4_score" in r else "gold_score"
+    gold = _scores(r[key], key)
+    human = _scores(r["human_score"], "human_score") if r.get("human_score") not in (None, "") else None
     rid = r.get("id")
     if rid is None:
         rid = f"{i}"

@@ -28,7 +28,7 @@ def merge_report(dirs: list[str], out: str | None = None, data_dir: str | None =
         runs.append(json.loads(p.read_text(encoding="utf-8")))
     first = runs[0]
     for d, r in zip(dirs[1:], runs[1:]):
-        if r["judge"] != first["judge"] or r["config"]["suite"] != first["config"]["suite"]:
+        if r.get("judge_key", r["judge"]) != first.get("judge_key", first["judge"]) or r["config"]["suite"] != first["config"]["suite"]:
             raise UserError(f"{d}: a different evaluation (judge '{r['judge']}', suite '{r['config']['suite']}') "
                             f"than {dirs[0]} (judge '{first['judge']}', suite '{first['config']['suite']}')")
     cfgd = dict(first["config"])
@@ -48,7 +48,9 @@ def merge_report(dirs: list[str], out: str | None = None, data_dir: str | None =
     fp = sampling_fingerprint(cfg.sampling())
     greedy_det = cfg.greedy and cfg.backend != "openai"
     budget = 1 + (0 if greedy_det else max(0, cfg.retries))
-    results = build_report(benches, cfg, first["judge"], cache, fp, budget, backend_name=first.get("backend"))
+    results = build_report(benches, cfg, first.get("judge_key", first["judge"]), cache, fp, budget,
+                           backend_name=first.get("backend"))
+    results["judge"] = first["judge"]
     results["merged_from"] = [str(d) for d in dirs]
     write_report(out or dirs[0], results)
     return results
