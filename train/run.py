@@ -229,7 +229,7 @@ def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
         else:
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
     else:
-        kw = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=recipe.trust_remote_code)
+        kw = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=recipe.trust_remote_code, use_safetensors=True)
         if quant is not None:
             kw.update(quantization_config=quant, device_map={"": rank_and_world()[2]})
         model = AutoModelForCausalLM.from_pretrained(recipe.model, **kw)
@@ -660,7 +660,7 @@ def _merged_model(model, recipe: TrainRecipe, adapter_dir: Path, state_dict):
     hf_ds.unset_hf_deepspeed_config()  # a whole model on the CPU, not ZeRO-3 shards
     try:
         base = AutoModelForCausalLM.from_pretrained(
-            recipe.model,
+            recipe.model, use_safetensors=True,
             dtype=torch.bfloat16 if use_bf16(recipe) else torch.float32,
             trust_remote_code=recipe.trust_remote_code,
         )
