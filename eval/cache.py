@@ -107,3 +107,36 @@ class GenerationCache:
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
+
+
+def write_run_config(out: Path, cfg, judge_name: str, backend: str, names: list[str], judge_key: str) -> None:
+    """``eval_config.yaml`` and ``run.json`` (what ``eval report`` merges shards by) under ``out``."""
+    import dataclasses
+    import sys
+
+    from judgeforge.config import dump_recipe
+    from judgeforge.io import atomic_write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    dump_recipe(cfg, out / f"eval_config{'' if cfg.num_shards == 1 else f'.shard-{cfg.shard}'}.yaml")
+    atomic_write_json(out / "run.json", {"judge": judge_name, "judge_key": judge_key, "backend": backend,
+                                         "benchmarks": names, "config": dataclasses.asdict(cfg), "argv": sys.argv})
+
+
+# files besides the weights that change what a judge generates: its config, tokenizer and chat template
+JUDGE_FILES = ("generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+               "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json")
+
+
+def judge_fingerprint(judge, cfg, tokenizer=None) -> str | None:
+    """A fingerprint of a local judge folder (checked here: config, safetensors headers, no adapter),
+    or None for a hub id, an API model, a loaded model or a Backend."""
+    if not isinstance(judge, (str, os.PathLike)) or cfg.backend == "openai":
+        return None
+    from judgeforge.weights import check_local_model, fingerprint
+
+    ck = check_local_model(str(judge), "judge")
+    if ck is None:
+        return None
+    tok = "" if tokenizer is None else f"+tok:{getattr(tokenizer, 'name_or_path', type(tokenizer).__name__)}"
+    return fingerprint(ck, JUDGE_FILES) + tok

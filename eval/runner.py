@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 from judgeforge.backends import Backend, Request, Sampling, generate_parsed
 from judgeforge.errors import UserError
 from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
-from judgeforge.eval.cache import GenerationCache, slot_key
+from judgeforge.eval.cache import GenerationCache, judge_fingerprint, slot_key, write_run_config
 from judgeforge.eval.scoring import jobs_for, score_benchmark
 from judgeforge.io import sha256_text
 
@@ -258,7 +257,7 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
     fname = "generations.jsonl" if cfg.num_shards == 1 else f"generations.shard-{cfg.shard}-of-{cfg.num_shards}.jsonl"
     cache = GenerationCache(out, fname)
     if out is not None:
-        _write_run_config(out, cfg, judge_name, backend, names, judge_id)
+        write_run_config(out, cfg, judge_name, backend.describe(), names, judge_id)
     jobs = build_jobs(benches, cfg)
     budget = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, cfg.retries))
 
@@ -388,33 +387,3 @@ def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache
                                                         seed=cfg.seed, swap=cfg.swap, boot=cfg.bootstrap)
     results["comparison"] = compare_with_paper(results)
     return results
-
-
-def _write_run_config(out: Path, cfg: EvalConfig, judge_name: str, backend: Backend, names: list[str],
-                      judge_key: str) -> None:
-    from judgeforge.config import dump_recipe
-    from judgeforge.io import atomic_write_json
-
-    out.mkdir(parents=True, exist_ok=True)
-    dump_recipe(cfg, out / f"eval_config{'' if cfg.num_shards == 1 else f'.shard-{cfg.shard}'}.yaml")
-    atomic_write_json(out / "run.json", {"judge": judge_name, "judge_key": judge_key, "backend": backend.describe(),
-                                         "benchmarks": names, "config": dataclasses.asdict(cfg), "argv": sys.argv})
-
-
-# files besides the weights that change what a judge generates: its config, tokenizer and chat template
-JUDGE_FILES = ("generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-               "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json")
-
-
-def judge_fingerprint(judge, cfg: EvalConfig, tokenizer=None) -> str | None:
-    """A fingerprint of a local judge folder (checked here: config, safetensors headers, no adapter),
-    or None for a hub id, an API model, a loaded model or a Backend."""
-    if not isinstance(judge, (str, os.PathLike)) or cfg.backend == "openai":
-        return None
-    from judgeforge.weights import check_local_model, fingerprint
-
-    ck = check_local_model(str(judge), "judge")
-    if ck is None:
-        return None
-    tok = "" if tokenizer is None else f"+tok:{getattr(tokenizer, 'name_or_path', type(tokenizer).__name__)}"
-    return fingerprint(ck, JUDGE_FILES) + tok

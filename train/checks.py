@@ -38,8 +38,11 @@ def check_inputs(recipe, where: str) -> None:
         raise bad("output_dir", f"'{recipe.output_dir}' is a file; give a folder for checkpoints and the model")
     if recipe.resume not in ("auto", "never"):
         check_checkpoint(Path(recipe.resume), f"{where}: resume")
-    from judgeforge.train.recipe import report_targets
-
+    elif recipe.resume == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
+        done = [p for p in out.glob("checkpoint-*") if p.name[11:].isdigit() and (p / ".complete").exists()]
+        if done:
+            last = max(done, key=lambda p: int(p.name[11:]))
+            check_checkpoint(last, f"{where}: resume: auto")
     if "wandb" in report_targets(recipe.report_to) and not _wandb_ready():
         raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
                   "WANDB_MODE=offline (or report_to: none)")
@@ -116,11 +119,17 @@ def check_finite(state_dict: dict, final: Path) -> None:
 def check_loggers(recipe) -> None:
     import importlib.util
 
-    from judgeforge.train.recipe import report_targets
-
     for name in report_targets(recipe.report_to):
         mod = {"wandb": "wandb", "tensorboard": "tensorboard"}[name]
         if importlib.util.find_spec(mod) is None:
             raise UserError(
                 f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none"
             )
+
+
+def report_targets(report_to: str | list) -> list[str]:
+    if isinstance(report_to, (list, tuple)):
+        items = list(report_to)
+    else:
+        items = [s.strip() for s in str(report_to).split(",")]
+    return [s for s in items if s and s != "none"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from judgeforge.errors import UserError
+from judgeforge.train.checks import report_targets  # noqa: F401 - also run.py's
 from judgeforge.train.deepspeed_configs import resolve_deepspeed_path  # noqa: F401 - also run.py's
 
 EXPERTS = ("absolute", "relative", "joint")
@@ -350,14 +351,6 @@ class TrainRecipe:
                 "set gradient_accumulation_steps: null"
             )
         return ga
-
-
-def report_targets(report_to: str | list) -> list[str]:
-    if isinstance(report_to, (list, tuple)):
-        items = list(report_to)
-    else:
-        items = [s.strip() for s in str(report_to).split(",")]
-    return [s for s in items if s and s != "none"]
 
 
 def _looks_local(name: str, *, data: bool = False) -> bool:

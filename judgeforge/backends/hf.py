@@ -30,7 +30,6 @@ def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | N
     from transformers import AutoModelForCausalLM
 
     from judgeforge.devices import load_dtype
-
     from judgeforge.weights import check_local_model
 
     if isinstance(model, (str, os.PathLike)):
