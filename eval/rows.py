@@ -76,7 +76,9 @@ def gold_scores(v, key: str = "gpt4_score") -> list[float]:
     """Gold scores: one number or a list of them, each a finite 1-5 grade (else ValueError naming it)."""
     if isinstance(v, str):
         v = json.loads(v) if v.strip().startswith("[") else float(v)
-    vals = [v] if isinstance(v, (int, float)) else list(v)
+    if v is None:
+        raise ValueError(f"{key} is empty; give the gold grade(s) 1-5")
+    vals = [v] if isinstance(v, (int, float, dict)) else list(v)
     if not vals:
         raise ValueError(f"{key} is empty; give the gold grade(s) 1-5")
     out = []

@@ -185,7 +185,7 @@ def test_eval_judge_folders_checked_before_loading(capsys, tmp_path, bad_models,
 
 @pytest.mark.parametrize("gold,match", [
     ([], "empty"), ("nan", "not a grade"), (float("nan"), "not a grade"), (0, "not a grade"), (7, "not a grade"),
-    ([3, 9, 4], "not a grade"), ("", "could not convert|not a grade"), (None, "not a number"),
+    ([3, 9, 4], "not a grade"), ("", "could not convert|not a grade"), (None, "empty"), ({"a": 1}, "not a number"),
 ])
 def test_eval_gold_labels_checked_with_the_row_named(capsys, tmp_path, tiny_model, gold, match):
     rows = [{"instruction": PROMPT, "gpt4_score": 3}, {"instruction": PROMPT, "gpt4_score": gold}]
@@ -368,8 +368,10 @@ def test_merge_lora_adapter_saved_as_pickle(capsys, tmp_path, tiny_model):
 
 
 def _absolute_row(i: int, **over) -> dict:
-    row = {"id": str(i), "instruction": "Say hi.", "response": "hi", "rubric": "Is it polite?",
-           "reference_answer": "hello", "score": 3, "feedback": "Fine."}
+    """A valid Feedback Collection row (the mini data's), with an id and any fields replaced."""
+    from judgeforge.data.mini import absolute_rows
+
+    row = {"id": str(i), **absolute_rows(1, i)[0]}
     row.update(over)
     return row
 
@@ -396,18 +398,12 @@ def test_data_bom_csv_keeps_the_id_column(capsys, tmp_path):
     assert rc == 1 and "duplicate id '1'" in err
 
 
-@pytest.mark.parametrize("score,match", [("\u00b2", "not an integer"), (int("9" * 5000), "invalid JSON"),
-                                         ("9" * 5000, "not an integer"), (float("nan"), "not an integer")])
+@pytest.mark.parametrize("score,match", [('"\u00b2"', "not an integer"), ("9" * 5000, "invalid JSON"),
+                                         ('"' + "9" * 5000 + '"', "not an integer"), ("NaN", "not an integer")])
 def test_data_hostile_scores_are_row_problems(capsys, tmp_path, score, match):
     p = tmp_path / "rows.jsonl"
-    import sys
-
-    limit = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)  # to write the 5,000-digit integer at all
-    try:
-        p.write_text(json.dumps(_absolute_row(0)) + "\n" + json.dumps(_absolute_row(1, score=score)) + "\n")
-    finally:
-        sys.set_int_max_str_digits(limit)
+    second = json.dumps(_absolute_row(1, orig_score="SCORE")).replace('"SCORE"', score)  # raw JSON for the score
+    p.write_text(json.dumps(_absolute_row(0)) + "\n" + second + "\n")
     rc, err = _validate(capsys, p)
     assert rc == 1 and "row 2" in err and match in err, err
 
@@ -440,9 +436,14 @@ def test_data_unreadable_files_are_one_line(capsys, tmp_path, monkeypatch):
 
 
 def test_data_readable_oddities_are_read(capsys, tmp_path):
+    import csv
+
     big = tmp_path / "big.csv"
-    big.write_text("id,instruction,response,rubric,reference_answer,score,feedback\n"
-                   f"1,Say hi.,{'h' * 200_000},Polite?,hello,3,Fine.\n")
+    row = _absolute_row(0, orig_response="h" * 200_000)  # over the csv module's 128 KiB default
+    with open(big, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(row)
     bom = tmp_path / "bom.jsonl"
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(_absolute_row(0)).encode() + b"\n")
     for p in (big, bom):

@@ -43,6 +43,8 @@ def check_inputs(recipe, where: str) -> None:
         if done:
             last = max(done, key=lambda p: int(p.name[11:]))
             check_checkpoint(last, f"{where}: resume: auto")
+    for src in recipe.dataset_sources():
+        check_parquet(src, where)
     if "wandb" in report_targets(recipe.report_to) and not _wandb_ready():
         raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
                   "WANDB_MODE=offline (or report_to: none)")
@@ -60,6 +62,24 @@ def _wandb_ready() -> bool:
         return "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
+
+
+def check_parquet(src: str, where: str) -> None:
+    """Local parquet files of a dataset: their footers read now (cheap), so a corrupt file is one line
+    before the model loads rather than after."""
+    p = Path(src).expanduser()
+    files = sorted(p.rglob("*.parquet")) if p.is_dir() else [p] if p.suffix == ".parquet" and p.is_file() else []
+    if not files:
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            pq.ParquetFile(f)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise UserError(f"{where}: datasets: {f}: not a readable parquet file ({str(e).splitlines()[0]}); "
+                            "write it again") from None
 
 
 def check_init_config(spec: dict, where: str) -> None:
