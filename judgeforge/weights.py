@@ -144,8 +144,8 @@ def read_header(file: Path) -> tuple[dict, int]:
                 or not 0 <= offs[0] <= offs[1]):
             raise _bad(file, f"tensor '{name}' has no valid data_offsets")
         if offs[1] > data_len:
-            raise UserError(f"{file}: truncated ({size} bytes; tensor '{name}' needs {8 + n + offs[1]}); "
-                            "copy or save the model again")
+            raise UserError(f"{file.parent}: {file.name} is truncated ({size} bytes; tensor '{name}' needs "
+                            f"{8 + n + offs[1]}); copy or save the model again")
         if offs[1] - offs[0] != math.prod(shape) * ST_DTYPES[dtype][1]:
             raise _bad(file, f"tensor '{name}' has {offs[1] - offs[0]} bytes for shape {shape} {dtype}")
     return header, 8 + n
@@ -206,7 +206,7 @@ def inspect_checkpoint(path: str | Path, role: str = "model") -> Checkpoint:
         files, sharded = [p / SINGLE_NAME], False
     else:
         if any(f.suffix in PICKLE_SUFFIXES for f in p.iterdir()):
-            raise UserError(f"{role} '{path}' has only pickle weights (.bin/.pt); judgeforge reads safetensors "
+            raise UserError(f"{role} '{path}' has only pickle weights (.bin); judgeforge reads safetensors "
                             "only: load it once and save_pretrained(..., safe_serialization=True)")
         raise UserError(f"{role} '{path}' has no model.safetensors or {INDEX_NAME}; save the model with "
                         "save_pretrained(..., safe_serialization=True)")
