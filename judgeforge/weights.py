@@ -256,9 +256,12 @@ def check_adapter(path: str | Path, role: str = "LoRA adapter") -> Path:
 
 
 def looks_local(name: str) -> bool:
-    """A name that can only be a local path, not a hub id (``owner/name``)."""
+    """A name that can only be a local path, not a hub id (``owner/name``): an absolute or dotted
+    path, more than one slash, or an ``owner`` that is a local folder (a mistyped ``judges/mine``)."""
     s = str(name)
-    return s.startswith(("/", "./", "../", "~", ".")) or s.count("/") > 1 or "\\" in s
+    parent = Path(s).expanduser().parent
+    return (s.startswith(("/", "./", "../", "~", ".")) or s.count("/") > 1 or "\\" in s
+            or (str(parent) not in ("", ".") and parent.is_dir()))
 
 
 def check_local_model(name: str, role: str) -> Checkpoint | None:

@@ -477,3 +477,18 @@ def test_data_output_collisions(capsys, tmp_path):
 def test_data_mini_counts(capsys, tmp_path, flag, value):
     _one_line_failure(capsys, ["data", "mini", "-o", tmp_path / "mini", flag, value], flag.lstrip("-"))
     assert not (tmp_path / "mini").exists()
+
+
+def test_eval_report_of_damaged_run_folders(capsys, tmp_path):
+    for name, text in {"garbage": "{not json", "a_list": "[1, 2]", "no_judge": '{"config": {}}'}.items():
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(text)
+        _one_line_failure(capsys, ["eval", "report", run], "run.json")
+
+
+def test_eval_mistyped_local_judge_is_not_tried_on_the_hub(capsys, tmp_path, monkeypatch):
+    suite = _suite(tmp_path, [{"instruction": PROMPT, "gpt4_score": 3}])
+    (tmp_path / "judges").mkdir()
+    monkeypatch.chdir(tmp_path)
+    _one_line_failure(capsys, ["eval", "--judge", "judges/mine", "--suite", suite], "judges/mine' does not exist")
