@@ -82,7 +82,8 @@ class EvalConfig:
             raise UserError(f"{where}: --limit must be >= 1")
         from judgeforge.backends import check_count, check_generation_options
 
-        self.sampling().validate(where)
+        Sampling(self.temperature, self.top_p, self.max_new_tokens, self.repetition_penalty,
+                 self.seed).validate(where)  # the options as given, greedy or not
         check_generation_options(where, retries=self.retries, batch_size=self.batch_size)
         check_count(where, "bootstrap", self.bootstrap, minimum=0)
         check_count(where, "chunk_size", self.chunk_size, minimum=1)

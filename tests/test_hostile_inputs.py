@@ -492,3 +492,22 @@ def test_eval_mistyped_local_judge_is_not_tried_on_the_hub(capsys, tmp_path, mon
     (tmp_path / "judges").mkdir()
     monkeypatch.chdir(tmp_path)
     _one_line_failure(capsys, ["eval", "--judge", "judges/mine", "--suite", suite], "judges/mine' does not exist")
+
+
+@pytest.mark.parametrize("settings,match", [
+    ({"max_new_tokens": 0}, "max_new_tokens"), ({"temperature": -1}, "temperature"),
+    ({"temperature": math.nan}, "finite"), ({"top_p": 0}, "top_p"), ({"repetition_penalty": math.inf}, "finite"),
+    ({"seed": -1}, "seed"),
+])
+def test_sampling_settings_are_checked_once_for_every_entry_point(settings, match):
+    from judgeforge.backends import Sampling, check_generation_options
+    from judgeforge.errors import UserError
+    from judgeforge.judge import make_sampling
+
+    with pytest.raises(UserError, match=match):
+        make_sampling(settings)  # the Judge API (and what serve can reuse)
+    with pytest.raises(UserError, match=match):
+        Sampling(**{**Sampling().__dict__, **settings}).validate("eval")
+    for key, bad in (("n", 0), ("retries", -1), ("batch_size", 0)):
+        with pytest.raises(UserError, match=key):
+            check_generation_options("serve", **{key: bad})
