@@ -30,7 +30,10 @@ def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | N
     from transformers import AutoModelForCausalLM
 
     from judgeforge.devices import load_dtype
+    from judgeforge.weights import check_local_model
 
+    if isinstance(model, (str, os.PathLike)):
+        check_local_model(str(model), "judge")  # a local folder: config + safetensors, checked before loading
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype not in ("auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32"):
         raise UserError(f"unknown dtype '{dtype}'; use auto, bfloat16, float16 or float32")
