@@ -93,6 +93,9 @@ def backend_options(backend: str, pairs: list[str]) -> dict:
         except yaml.YAMLError:
             value = raw
         default = params[key].default if key in params else None
+        if default is None and key in params:  # e.g. batch_size: int | None = None -> an int or null
+            first = str(params[key].annotation).split("|")[0].strip()
+            default = {"int": 0, "float": 0.0, "bool": False}.get(first) if value is not None else None
         if isinstance(default, str) and not isinstance(value, str):
             value = raw
         elif not _same_kind(value, default):

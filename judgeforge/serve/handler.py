@@ -42,11 +42,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     max_connections = 128
 
-    def server_activate(self):
-        super().server_activate()
+    def __init__(self, *args, **kwargs):
         self._conns: dict[int, _Watch] = {}
         self._conns_lock = threading.Lock()
         self._watch_stop = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def server_activate(self):
+        super().server_activate()
         threading.Thread(target=self._watchdog, name="judge-http-watchdog", daemon=True).start()
 
     def process_request(self, request, client_address):
@@ -136,9 +139,9 @@ def handler_class(server):
             if w is not None:
                 w.phase, w.deadline = phase, (None if seconds is None else time.monotonic() + seconds)
 
-        def _expired(self) -> str | None:
+        def _expired(self) -> bool:
             w = self.server.watch(self.connection)
-            return w.phase if w is not None and w.expired else None
+            return w is not None and w.expired
 
         def handle_one_request(self):
             self._deadline("headers", cfg.header_timeout)
@@ -156,10 +159,10 @@ def handler_class(server):
 
         def send_error(self, code, message=None, explain=None):
             # the stdlib's own errors (bad request line, headers too long, unknown method) as JSON
-            phase = self._expired()
-            if phase:
+            if self._expired():
                 code, message = 408, f"the request line and headers did not arrive within {cfg.header_timeout:g} s"
             self.close_connection = True
+            self.request_version = "HTTP/1.1"  # a cut-off request line reads as HTTP/0.9: answer with a status line
             text = message or self.responses.get(code, ("error",))[0]
             self._problem(HTTPProblem(code, str(text)))
 

@@ -205,7 +205,8 @@ class JudgeServer:
                                        f"for a prompt after {room} for the answer (--max-new-tokens); shorten "
                                        "the item's texts")
 
-    def handle_post(self, kind: str, body, deadline: float | None = None) -> dict:
+    def prepare(self, kind: str, body) -> tuple[list, dict]:
+        """A body's judge requests and reward settings, or HTTPProblem (4xx): everything before batching."""
         validate(kind, body, self.config, self._components)
         reward_settings = {}
         if kind == "reward":
@@ -217,7 +218,10 @@ class JudgeServer:
                 check_reward_settings(**reward_settings, where="body")
             except UserError as e:
                 raise HTTPProblem(422, str(e)) from None
-        requests = self._render(kind, body)
+        return self._render(kind, body), reward_settings
+
+    def handle_post(self, kind: str, body, deadline: float | None = None) -> dict:
+        requests, reward_settings = self.prepare(kind, body)
         deadline = deadline or time.monotonic() + self.config.request_timeout
         try:
             job = self.batcher.submit(requests)
