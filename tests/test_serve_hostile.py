@@ -312,3 +312,15 @@ def test_sigterm_during_generation(signals, code):
             assert "stopped after 1 items in 1 batches" in err
         else:
             assert took < 1.2 and "exiting at once (130)" in err
+
+
+def test_the_http_reward_hook_sends_a_rubric_file_as_the_rubric_itself(hostile, tmp_path):
+    """The server reads no client-named files, so the hook reads its own rubric file and sends the content."""
+    from judgeforge.format.prompts import Rubric
+    from judgeforge.format.rubric_file import rubric_to_yaml
+    from judgeforge.serve.reward import judge_reward
+
+    path = tmp_path / "kind.yaml"
+    path.write_text(rubric_to_yaml(Rubric("Is it kind?", ("a", "b", "c", "d", "e"))))
+    reward = judge_reward(hostile.url, rubric=str(path), retries=0)
+    assert reward(["p", "q"], ["r", "s"]) == [0.5, 0.5]
