@@ -330,7 +330,7 @@ def test_full_queue_is_503_and_stop_finishes_queued_work():
 
     with ScriptedOpenAIServer(slow) as api:
         judge = Judge("stub-model", backend="openai", base_url=api.base_url, retries=0, max_retries=0)
-        cfg = ServerConfig(port=0, max_batch=1, max_items=4, max_queue=4, batch_wait_ms=0)
+        cfg = ServerConfig(port=0, max_batch=1, max_items=4, max_queue=4, batch_wait_ms=0, inflight_batches=1)
         srv = JudgeServer(judge, cfg).start()
         first: dict = {}
         items = [{"instruction": "q", "response": f"score={k + 1}"} for k in range(4)]

@@ -255,10 +255,21 @@ def test_bad_port_and_backend_options_are_one_line(capsys):
                            (["--backend-option", "batch_size=many"], "batch_size must be an integer"),
                            (["--backend", "openai", "--backend-option", "concurrency=x"], "must be an integer"),
                            (["--top-p", "0"], "--top-p must be in (0, 1]"),
-                           (["--header-timeout", "0"], "--header-timeout must be a number of seconds > 0")):
+                           (["--header-timeout", "0"], "--header-timeout must be a number of seconds > 0"),
+                           (["--inflight-batches", "0"], "--inflight-batches must be an integer >= 1")):
         assert main(["serve", "--judge", "x", *argv]) == 1, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("judgeforge: error: ") and fragment in err[0], (argv, err)
+
+
+def test_inflight_batches_are_for_remote_backends(tokenizer):
+    from judgeforge import Judge
+    from judgeforge.errors import UserError
+    from judgeforge.serve import JudgeServer, ServerConfig
+
+    judge = Judge(ScriptedBackend(tokenizer), retries=0)
+    with pytest.raises(UserError, match="the scripted backend runs one batch at a time"):
+        JudgeServer(judge, ServerConfig(port=0, inflight_batches=2))
 
 
 def _serve(api_url: str, *extra: str) -> tuple[subprocess.Popen, str]:
@@ -328,3 +339,22 @@ def test_the_http_reward_hook_sends_a_rubric_file_as_the_rubric_itself(hostile, 
     path.write_text(rubric_to_yaml(Rubric("Is it kind?", ("a", "b", "c", "d", "e"))))
     reward = judge_reward(hostile.url, rubric=str(path), retries=0)
     assert reward(["p", "q"], ["r", "s"]) == [0.5, 0.5]
+
+
+def test_several_batches_in_flight_against_a_slow_remote():
+    """--inflight-batches: 3 batches of 2 at once against a 0.5 s endpoint take ~0.5 s, not ~1.5 s."""
+    from openai_stub import ScriptedOpenAIServer
+
+    from judgeforge import Judge
+    from judgeforge.serve import JudgeServer, ServerConfig
+
+    with ScriptedOpenAIServer(latency=0.5, keep_requests=False) as api:
+        judge = Judge("stub-model", backend="openai", base_url=api.base_url, retries=0, max_retries=0,
+                      concurrency=2)
+        with JudgeServer(judge, ServerConfig(port=0, max_batch=2, batch_wait_ms=0, inflight_batches=3)) as srv:
+            t0 = time.monotonic()
+            got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [GOOD] * 6})
+            took = time.monotonic() - t0
+            assert got == 200 and [r["score"] for r in ans["results"]] == [3] * 6
+            assert api.in_flight_max == 6 and took < 1.2, (api.in_flight_max, took)
+            assert srv.health()["batching"]["workers"] == 3

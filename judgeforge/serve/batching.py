@@ -132,6 +132,8 @@ class Batcher:
                 return []
             taken = [self._pending.popleft() for _ in range(n)]
             self.in_flight += 1
+            if self._pending:  # more than one batch queued: wake another worker for the rest
+                self._cv.notify()
             return taken
 
     def _loop(self) -> None:

@@ -57,7 +57,11 @@ class JudgeServer:
         self.default_criteria = rendered.split("\n", 1)[0]
         self.model_name = judge.describe()
         backend = judge.backend
-        workers = self.config.inflight_batches or getattr(backend, "parallel_calls", 1)
+        parallel = getattr(backend, "parallel_calls", 1)
+        workers = self.config.inflight_batches or parallel
+        if workers > 1 and parallel == 1:
+            raise UserError(f"--inflight-batches {workers}: the {getattr(backend, 'name', 'local')} backend runs one "
+                            "batch at a time (one model, one device); it is for remote backends such as openai")
         self.batcher = Batcher(judge.grade, max_batch=self.config.max_batch, max_queue=self.config.max_queue,
                                wait_s=self.config.batch_wait_ms / 1000.0, workers=workers)
         self.context_length = getattr(backend, "context_length", None)
