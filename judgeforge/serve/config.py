@@ -19,10 +19,16 @@ MAX_JSON_DEPTH = 32  # nesting of arrays/objects in a body; deeper -> 400
 MAX_NUMBER_DIGITS = 64  # digits of one JSON integer; longer -> 400
 
 
+_ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 class HTTPProblem(Exception):
     """An error answered to the client: status code + one clear line."""
 
     def __init__(self, status: int, message: str, headers: dict | None = None):
+        # one line, always: a client's text echoed in a message (a field name, a rubric) keeps its
+        # line breaks escaped
+        message = message.translate(_ONE_LINE)
         super().__init__(message)
         self.status = status
         self.message = message

@@ -229,7 +229,7 @@ def _validate(v, schema: dict, where: str, components: dict) -> None:
         for key in v:
             _check_text(key, f"{_label(where)} (a field name)")
             if schema.get("additionalProperties") is False and key not in props:
-                raise HTTPProblem(422, f"{prefix}unknown field '{key}'{did_you_mean(key, props)}; "
+                raise HTTPProblem(422, f"{prefix}unknown field '{key[:40]}'{did_you_mean(key, props)}; "
                                        f"{'this endpoint takes' if not where else 'allowed'}: {', '.join(props)}")
         for key in schema.get("required", ()):
             if key not in v:
