@@ -37,6 +37,11 @@ CPU its per-call overhead is the smallest, so the numbers measure the server.
     python scripts/bench/serve_load.py --out /tmp/serve_load                 # CPU, ~1.5 min
     python scripts/bench/serve_load.py --smoke --out /tmp/serve_load_smoke   # CPU, ~30 s
     python scripts/bench/serve_load.py --backend openai --latency 0.25 --out /tmp/serve_load_remote
+    python scripts/bench/serve_load.py --url http://127.0.0.1:8765 --out /tmp/sl  # a server already running
+
+With ``--url`` the load goes to a server someone else started (one phase, its own --max-batch;
+no SIGTERM at the end): the graded-items check uses /health before and after the phase, and the
+malformed requests use the limits /health reports.
 
 Exits 1 if any check fails.  Prints a summary table; writes everything to
 ``--out``/serve_load.json.
@@ -84,13 +89,14 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 # every malformed request and the status it must get (max_items and max_body_bytes are the server's)
-def fault_cases(max_items: int, max_body: int, backend: str = "hf") -> list[tuple[str, str, bytes, int]]:
+def fault_cases(max_items: int, max_body: int, backend: str = "hf",
+                context: int | None = None) -> list[tuple[str, str, bytes, int]]:
     good = {"instruction": "q", "response": "r"}
     j = lambda o: json.dumps(o).encode()  # noqa: E731
     extra = []
-    if backend == "hf":  # the hf backend counts prompt tokens (the scripted judge's context: 4,096)
+    if context and 5 * (context + 16) < max_body - 200:  # a prompt of more tokens than the context: 422
         extra.append(("prompt over the context", "/grade/absolute",
-                      j({"items": [{"instruction": "q", "response": "word " * min(20_000, max_body // 6)}]}), 422))
+                      j({"items": [{"instruction": "q", "response": "word " * (context + 16)}]}), 422))
     if backend == "openai":  # the stub fails this item: its request gets 500, the other clients' 200
         extra.append(("an item the judge fails on", "/grade/absolute",
                       j({"items": [{"instruction": "q", "response": "FAIL"}]}), 500))
@@ -133,6 +139,15 @@ def start_server(judge: str, port_args: list[str], extra: list[str]) -> tuple[su
     return proc, m.group(1)
 
 
+def get_health(host: str, port: int) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.request("GET", "/health")
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    return resp.status, body
+
+
 def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | None,
               phase_flags: list[str] = (), api_url: str | None = None) -> dict:
     extra = ["--greedy", "--max-new-tokens", str(args.max_new_tokens), "--retries", "0",
@@ -147,9 +162,21 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
             extra += ["--backend-option", f"device={args.device}"]
         if args.engine:
             extra += ["--backend-option", f"engine={args.engine}"]
-    proc, url = start_server(judge, [], extra)
+    if args.url:
+        proc, url = None, args.url.rstrip("/")
+    else:
+        proc, url = start_server(judge, [], extra)
     host, port = url.split("//")[1].split(":")
     port = int(port)
+    graded_before = 0
+    max_items, max_body = args.max_items, args.max_body_bytes
+    _, h0 = get_health(host, port)
+    context = h0["limits"].get("context_length")  # None: the backend cannot count tokens (openai)
+    header_timeout = h0["limits"].get("header_timeout", args.header_timeout)
+    if proc is None:
+        graded_before = h0["batching"]["items"]
+        max_items, max_body = h0["limits"]["max_items"], h0["limits"]["max_body_bytes"]
+        max_batch = h0["limits"].get("max_batch", max_batch)
     lat: list[float] = []
     errors: list[str] = []
     faults = {"sent": 0, "ok": 0, "slow_cut": 0}
@@ -206,7 +233,7 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         conn.close()
 
     def fault_client():
-        cases = fault_cases(args.max_items, args.max_body_bytes, "openai" if api_url else "hf")
+        cases = fault_cases(max_items, max_body, "openai" if api_url else "hf", context)
         k = 0
         while not stop.wait(args.fault_interval):
             label, path, raw, want = cases[k % len(cases)]
@@ -232,7 +259,7 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
             t_start = time.perf_counter()
             got = b""
             try:
-                with socket.create_connection((host, port), timeout=args.header_timeout + 5) as s:
+                with socket.create_connection((host, port), timeout=header_timeout + 5) as s:
                     for b in b"POST /reward HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
                         if stop.is_set():
                             return
@@ -242,18 +269,18 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
                             break
                         if stop.wait(0.2):
                             return
-                        if time.perf_counter() - t_start > args.header_timeout + 0.5:
+                        if time.perf_counter() - t_start > header_timeout + 0.5:
                             break
                     got = s.recv(200)
             except OSError as e:
                 got = f"{type(e).__name__}".encode()
             took = time.perf_counter() - t_start
             with lock:
-                if got.startswith(b"HTTP/1.1 408") and took < args.header_timeout + 2:
+                if got.startswith(b"HTTP/1.1 408") and took < header_timeout + 2:
                     faults["slow_cut"] += 1
                 else:
                     errors.append(f"slowloris: got {got[:60]!r} after {took:.1f} s, want 408 within "
-                                  f"{args.header_timeout:g} s")
+                                  f"{header_timeout:g} s")
 
     idle = [socket.create_connection((host, port), timeout=5) for _ in range(args.idle_connections)]
     threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(args.clients)]
@@ -277,32 +304,31 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         except OSError:
             pass
         s.close()
-    if args.duration > args.header_timeout + 1 and idle_closed != len(idle):
+    if args.duration > header_timeout + 1 and idle_closed != len(idle):
         errors.append(f"{len(idle) - idle_closed} of {len(idle)} idle connections were still open")
 
     # the server is still serving, and graded exactly what came back
-    conn = http.client.HTTPConnection(host, port, timeout=60)
-    conn.request("GET", "/health")
-    resp = conn.getresponse()
-    health = json.loads(resp.read())
-    conn.close()
-    if resp.status != 200:
-        errors.append(f"/health answered {resp.status} after the run")
-    graded = health["batching"]["items"] - warm_items
+    status, health_after = get_health(host, port)
+    if status != 200:
+        errors.append(f"/health answered {status} after the run")
+    graded = health_after["batching"]["items"] - graded_before - warm_items
     if graded != got_items[0]:
         errors.append(f"the server graded {graded} items but the clients got {got_items[0]} answers")
     if got_items[0] != sent_items[0]:
         errors.append(f"{sent_items[0] - got_items[0]} items were sent but not answered")
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        code = "killed"
-    err_tail = proc.stderr.read()[-2000:]
-    if code != 0:
-        errors.append(f"the server exited with {code} after SIGTERM: {err_tail}")
-    batches = health["batching"]["batches"]
+    code = None  # a server we did not start keeps running
+    if proc is not None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = "killed"
+        err_tail = proc.stderr.read()[-2000:]
+        if code != 0:
+            errors.append(f"the server exited with {code} after SIGTERM: {err_tail}")
+    health = health_after
+    batches = health["batching"]["batches"] - (h0["batching"]["batches"] if proc is None else 0)
     res = {
         "phase": name,
         "max_batch": max_batch,
@@ -316,7 +342,7 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         "latency_p50_ms": 1000 * percentile(lat, 0.5),
         "latency_p99_ms": 1000 * percentile(lat, 0.99),
         "latency_mean_ms": 1000 * statistics.fmean(lat) if lat else float("nan"),
-        "mean_batch": (health["batching"]["items"] / batches) if batches else 0.0,
+        "mean_batch": ((health["batching"]["items"] - graded_before) / batches) if batches else 0.0,
         "max_batch_seen": health["batching"]["max_batch_seen"],
         "batch_sizes": health["batching"]["batch_sizes"],
         "faults_sent": faults["sent"],
@@ -338,6 +364,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="folder for serve_load.json")
     p.add_argument("--smoke", action="store_true", help="small and short (CI / a quick check)")
     p.add_argument("--judge", default=None, help="model folder (default: a tiny scripted judge)")
+    p.add_argument("--url", default=None,
+                   help="load a server that is already running (http://127.0.0.1:PORT): one phase, no SIGTERM")
     p.add_argument("--device", default=None, help="backend device (default: cuda if available, else cpu)")
     p.add_argument("--engine", default="generate",
                    help="hf engine: generate (default here: plain model.generate, the least per-call overhead on "
@@ -368,7 +396,10 @@ def main(argv=None) -> int:
     judge = args.judge
     if args.backend == "openai":
         return main_remote(args, out)
-    if judge is None:
+    if args.url:
+        args.no_baseline = True
+        judge = args.url
+    elif judge is None:
         from judgeforge.judge import make_scripted_judge
 
         judge = str(make_scripted_judge(Path(tempfile.mkdtemp(prefix="jf-serve-load-")) / "judge"))
