@@ -260,7 +260,9 @@ def test_bad_port_and_backend_options_are_one_line(capsys):
                            (["--backend-option", "batch_sise=4"], "did you mean 'batch_size'"),
                            (["--backend-option", "batch_size=many"], "batch_size must be an integer"),
                            (["--backend", "openai", "--backend-option", "concurrency=x"], "must be an integer"),
-                           (["--top-p", "0"], "--top-p must be in (0, 1]"),
+                           (["--top-p", "0"], "judgeforge serve: top_p must be in (0, 1], got 0.0"),
+                           (["--temperature", "nan"], "temperature must be a finite number"),
+                           (["--retries", "-1"], "retries must be an integer >= 0"),
                            (["--header-timeout", "0"], "--header-timeout must be a number of seconds > 0"),
                            (["--inflight-batches", "0"], "--inflight-batches must be an integer >= 1")):
         assert main(["serve", "--judge", "x", *argv]) == 1, argv

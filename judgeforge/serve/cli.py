@@ -15,7 +15,7 @@ import sys
 import threading
 
 from judgeforge.errors import UserError, did_you_mean
-from judgeforge.serve.config import DEFAULT_PORT, ServerConfig, check_decoding
+from judgeforge.serve.config import DEFAULT_PORT, ServerConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,27 +126,27 @@ def main(argv: list[str]) -> int:
                           header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                           inflight_batches=args.inflight_batches, default_rubric=load_rubric(args.rubric).rubric)
     config.validate()
-    check_decoding(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                   retries=args.retries, repetition_penalty=args.repetition_penalty)
+    from judgeforge.backends import Sampling, check_generation_options
+
+    # the core's checks, shared with eval: the flags as given, even when --greedy overrides them
+    given = Sampling(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                     repetition_penalty=args.repetition_penalty, seed=args.seed).validate("judgeforge serve")
+    check_generation_options("judgeforge serve", retries=args.retries, batch_size=args.max_batch)
+    greedy = args.greedy or args.temperature == 0
+    sampling = Sampling.greedy(args.max_new_tokens).with_seed(args.seed) if greedy else given
     options = backend_options(args.backend, args.backend_option)
     if args.backend == "hf":
         options.setdefault("batch_size", args.max_batch)
     elif args.backend == "openai":
         options.setdefault("concurrency", args.max_batch)  # a batch's items go upstream at once
 
-    from judgeforge.backends import Sampling
-    from judgeforge.judge import Judge
-    from judgeforge.serve.handler import bind
-    from judgeforge.serve.server import JudgeServer
-
-    sampling = Sampling.greedy(args.max_new_tokens) if args.greedy or args.temperature == 0 else Sampling(
-        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-        repetition_penalty=args.repetition_penalty)
-    sampling = sampling.with_seed(args.seed)
-
     # Take the port first (fails at once if it is in use), then load the model; connections
     # that arrive meanwhile wait in the listen backlog.
     from http.server import BaseHTTPRequestHandler
+
+    from judgeforge.judge import Judge
+    from judgeforge.serve.handler import bind
+    from judgeforge.serve.server import JudgeServer
 
     httpd = bind(args.host, args.port, BaseHTTPRequestHandler, args.max_connections)
     print(f"judgeforge serve: loading {args.judge} ({args.backend} backend) ...", file=sys.stderr, flush=True)

@@ -73,17 +73,3 @@ class ServerConfig:
         if self.max_queue < self.max_items:
             raise UserError("--max-queue must be at least --max-items (one full request must fit)")
 
-
-def check_decoding(*, max_new_tokens: int, temperature: float, top_p: float, retries: int,
-                   repetition_penalty: float = 1.0) -> None:
-    """The decoding flags of ``judgeforge serve``: one line naming the flag (no shared check in the core yet)."""
-    if retries < 0:
-        raise UserError(f"--retries must be >= 0, got {retries}")
-    if max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise UserError(f"--temperature must be a finite number >= 0, got {temperature}")
-    if not (math.isfinite(top_p) and 0 < top_p <= 1):
-        raise UserError(f"--top-p must be in (0, 1], got {top_p}")
-    if not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
-        raise UserError(f"--repetition-penalty must be a finite number > 0, got {repetition_penalty}")
