@@ -4,6 +4,7 @@ It is a real server (``http.server`` on a loopback port): clients exercise their
 HTTP code, retries and timeouts against it.  Replies come from a Python function:
 
     def reply(kind, body, call_no) -> str | list[str] | tuple[int, dict | str] | Delay
+        (or reply=None: every answer is "[RESULT] 3", for load tests)
         kind: "chat" (POST /v1/chat/completions) or "completions" (POST /v1/completions)
         body: the decoded JSON request
         call_no: 1-based count of requests so far
@@ -13,6 +14,9 @@ HTTP code, retries and timeouts against it.  Replies come from a Python function
     with ScriptedOpenAIServer(reply) as srv:
         srv.base_url   # "http://127.0.0.1:PORT/v1"
         srv.requests   # every (kind, body) received, in order
+
+``latency=s`` delays every answer by ``s`` seconds (a remote server's round trip), and
+``in_flight_max`` records how many requests were being answered at once, at most.
 """
 
 from __future__ import annotations
@@ -31,9 +35,14 @@ class Delay:
 
 
 class ScriptedOpenAIServer:
-    def __init__(self, reply, model: str = "stub-model"):
-        self.reply = reply
+    def __init__(self, reply=None, model: str = "stub-model", latency: float = 0.0, keep_requests: bool = True):
+        self.reply = reply or (lambda kind, body, call_no: "Fine. [RESULT] 3")
         self.model = model
+        self.latency = latency
+        self.keep_requests = keep_requests
+        self.calls = 0
+        self.in_flight = 0
+        self.in_flight_max = 0
         self.requests: list[tuple[str, dict]] = []
         self._lock = threading.Lock()
         # a deeper listen backlog than the stdlib's 5: clients that open many connections at
@@ -96,8 +105,21 @@ class ScriptedOpenAIServer:
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 with outer._lock:
-                    outer.requests.append((kind, body))
-                    call_no = len(outer.requests)
+                    if outer.keep_requests:
+                        outer.requests.append((kind, body))
+                    outer.calls += 1
+                    call_no = outer.calls
+                    outer.in_flight += 1
+                    outer.in_flight_max = max(outer.in_flight_max, outer.in_flight)
+                try:
+                    if outer.latency:
+                        time.sleep(outer.latency)
+                    self._answer(kind, body, call_no)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+            def _answer(self, kind, body, call_no):
                 result = outer.reply(kind, body, call_no)
                 while isinstance(result, Delay):
                     time.sleep(result.seconds)

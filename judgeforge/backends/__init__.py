@@ -146,6 +146,9 @@ class Backend:
     """Base class. Subclasses implement :meth:`generate`."""
 
     name = "base"
+    # generate() calls worth running at once from several threads (a server keeps that many batches
+    # in flight): 1 for a local model, more for a remote endpoint that waits on the network
+    parallel_calls = 1
 
     def generate(self, requests: list[Request], sampling: Sampling, n: int = 1) -> list[list[str]]:
         """For each request, ``n`` generated continuations (text after ``[/INST]``, special tokens removed)."""
@@ -163,6 +166,15 @@ class Backend:
     def deterministic_greedy(self) -> bool:
         """Whether greedy decoding gives the same text twice (then retrying a failure is pointless)."""
         return True
+
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens (prompt + answer) the model takes, where known (None: unknown)."""
+        return None
+
+    def prompt_lengths(self, requests: list[Request]) -> list[int] | None:
+        """Prompt tokens per request, where this backend can count them (None: it cannot)."""
+        return None
 
     def describe(self) -> str:
         """A short identity for caches and reports (backend name + model)."""

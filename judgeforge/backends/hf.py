@@ -126,6 +126,14 @@ class HFBackend(Backend):
             out.append(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
         return out
 
+    def prompt_lengths(self, requests: list[Request]) -> list[int]:
+        return [len(x) for x in self.encode_requests(requests)]
+
+    @property
+    def context_length(self) -> int | None:
+        n = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        return n if isinstance(n, int) and n > 0 else None
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 

@@ -37,6 +37,7 @@ class EndpointError(UserError):
 
 class OpenAIBackend(Backend):
     name = "openai"
+    parallel_calls = 4  # a server in front keeps this many batches in flight
 
     def __init__(
         self,

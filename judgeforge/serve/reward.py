@@ -246,7 +246,15 @@ class HTTPJudgeReward(_RewardBase):
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         texts_p, texts_c, refs = self._items(prompts, completions, kwargs)
         scores, feedbacks, errors = [], [], []
-        rubric = self.rubric.to_dict() if hasattr(self.rubric, "to_dict") else self.rubric
+        rubric = self.rubric
+        if isinstance(rubric, str):
+            from judgeforge.judge import is_rubric_path
+
+            if is_rubric_path(rubric.strip()):  # the server reads no client-named files: send the rubric itself
+                from judgeforge.format.rubric_file import load_rubric_file
+
+                rubric = load_rubric_file(rubric.strip()).rubric
+        rubric = rubric.to_dict() if hasattr(rubric, "to_dict") else rubric
         for start in range(0, len(texts_p), self.chunk_size):
             items = []
             for k in range(start, min(start + self.chunk_size, len(texts_p))):

@@ -10,13 +10,22 @@ port) with a tiny model, then for ``--duration`` seconds:
   judge, score 3 for every item;
 * one fault client sends a malformed request every ``--fault-interval`` seconds (not
   JSON, not UTF-8, over the body limit, too many items, missing and mistyped fields,
-  unknown rubric, unknown path) and checks the exact 4xx status it must get;
+  unknown rubric, unknown path, a lone surrogate, JSON nested 100,000 deep, a 5,000-digit
+  integer, NaN, a rubric path as a string and as a one-element list, a prompt over the
+  judge's context; with the openai backend an item the endpoint fails on, 500 for that
+  request only) and checks the exact status it must get;
+* one slow client trickles headers (slowloris) and must get 408 within the header
+  deadline, while ``--idle-connections`` connections sit open doing nothing;
 * afterwards ``/health`` must answer and the server must have graded exactly as many
   items as the clients got back (nothing graded twice, nothing lost), then SIGTERM must
   stop it with exit status 0.
 
 The same load runs twice in one invocation: ``--max-batch 1`` (baseline: no batching
 across clients) and ``--max-batch N`` (batched), so the table compares them directly.
+With ``--backend openai`` the judge is tests/openai_stub.py (in this process, every answer
+``--latency`` s late, like a remote vLLM) and the phases are "one batch in flight" (the old
+defaults: ``--inflight-batches 1``, 8 upstream requests) against the new defaults (several
+batches in flight, a batch's items all upstream at once).
 Latency is per request (send to full answer); throughput is graded items per second.
 
 The default model is a tiny scripted judge (judgeforge.judge.make_scripted_judge: a real
@@ -27,6 +36,7 @@ CPU its per-call overhead is the smallest, so the numbers measure the server.
 
     python scripts/bench/serve_load.py --out /tmp/serve_load                 # CPU, ~1.5 min
     python scripts/bench/serve_load.py --smoke --out /tmp/serve_load_smoke   # CPU, ~30 s
+    python scripts/bench/serve_load.py --backend openai --latency 0.25 --out /tmp/serve_load_remote
     python scripts/bench/serve_load.py --url http://127.0.0.1:8765 --out /tmp/sl  # a server already running
 
 With ``--url`` the load goes to a server someone else started (one phase, its own --max-batch;
@@ -46,6 +56,7 @@ import os
 import platform
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -78,10 +89,29 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 # every malformed request and the status it must get (max_items and max_body_bytes are the server's)
-def fault_cases(max_items: int, max_body: int) -> list[tuple[str, str, bytes, int]]:
+def fault_cases(max_items: int, max_body: int, backend: str = "hf",
+                context: int | None = None) -> list[tuple[str, str, bytes, int]]:
     good = {"instruction": "q", "response": "r"}
     j = lambda o: json.dumps(o).encode()  # noqa: E731
-    return [
+    extra = []
+    if context and 5 * (context + 16) < max_body - 200:  # a prompt of more tokens than the context: 422
+        extra.append(("prompt over the context", "/grade/absolute",
+                      j({"items": [{"instruction": "q", "response": "word " * (context + 16)}]}), 422))
+    if backend == "openai":  # the stub fails this item: its request gets 500, the other clients' 200
+        extra.append(("an item the judge fails on", "/grade/absolute",
+                      j({"items": [{"instruction": "q", "response": "FAIL"}]}), 500))
+    depth = min(100_000, max_body // 2 - 20)
+    return extra + [
+        ("lone surrogate", "/grade/absolute", b'{"items": [{"instruction": "q", "response": "\\ud800"}]}', 422),
+        ("deep nesting", "/grade/absolute", b'{"items": [' + b"[" * depth + b"]" * depth + b"]}", 400),
+        ("5000-digit integer", "/reward", b'{"items": [{"prompt": "p", "response": "r"}], "scale": ' + b"7" * 5000
+         + b"}", 400),
+        ("NaN", "/reward", b'{"items": [{"prompt": "p", "response": "r"}], "scale": NaN}', 400),
+        ("rubric path", "/grade/absolute", j({"items": [good], "rubric": "/etc/judge/rubric.yaml"}), 422),
+        ("rubric path in a list", "/grade/relative", j({"rubric": ["/etc/judge/rubric.yaml"], "items": [
+            {"instruction": "q", "response_a": "a", "response_b": "b"}]}), 422),
+        ("item rubric path in a list", "/reward", j({"items": [{"prompt": "p", "response": "r",
+                                                                "rubric": ["r.yaml"]}]}), 422),
         ("not JSON", "/grade/absolute", b'{"items": [', 400),
         ("not UTF-8", "/grade/absolute", b"\xff\xfe\xfd", 400),
         ("body over the limit", "/grade/absolute", j({"items": [{**good, "response": "x" * (max_body + 10)}]}), 413),
@@ -118,14 +148,20 @@ def get_health(host: str, port: int) -> tuple[int, dict]:
     return resp.status, body
 
 
-def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | None) -> dict:
+def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | None,
+              phase_flags: list[str] = (), api_url: str | None = None) -> dict:
     extra = ["--greedy", "--max-new-tokens", str(args.max_new_tokens), "--retries", "0",
              "--max-batch", str(max_batch), "--max-items", str(args.max_items),
-             "--max-body-bytes", str(args.max_body_bytes), "--batch-wait-ms", str(args.batch_wait_ms)]
-    if args.device:
-        extra += ["--backend-option", f"device={args.device}"]
-    if args.engine:
-        extra += ["--backend-option", f"engine={args.engine}"]
+             "--max-body-bytes", str(args.max_body_bytes), "--batch-wait-ms", str(args.batch_wait_ms),
+             "--header-timeout", str(args.header_timeout), *phase_flags]
+    if api_url:
+        extra += ["--backend", "openai", "--backend-option", f"base_url={api_url}",
+                  "--backend-option", "max_retries=0"]
+    else:
+        if args.device:
+            extra += ["--backend-option", f"device={args.device}"]
+        if args.engine:
+            extra += ["--backend-option", f"engine={args.engine}"]
     if args.url:
         proc, url = None, args.url.rstrip("/")
     else:
@@ -134,14 +170,16 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
     port = int(port)
     graded_before = 0
     max_items, max_body = args.max_items, args.max_body_bytes
+    _, h0 = get_health(host, port)
+    context = h0["limits"].get("context_length")  # None: the backend cannot count tokens (openai)
+    header_timeout = h0["limits"].get("header_timeout", args.header_timeout)
     if proc is None:
-        _, h0 = get_health(host, port)
         graded_before = h0["batching"]["items"]
         max_items, max_body = h0["limits"]["max_items"], h0["limits"]["max_body_bytes"]
         max_batch = h0["limits"].get("max_batch", max_batch)
     lat: list[float] = []
     errors: list[str] = []
-    faults = {"sent": 0, "ok": 0}
+    faults = {"sent": 0, "ok": 0, "slow_cut": 0}
     sent_items = [0]
     got_items = [0]
     seen_ids: set[str] = set()
@@ -195,7 +233,7 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         conn.close()
 
     def fault_client():
-        cases = fault_cases(max_items, max_body)
+        cases = fault_cases(max_items, max_body, "openai" if api_url else "hf", context)
         k = 0
         while not stop.wait(args.fault_interval):
             label, path, raw, want = cases[k % len(cases)]
@@ -215,8 +253,39 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
                 else:
                     errors.append(f"fault '{label}': got {status} ({msg[:120]}), want {want}")
 
+    def slow_client():
+        """Slowloris: headers a byte every 0.2 s; the server must answer 408 within the header deadline."""
+        while not stop.is_set():
+            t_start = time.perf_counter()
+            got = b""
+            try:
+                with socket.create_connection((host, port), timeout=header_timeout + 5) as s:
+                    for b in b"POST /reward HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                        if stop.is_set():
+                            return
+                        try:
+                            s.send(bytes([b]))
+                        except OSError:
+                            break
+                        if stop.wait(0.2):
+                            return
+                        if time.perf_counter() - t_start > header_timeout + 0.5:
+                            break
+                    got = s.recv(200)
+            except OSError as e:
+                got = f"{type(e).__name__}".encode()
+            took = time.perf_counter() - t_start
+            with lock:
+                if got.startswith(b"HTTP/1.1 408") and took < header_timeout + 2:
+                    faults["slow_cut"] += 1
+                else:
+                    errors.append(f"slowloris: got {got[:60]!r} after {took:.1f} s, want 408 within "
+                                  f"{header_timeout:g} s")
+
+    idle = [socket.create_connection((host, port), timeout=5) for _ in range(args.idle_connections)]
     threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(args.clients)]
     threads.append(threading.Thread(target=fault_client, daemon=True))
+    threads.append(threading.Thread(target=slow_client, daemon=True))
     log(f"{name}: {args.clients} clients x {args.items} items per request for {args.duration:g} s "
         f"(max-batch {max_batch})")
     t0 = time.perf_counter()
@@ -227,6 +296,16 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
     for t in threads:
         t.join(args.timeout + 10)
     wall = time.perf_counter() - t0
+    idle_closed = 0
+    for s in idle:  # the idle connections were closed by the server (header deadline), not held
+        s.settimeout(0.1)
+        try:
+            idle_closed += s.recv(1) == b""
+        except OSError:
+            pass
+        s.close()
+    if args.duration > header_timeout + 1 and idle_closed != len(idle):
+        errors.append(f"{len(idle) - idle_closed} of {len(idle)} idle connections were still open")
 
     # the server is still serving, and graded exactly what came back
     status, health_after = get_health(host, port)
@@ -268,6 +347,8 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         "batch_sizes": health["batching"]["batch_sizes"],
         "faults_sent": faults["sent"],
         "faults_answered_right": faults["ok"],
+        "slowloris_cut": faults["slow_cut"],
+        "idle_connections_closed": idle_closed,
         "server_responses": health["responses"],
         "exit_code": code,
         "errors": errors,
@@ -299,7 +380,12 @@ def main(argv=None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=12)
     p.add_argument("--fault-interval", type=float, default=0.25, help="seconds between malformed requests")
     p.add_argument("--timeout", type=float, default=300.0, help="client socket timeout (s)")
-    p.add_argument("--no-baseline", action="store_true", help="skip the --max-batch 1 phase")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline phase")
+    p.add_argument("--backend", choices=("hf", "openai"), default="hf",
+                   help="openai: the judge is tests/openai_stub.py answering --latency s late")
+    p.add_argument("--latency", type=float, default=0.25, help="the stub's seconds per answer (--backend openai)")
+    p.add_argument("--header-timeout", type=float, default=2.0, help="the server's --header-timeout")
+    p.add_argument("--idle-connections", type=int, default=8, help="connections opened and left idle")
     args = p.parse_args(argv)
     if args.smoke:
         args.clients, args.duration = min(args.clients, 4), min(args.duration, 4.0)
@@ -308,6 +394,8 @@ def main(argv=None) -> int:
 
     check_score = None
     judge = args.judge
+    if args.backend == "openai":
+        return main_remote(args, out)
     if args.url:
         args.no_baseline = True
         judge = args.url
@@ -321,6 +409,30 @@ def main(argv=None) -> int:
         phases.append(run_phase("unbatched", args, judge, 1, check_score))
     phases.append(run_phase("batched", args, judge, args.max_batch, check_score))
 
+    return report(args, out, judge if args.judge else "scripted tiny judge (hidden 64, 2 layers)", phases)
+
+
+def main_remote(args, out: Path) -> int:
+    """The judge behind an OpenAI-compatible endpoint with latency: one batch in flight vs several."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from openai_stub import ScriptedOpenAIServer
+
+    def reply(kind, body, call_no):
+        prompt = body.get("prompt") or body["messages"][-1]["content"]
+        return (400, {"error": {"message": "scripted failure"}}) if "\nFAIL\n" in prompt else "Fine. [RESULT] 3"
+
+    phases = []
+    with ScriptedOpenAIServer(reply, latency=args.latency, keep_requests=False) as api:
+        if not args.no_baseline:
+            phases.append(run_phase("one-batch", args, "stub-model", args.max_batch, 3,
+                                    ["--inflight-batches", "1", "--backend-option", "concurrency=8"], api.base_url))
+        phases.append(run_phase("defaults", args, "stub-model", args.max_batch, 3, [], api.base_url))
+        upstream_max = api.in_flight_max
+    return report(args, out, f"openai stub, {args.latency:g} s per answer (at most {upstream_max} at once)",
+                  phases)
+
+
+def report(args, out: Path, judge_desc: str, phases: list[dict]) -> int:
     try:
         import torch
 
@@ -328,7 +440,7 @@ def main(argv=None) -> int:
                       "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()}
     except Exception:  # pragma: no cover
         torch_info = {}
-    report = {"args": vars(args), "judge": judge if args.judge else "scripted tiny judge (hidden 64, 2 layers)",
+    report = {"args": vars(args), "judge": judge_desc,
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), **torch_info},
               "phases": phases}
     (out / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -343,7 +455,8 @@ def main(argv=None) -> int:
               f"{r['items_per_s']:>8.1f} {r['latency_p50_ms']:>7.0f} {r['latency_p99_ms']:>7.0f} "
               f"{r['mean_batch']:>10.1f} {r['faults_answered_right']:>4}/{r['faults_sent']:<4} {len(r['errors']):>6}")
     if len(phases) == 2 and phases[0]["items_per_s"] > 0:
-        print(f"\nbatched / unbatched throughput: {phases[1]['items_per_s'] / phases[0]['items_per_s']:.2f}x")
+        print(f"\n{phases[1]['phase']} / {phases[0]['phase']} throughput: "
+              f"{phases[1]['items_per_s'] / phases[0]['items_per_s']:.2f}x")
     print(f"full results: {out / 'serve_load.json'}")
     bad = [e for r in phases for e in r["errors"]]
     for e in bad[:20]:
