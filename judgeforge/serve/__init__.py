@@ -810,6 +810,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="hf", help="hf (default), vllm or openai")
     p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a backend option (repeatable), e.g. engine=fast, dtype=bfloat16, base_url=...")
+    p.add_argument("--chat_format", "--chat-format", choices=("mistral", "model", "raw"), default=None,
+                   help="hf backend: how prompts are wrapped (default: the judge folder's, else from the model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument("--rubric", default="helpfulness",
@@ -863,13 +865,10 @@ def main(argv: list[str]) -> int:
     config.validate()
     if args.retries < 0:
         raise UserError("--retries must be >= 0")
-    for name in ("max_new_tokens",):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
-    if not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise UserError("--temperature must be >= 0")
-    if not 0 < args.top_p <= 1:
-        raise UserError("--top-p must be in (0, 1]")
+    if args.max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be >= 1")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0) or not 0 < args.top_p <= 1:
+        raise UserError("--temperature must be >= 0 and --top-p in (0, 1]")
 
     from judgeforge.backends import Sampling
     from judgeforge.judge import Judge
@@ -881,6 +880,7 @@ def main(argv: list[str]) -> int:
     options = _backend_options(args.backend_option)
     if args.backend == "hf":
         options.setdefault("batch_size", args.max_batch)
+        options.update({"chat_format": args.chat_format} if args.chat_format else {})
 
     # Take the port first (fails at once if it is in use), then load the model; connections
     # that arrive meanwhile wait in the listen backlog.
