@@ -80,9 +80,10 @@ def convert_gguf(path: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: 
     log(f"converting {path.name} -> {out} ({choice.line()})")
     where, name = str(path.parent), path.name
     try:
-        tok = AutoTokenizer.from_pretrained(where, gguf_file=name)
+        # each call parses the file's metadata (slow in pure Python): the config once, handed to the model
         config = AutoConfig.from_pretrained(where, gguf_file=name)
-        quantised = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
+        quantised = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, config=config, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(where, gguf_file=name)
     except Exception as e:  # noqa: BLE001 - any failure to read the file is the file's problem
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise UserError(f"{path}: cannot convert this GGUF file ({first})") from None
