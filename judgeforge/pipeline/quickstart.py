@@ -53,7 +53,7 @@ TINY_RECIPE = {
 
 
 # --base: sizes for a real pretrained model (a 135M model: a few minutes on 2 CPU cores, seconds on a GPU)
-REAL_BASE = {"train_rows": 400, "test_rows": 24, "absolute_steps": 30, "relative_steps": 30, "batch_size": 4,
+REAL_BASE = {"train_rows": 200, "test_rows": 24, "absolute_steps": 20, "relative_steps": 20, "batch_size": 4,
              "expert_learning_rate": 1e-4}
 
 
@@ -93,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test-rows", type=int, default=None, help=f"held-out rows per format (default {d.test_rows}; "
                    f"--base: {REAL_BASE['test_rows']})")
     p.add_argument("--base-steps", type=int, default=d.base_steps, help="joint steps that make the shared base")
-    p.add_argument("--absolute-steps", type=int, default=None, help=f"default {d.absolute_steps}; --base: 30")
-    p.add_argument("--relative-steps", type=int, default=None, help=f"default {d.relative_steps}; --base: 30")
+    p.add_argument("--absolute-steps", type=int, default=None, help=f"default {d.absolute_steps}; --base: {REAL_BASE['absolute_steps']}")
+    p.add_argument("--relative-steps", type=int, default=None, help=f"default {d.relative_steps}; --base: {REAL_BASE['relative_steps']}")
     p.add_argument("--batch-size", type=int, default=None, help=f"rows per step (default {d.batch_size}; --base: 4)")
     p.add_argument("--expert-lr", type=float, default=None,
                    help=f"experts' learning rate (default {d.expert_learning_rate}; --base: 1e-4)")
