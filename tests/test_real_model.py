@@ -52,6 +52,11 @@ def test_judge_prompts_use_chatml_and_stop_at_im_end(smol_backend):
     assert out.strip() and "You are a fair judge" not in out and "<|im_end|>" not in out
     parsed = parse(out, "absolute")
     assert parsed.result is not None or parsed.error
+    smol_backend.engine = "fast"  # the default engine: token-identical on a real ChatML model too
+    try:
+        assert smol_backend.generate([req], Sampling.greedy(48))[0][0] == out
+    finally:
+        smol_backend.engine = "generate"
 
 
 def test_two_lora_steps_keep_the_chat_format(smollm2_dir, tmp_path):
