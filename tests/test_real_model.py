@@ -47,39 +47,43 @@ def test_judge_prompts_use_chatml_and_stop_at_im_end(smol_backend):
     text = tok.decode(smol_backend.encode_requests([req])[0])
     assert text.startswith("<|im_start|>system\nYou are a fair judge") and text.endswith("<|im_start|>assistant\n")
     assert "[INST]" not in text
-    out = smol_backend.generate([req], Sampling.greedy(48))[0][0]
+    out = smol_backend.generate([req], Sampling.greedy(32))[0][0]
     # the untuned model answers in its own words: not an echo of the prompt, and the parser says why it fails
     assert out.strip() and "You are a fair judge" not in out and "<|im_end|>" not in out
     parsed = parse(out, "absolute")
     assert parsed.result is not None or parsed.error
     smol_backend.engine = "fast"  # the default engine: token-identical on a real ChatML model too
     try:
-        assert smol_backend.generate([req], Sampling.greedy(48))[0][0] == out
+        assert smol_backend.generate([req], Sampling.greedy(32))[0][0] == out
     finally:
         smol_backend.engine = "generate"
 
 
 def test_two_lora_steps_keep_the_chat_format(smollm2_dir, tmp_path):
-    from judgeforge.backends import Request, Sampling, get_backend
-    from judgeforge.format.chat import FORMAT_FILE
+    """Two LoRA steps on the real model: the ChatML format is logged, trained in and written into the
+    saved folder (the adapter only, not merged: the merged path is the tiny models' tests' business)."""
+    from judgeforge.format.chat import FORMAT_FILE, resolve_chat_format
+    from judgeforge.tokenization import load_tokenizer
     from judgeforge.train.recipe import load
     from judgeforge.train.run import train
 
     out = tmp_path / "smol-lora"
     recipe = load(None, {
-        "model": str(smollm2_dir), "expert": "absolute", "datasets": ["mini:absolute:4"], "eval_split": 0.0,
+        "model": str(smollm2_dir), "expert": "absolute", "datasets": ["mini:absolute:2"], "eval_split": 0.0,
         "max_steps": 2, "per_device_batch_size": 1, "packing": False, "learning_rate": 1e-4, "bf16": False,
-        "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}, "output_dir": str(out),
-        "logging_steps": 1, "save_steps": 0, "report_to": "none", "deepspeed": None, "max_length": 1024})
+        "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"], "merge": False},
+        "output_dir": str(out), "logging_steps": 1, "save_steps": 0, "report_to": "none", "deepspeed": None,
+        "max_length": 1024})
     final = train(recipe)
     results = json.loads((out / "train_results.json").read_text())
     assert results["global_step"] == 2 and results["train_loss"] == results["train_loss"]  # finite, not NaN
+    assert results["tokenization"]["kept"] == 2
     assert json.loads((final / FORMAT_FILE).read_text()) == {"chat_format": "model"}
-    assert json.loads((out / "adapter" / FORMAT_FILE).read_text()) == {"chat_format": "model"}
-    with get_backend("hf", str(final), engine="generate") as judge:
-        assert judge.chat_format.name == "model" and "from chat_format.json" in judge.chat_format.describe()
-        assert "<|im_start|>" in judge.tokenizer.chat_template  # not replaced by the [INST] template
-        assert judge.generate([Request("absolute", INSTR)], Sampling.greedy(8))[0][0].strip()
+    tok = load_tokenizer(final)
+    assert "<|im_start|>" in tok.chat_template  # not replaced by the [INST] template
+    chat = resolve_chat_format(tok, folder=final)
+    assert chat.name == "model" and "from chat_format.json" in chat.describe()
+    assert tok.convert_ids_to_tokens(chat.eos_id) == "<|im_end|>"
 
 
 def test_models_get_errors_are_one_line(tmp_path, monkeypatch):
