@@ -63,6 +63,8 @@ class EvalConfig:
     engine: str = field(default="fast", metadata={"help": "hf backend: fast | generate (the reference path)"})
     batch_size: int | None = field(default=None, metadata={"help": "hf backend: sequences per batch"})
     dtype: str = field(default="auto", metadata={"help": "hf backend: auto | bfloat16 | float16 | float32"})
+    chat_format: str | None = field(default=None, metadata={
+        "help": "hf backend: mistral | model | raw (default: the judge folder's, else from the model)"})
     base_url: str | None = field(default=None, metadata={"help": "openai backend: endpoint, e.g. http://host:8000/v1"})
     api: str = field(default="completions", metadata={"help": "openai backend: completions | chat"})
     concurrency: int = field(default=8, metadata={"help": "openai backend: parallel requests"})
@@ -106,7 +108,8 @@ class EvalConfig:
 
     def backend_options(self) -> dict:
         if self.backend == "hf":
-            return {"engine": self.engine, "batch_size": self.batch_size, "dtype": self.dtype}
+            return {"engine": self.engine, "batch_size": self.batch_size, "dtype": self.dtype,
+                    "chat_format": self.chat_format}
         if self.backend == "openai":
             return {"base_url": self.base_url, "api": self.api, "concurrency": self.concurrency}
         if self.backend == "vllm":

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("judgeforge.eval.cli", "evaluate a judge on the paper's benchmarks; build reports"),
     "sweep": ("judgeforge.pipeline.sweep", "sweep merge ratios and methods in memory, with plots"),
     "serve": ("judgeforge.serve", "serve a judge over HTTP (grading and reward endpoints)"),
+    "models": ("judgeforge.models", "get a real pretrained base offline (SmolLM2-135M-Instruct) as a model folder"),
 }
 
 # (command, subcommand) -> the module whose main(argv) takes it; the wings' subcommands of a core

@@ -4,6 +4,8 @@ The rules of the Prometheus 2 recipe:
 
 * the text is ``<s>`` + prompt + completion + ``</s>``, where the prompt is
   ``[INST] {system}\\n\\n{instruction} [/INST]`` (see :mod:`judgeforge.format.prompts`);
+  a model in another chat format (:mod:`judgeforge.format.chat`) has its own template's
+  prompt and end-of-turn token instead;
 * the loss covers the completion and the EOS only: every token through ``[/INST]``
   has label -100;
 * the pad token is the unk token (id 0), as in the original recipe;
@@ -110,6 +112,7 @@ def load_tokenizer(name_or_path: str | os.PathLike = "mistral-v1", *, trust_remo
     """A tokenizer ready for judge training: pad = unk, the judge chat template when none is set."""
     from transformers import AutoTokenizer
 
+    from judgeforge.format.chat import looks_mistral
     from judgeforge.format.prompts import CHAT_TEMPLATE
 
     src = mistral_v1_tokenizer_dir() if str(name_or_path) in BUILTIN_TOKENIZERS else name_or_path
@@ -119,8 +122,8 @@ def load_tokenizer(name_or_path: str | os.PathLike = "mistral-v1", *, trust_remo
         raise UserError(f"cannot load a tokenizer from '{name_or_path}': {str(e).splitlines()[0]}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
-    if not getattr(tok, "chat_template", None):
-        tok.chat_template = CHAT_TEMPLATE
+    if not getattr(tok, "chat_template", None) and looks_mistral(tok):
+        tok.chat_template = CHAT_TEMPLATE  # a Mistral base without one: the judge's [INST] folding
     return tok
 
 
@@ -144,24 +147,30 @@ class EncodeStats:
         return ", ".join(parts)
 
 
-def encode(tokenizer, prompt: str, completion: str) -> tuple[list[int], int]:
-    """Token ids of BOS + prompt + completion + EOS, and the number of prompt tokens (BOS included)."""
-    full = tokenizer(prompt + completion, add_special_tokens=True)["input_ids"]
-    head = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+def encode(tokenizer, prompt: str, completion: str, chat=None) -> tuple[list[int], int]:
+    """Token ids of BOS + prompt + completion + EOS, and the number of prompt tokens (BOS included).
+
+    ``chat`` (a :class:`judgeforge.format.chat.ChatFormat`) decides the rest: a model's own
+    template writes its BOS itself, and its end-of-turn token (``<|im_end|>``) is the EOS.
+    Without one: the tokenizer's BOS and EOS (the Mistral recipe)."""
+    special = chat.add_special_tokens if chat is not None else True
+    eos = chat.eos_id if chat is not None else tokenizer.eos_token_id
+    full = tokenizer(prompt + completion, add_special_tokens=special)["input_ids"]
+    head = tokenizer(prompt, add_special_tokens=special)["input_ids"]
     if full[: len(head)] != head:
         # a token straddles the boundary: split by character offsets instead
-        enc = tokenizer(prompt + completion, add_special_tokens=True, return_offsets_mapping=True)
+        enc = tokenizer(prompt + completion, add_special_tokens=special, return_offsets_mapping=True)
         cut = len(prompt)
         n_head = sum(1 for (s, e) in enc["offset_mapping"] if e <= cut)
         head = full[:n_head]
     ids = list(full)
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
+    if eos is not None:
+        ids.append(eos)
     return ids, len(head)
 
 
-def count_tokens(tokenizer, prompt: str, completion: str) -> int:
-    ids, _ = encode(tokenizer, prompt, completion)
+def count_tokens(tokenizer, prompt: str, completion: str, chat=None) -> int:
+    ids, _ = encode(tokenizer, prompt, completion, chat)
     return len(ids)
 
 
@@ -173,12 +182,13 @@ def encode_for_training(
     overlong: str = "drop",
     stats: EncodeStats | None = None,
     row_id=None,
+    chat=None,
 ) -> dict | None:
     """``{"input_ids", "labels"}`` with the prompt masked, or None when the row is dropped."""
     if overlong not in ("drop", "truncate"):
         raise UserError(f"overlong must be 'drop' or 'truncate', got '{overlong}'")
     stats = stats if stats is not None else EncodeStats()
-    ids, n_prompt = encode(tokenizer, prompt, completion)
+    ids, n_prompt = encode(tokenizer, prompt, completion, chat)
     labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
     if max_length and len(ids) > max_length:
         if overlong == "drop":
@@ -197,13 +207,14 @@ def encode_for_training(
 
 
 def tokenize_rows(
-    tokenizer, rows, max_length: int | None = None, overlong: str = "drop"
+    tokenizer, rows, max_length: int | None = None, overlong: str = "drop", chat=None
 ) -> tuple[list[dict], EncodeStats]:
     """Tokenise training rows (``prompt`` / ``completion``); returns the kept rows and the counts."""
     stats = EncodeStats()
     out = []
     for r in rows:
-        enc = encode_for_training(tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"))
+        enc = encode_for_training(tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"),
+                                  chat)
         if enc is not None:
             out.append(enc)
     return out, stats

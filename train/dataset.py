@@ -42,8 +42,9 @@ MODE_OF_EXPERT = {"absolute": {"absolute"}, "relative": {"relative"}, "joint": {
 # --------------------------------------------------------------------------- rows
 
 
-def load_training_rows(recipe, write_heldout_to: Path | None = None, log=print) -> tuple[list[dict], dict]:
-    """Training rows (``id, mode, prompt, completion``) of every source, hold-out removed."""
+def load_training_rows(recipe, write_heldout_to: Path | None = None, log=print, chat=None) -> tuple[list[dict], dict]:
+    """Training rows (``id, mode, prompt, completion``) of every source, hold-out removed; ``chat`` (a
+    ChatFormat) wraps the prompts (default: Prometheus' ``[INST]`` folding)."""
     from judgeforge.data import load_examples, split_rows, to_collection_row, to_training_rows
 
     allowed = MODE_OF_EXPERT[recipe.expert]
@@ -67,7 +68,7 @@ def load_training_rows(recipe, write_heldout_to: Path | None = None, log=print) 
             kept, held = examples, []
         for ex in held:
             heldout.setdefault(ex.mode, []).append(ex)
-        rows = to_training_rows(kept)
+        rows = to_training_rows(kept, chat=chat)
         for i, r in enumerate(rows):
             if r["id"] is None:
                 r["id"] = f"{Path(src).name}:{i}"
@@ -154,7 +155,7 @@ def from_encoded(encoded: list[tuple[int, dict]], stats: dict) -> TokenizedRows:
     return TokenizedRows(ids, offsets, lengths, n_prompt, [i for i, _ in encoded], stats)
 
 
-def _encode_shard(tokenizer, rows: list[dict], indices, max_length: int, overlong: str):
+def _encode_shard(tokenizer, rows: list[dict], indices, max_length: int, overlong: str, chat=None):
     from judgeforge.tokenization import EncodeStats, encode_for_training
 
     stats = EncodeStats()
@@ -162,7 +163,7 @@ def _encode_shard(tokenizer, rows: list[dict], indices, max_length: int, overlon
     for i in indices:
         r = rows[i]
         enc = encode_for_training(
-            tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id")
+            tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"), chat
         )
         if enc is not None:
             out.append((i, enc))
@@ -197,7 +198,7 @@ def _load_shard(path: Path):
         return z["ids"], z["lengths"], z["n_prompt"], z["row_index"], json.loads(str(z["stats"]))
 
 
-def cache_key(recipe, tokenizer, rows: list[dict]) -> str:
+def cache_key(recipe, tokenizer, rows: list[dict], chat=None) -> str:
     h = hashlib.sha256()
     h.update(
         json.dumps(
@@ -206,6 +207,7 @@ def cache_key(recipe, tokenizer, rows: list[dict]) -> str:
                 "overlong": recipe.overlong,
                 "tok": getattr(tokenizer, "name_or_path", ""),
                 "vocab": len(tokenizer),
+                **({"chat": chat.name, "eos": chat.eos_id} if chat is not None else {}),
             }
         ).encode()
     )
@@ -218,19 +220,20 @@ def cache_key(recipe, tokenizer, rows: list[dict]) -> str:
 
 
 def tokenize(
-    recipe, tokenizer, rows: list[dict], cache_dir: Path | None, rank: int = 0, world: int = 1, barrier=None
+    recipe, tokenizer, rows: list[dict], cache_dir: Path | None, rank: int = 0, world: int = 1, barrier=None,
+    chat=None,
 ) -> TokenizedRows:
     """Tokenise ``rows``; with several processes each takes every ``world``-th row (see module doc)."""
     if cache_dir is None:
-        encoded, stats = _encode_shard(tokenizer, rows, range(len(rows)), recipe.max_length, recipe.overlong)
+        encoded, stats = _encode_shard(tokenizer, rows, range(len(rows)), recipe.max_length, recipe.overlong, chat)
         return from_encoded(encoded, stats)
-    key = cache_key(recipe, tokenizer, rows)
+    key = cache_key(recipe, tokenizer, rows, chat)
     folder = Path(cache_dir) / f"tokens-{key}-w{world}"
     folder.mkdir(parents=True, exist_ok=True)
     mine = folder / f"shard-{rank:05d}.npz"
     if not mine.exists():
         encoded, stats = _encode_shard(
-            tokenizer, rows, range(rank, len(rows), world), recipe.max_length, recipe.overlong
+            tokenizer, rows, range(rank, len(rows), world), recipe.max_length, recipe.overlong, chat
         )
         _save_shard(mine, encoded, stats)
     if barrier is not None:
@@ -240,7 +243,7 @@ def tokenize(
         path = folder / f"shard-{r:05d}.npz"
         if not path.exists():  # no shared file system between nodes: do the missing shard here
             encoded, stats = _encode_shard(
-                tokenizer, rows, range(r, len(rows), world), recipe.max_length, recipe.overlong
+                tokenizer, rows, range(r, len(rows), world), recipe.max_length, recipe.overlong, chat
             )
             _save_shard(path, encoded, stats)
         parts.append(_load_shard(path))

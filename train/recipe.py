@@ -93,9 +93,9 @@ class TrainRecipe:
             "{preset: mistral-7b-v0.2}, or a path to a config.json"
         ),
     )
-    tokenizer: str | None = field(
-        default=None, metadata=_help("tokenizer (default: the model's; 'mistral-v1' with init_from_config)")
-    )
+    tokenizer: str | None = field(default=None, metadata=_help("tokenizer (default: the model's; 'mistral-v1' with init_from_config)"))
+    chat_format: Literal["auto", "mistral", "model", "raw"] = field(default="auto", metadata=_help(
+        "prompt wrapping: auto (Mistral-family: Prometheus' [INST] folding; others: their chat template), mistral, model, raw"))
     expert: Literal["absolute", "relative", "joint"] = field(
         default="absolute",
         metadata=_help("absolute (Feedback Collection), relative (Preference Collection) or joint (both)"),

@@ -330,9 +330,7 @@ def train(
     out = Path(recipe.output_dir)
     final = out / FINAL
     if final.exists() and not recipe.overwrite:
-        raise UserError(
-            f"{final} already exists (a finished run); choose another output_dir or pass --overwrite true"
-        )
+        raise UserError(f"{final} already exists (a finished run); choose another output_dir or pass --overwrite true")
     rank, world, local_rank = rank_and_world()
     ds_path = resolve_deepspeed_path(recipe.deepspeed) if recipe.deepspeed else None
     ga = recipe.accumulation_for(world)
@@ -409,28 +407,27 @@ def train(
 
     # ---- data
     emit({"stage": "data"})
+    from judgeforge.format.chat import resolve_chat_format
     from judgeforge.tokenization import load_tokenizer
 
+    chat = None
     if tokenizer is None and (synthetic is None or save):
         tok_name = recipe.tokenizer or (recipe.model if recipe.model else "mistral-v1")
         tokenizer = load_tokenizer(tok_name, trust_remote_code=recipe.trust_remote_code)
+    if tokenizer is not None:  # how prompts are wrapped; written into the final folder by save_final
+        chat = resolve_chat_format(tokenizer, folder=recipe.tokenizer or recipe.model, override=recipe.chat_format)
+        _log(chat.describe())
     if synthetic is None:
-        rows, _ = D.load_training_rows(
-            recipe, write_heldout_to=(out / "data") if rank == 0 else None, log=_log
-        )
-        tokens = D.tokenize(recipe, tokenizer, rows, out / ".cache", rank, world, barrier)
+        rows, _ = D.load_training_rows(recipe, write_heldout_to=(out / "data") if rank == 0 else None, log=_log, chat=chat)
+        tokens = D.tokenize(recipe, tokenizer, rows, out / ".cache", rank, world, barrier, chat=chat)
         tokens.row_ids = [rows[i]["id"] for i in tokens.row_ids]  # row indices -> the rows' own ids
     else:
         tokens = synthetic
     _log(f"tokens: {tokens.summary()}")
     if len(tokens) == 0:
-        raise UserError(
-            "no rows left after tokenisation (all longer than max_length?); raise max_length or set "
-            "overlong: truncate"
-        )
-    batches = D.plan_micro_batches(
-        tokens.lengths, recipe.per_device_batch_size, recipe.pack_tokens, recipe.seed
-    )
+        raise UserError("no rows left after tokenisation (all longer than max_length?); raise max_length or set "
+                        "overlong: truncate")
+    batches = D.plan_micro_batches(tokens.lengths, recipe.per_device_batch_size, recipe.pack_tokens, recipe.seed)
     train_set = D.MicroBatches(tokens, batches)
     per_rank = math.ceil(len(batches) / world)
     per_epoch = per_rank // ga + int(per_rank % ga > 0)
@@ -508,7 +505,7 @@ def train(
         "wall_s": time.perf_counter() - t_start,
     }
     if save:
-        save_final(trainer, recipe, tokenizer, final, results)
+        save_final(trainer, recipe, tokenizer, final, results, chat)
     elif rank == 0:
         from judgeforge.io import atomic_write_json
 
@@ -577,9 +574,9 @@ def _CheckpointMarker(out, world, trainer, rank):  # noqa: N802 - a factory that
     return _marker_callback_class()(out, world, trainer, rank)
 
 
-def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: dict) -> None:
+def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: dict, chat=None) -> None:
     """Gather the weights (ZeRO-3: the full 16-bit state dict on process 0) and write the model folder
-    atomically: it appears under its final name only when everything is in it."""
+    atomically: it appears under its final name only when everything is in it; its chat format too."""
     from judgeforge.config import dump_recipe
     from judgeforge.format.prompts import CHAT_TEMPLATE
     from judgeforge.io import atomic_dir, atomic_write_json
@@ -596,6 +593,7 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
         with atomic_dir(adapter_dir, force=True) as tmp:
             model.save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
+            chat and chat.save(tmp)
     from judgeforge.train.checks import check_finite
 
     check_finite(state_dict if state_dict is not None else model.state_dict(), final)
@@ -609,8 +607,10 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
         else:
             _finish_config(model)
             model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-        tokenizer.chat_template = CHAT_TEMPLATE
+        if chat is None or chat.name == "mistral":
+            tokenizer.chat_template = CHAT_TEMPLATE  # other formats keep the model's own template
         tokenizer.save_pretrained(tmp)
+        chat and chat.save(tmp)
         dump_recipe(recipe, tmp / "train_recipe.yaml")
         atomic_write_json(tmp / "train_results.json", results)
         usual_permissions(tmp)

@@ -26,7 +26,9 @@ Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
     Mistral/Llama family fall back to ``generate``) or ``engine="generate"`` (plain batched
     ``model.generate``, left padding, the reference path); ``batch_size`` (sequences per batch, default 64 on CUDA, 8 on CPU),
     ``dtype`` ("auto": bf16 on CUDA, the checkpoint's dtype on CPU), ``device``,
-    ``tokenizer``, ``trust_remote_code`` (off), ``progress`` (a callback ``f(n_done)``).
+    ``tokenizer``, ``trust_remote_code`` (off), ``progress`` (a callback ``f(n_done)``),
+    ``chat_format`` (mistral | model | raw; default: the judge folder's, else detected from the
+    model, see :mod:`judgeforge.format.chat`).
 ``openai``  (:class:`judgeforge.backends.openai.OpenAIBackend`)
     Any OpenAI-compatible endpoint.  ``model``: the model name the server knows.
     Options: ``base_url`` (default ``$OPENAI_BASE_URL`` or ``http://127.0.0.1:8000/v1``),
@@ -133,8 +135,11 @@ class Request:
     def __post_init__(self):
         check_mode(self.mode)
 
-    def chat_text(self) -> str:
-        """``[INST] {system}\\n\\n{instruction} [/INST]`` (BOS is added by the tokenizer)."""
+    def chat_text(self, chat=None) -> str:
+        """``[INST] {system}\\n\\n{instruction} [/INST]`` (BOS is added by the tokenizer), or the text
+        of another chat format (a :class:`judgeforge.format.chat.ChatFormat`)."""
+        if chat is not None:
+            return chat.prompt(self.instruction, self.mode, self.system_prompt)
         return chat_prompt(self.instruction, self.mode, self.system_prompt)
 
     def messages(self) -> list[dict]:

@@ -2,8 +2,9 @@
 
 ``HFBackend(model, ...)``: ``model`` is a local folder, a hub id, or an already-loaded
 ``PreTrainedModel`` (with ``tokenizer=``), so a sweep can evaluate an in-memory merge.
-Prompts are :meth:`Request.chat_text` tokenised with the tokenizer's BOS, exactly as in
-training.  Two engines:
+Prompts are :meth:`Request.chat_text` in the judge's chat format (``chat_format``: the one its
+folder records, else detected; :mod:`judgeforge.format.chat`), tokenised exactly as in training;
+generation stops at that format's end token.  Two engines:
 
 ``generate``  the reference: ``model.generate`` on left-padded batches.
 ``fast``      :mod:`judgeforge.backends.fastgen` (the default: continuous batching over a static
@@ -78,6 +79,7 @@ class HFBackend(Backend):
         trust_remote_code: bool = False,
         progress: Callable[[int], None] | None = None,
         cuda_graphs: bool | None = None,
+        chat_format: str | None = None,
     ):
         import torch
 
@@ -98,25 +100,30 @@ class HFBackend(Backend):
             src = tokenizer or self.model_id
             tokenizer = load_tokenizer(src, trust_remote_code=trust_remote_code)
         self.tokenizer = tokenizer
+        from judgeforge.format.chat import resolve_chat_format
+
+        folder = self.model_id if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
+        self.chat_format = resolve_chat_format(tokenizer, folder=folder, override=chat_format)
         self.device = next(self.model.parameters()).device
         self.batch_size_option = batch_size  # None: the fast engine sizes batches from free GPU memory
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
         if self.tokenizer.pad_token_id is None:
             raise UserError("the judge's tokenizer has no pad, unk or eos token to pad batches with")
         self.pad_id = self.tokenizer.pad_token_id
-        self.eos_id = self.tokenizer.eos_token_id
+        self.eos_id = self.chat_format.eos_id
         self._fast = None
         self._torch = torch
 
     def describe(self) -> str:
-        return f"hf:{self.model_id}"
+        fmt = self.chat_format.name
+        return f"hf:{self.model_id}" + ("" if fmt == "mistral" else f"+chat={fmt}")
 
     # ------------------------------------------------------------------ tokenising
 
     def encode_requests(self, requests: list[Request]) -> list[list[int]]:
         """Token ids of ``BOS + chat_text()`` per request (the training format)."""
-        texts = [r.chat_text() for r in requests]
-        return [list(x) for x in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        texts = [r.chat_text(self.chat_format) for r in requests]
+        return [list(x) for x in self.tokenizer(texts, add_special_tokens=self.chat_format.add_special_tokens)["input_ids"]]
 
     def encode_conversations(self, conversations: list[list[dict]]) -> list[list[int]]:
         out = []

@@ -371,8 +371,8 @@ def raise_on_problems(v: Validation, source) -> None:
         )
 
 
-def to_training_rows(examples: Iterable[Example], variant: str | None = None) -> list[dict]:
-    return [training_row(ex, variant) for ex in examples]
+def to_training_rows(examples: Iterable[Example], variant: str | None = None, chat=None) -> list[dict]:
+    return [training_row(ex, variant, chat) for ex in examples]
 
 
 # --------------------------------------------------------------------------- examples -> rows in the collections' schemas

@@ -92,14 +92,15 @@ class RelativeExample:
 Example = AbsoluteExample | RelativeExample
 
 
-def training_row(ex: Example, variant: str | None = None) -> dict:
-    """``{"id", "mode", "prompt", "completion"}``: prompt is ``[INST] system\\n\\ninstruction [/INST]``.
+def training_row(ex: Example, variant: str | None = None, chat=None) -> dict:
+    """``{"id", "mode", "prompt", "completion"}``: prompt is ``[INST] system\\n\\ninstruction [/INST]``,
+    or ``chat.prompt(...)`` for a model in another chat format (:mod:`judgeforge.format.chat`).
 
     The tokenizer adds BOS in front and training appends EOS after the completion.
     """
     return {
         "id": ex.id,
         "mode": ex.mode,
-        "prompt": chat_prompt(ex.render(variant), ex.mode),
+        "prompt": chat.prompt(ex.render(variant), ex.mode) if chat is not None else chat_prompt(ex.render(variant), ex.mode),
         "completion": ex.target(),
     }

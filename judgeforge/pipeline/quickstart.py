@@ -1,6 +1,6 @@
 """``judgeforge quickstart``: the whole Prometheus 2 pipeline at tiny scale, offline, on a CPU.
 
-    judgeforge quickstart [-o quickstart-out] [--seed 0]
+    judgeforge quickstart [-o quickstart-out] [--seed 0] [--base MODEL_DIR]
 
 1. mini datasets in the Feedback / Preference Collection schemas (``judgeforge.data.mini``);
 2. a tiny Mistral-architecture base, briefly tuned on both formats so the experts share
@@ -9,6 +9,11 @@
 4. the two merged, linear 0.5 / 0.5 (``judgeforge merge``);
 5. all judges evaluated on held-out mini data in both formats (``judgeforge eval``);
 6. a table shaped like the paper's Table 5, ``report.md`` / ``report.json`` and a plot.
+
+``--base DIR`` replaces steps 2's tiny random base with a real pretrained model (for instance
+``judgeforge models get smollm2-135m-instruct -o DIR``): the experts are fine-tuned from it in
+its own chat format, with sizes for a real model (``REAL_BASE``: fewer, smaller steps at a
+pretrained model's learning rate; any size option given still wins).
 
 Everything lands in one folder; a rerun with the same folder reuses finished stages.
 The experts' thresholds (absolute Pearson >= 0.5, relative accuracy >= 75%) are asserted
@@ -47,6 +52,11 @@ TINY_RECIPE = {
 }
 
 
+# --base: sizes for a real pretrained model (a 135M model: a few minutes on 2 CPU cores, seconds on a GPU)
+REAL_BASE = {"train_rows": 200, "test_rows": 24, "absolute_steps": 20, "relative_steps": 20, "batch_size": 4,
+             "expert_learning_rate": 1e-4}
+
+
 @dataclass
 class QuickstartConfig:
     out: str = "quickstart-out"
@@ -63,6 +73,7 @@ class QuickstartConfig:
     expert_learning_rate: float = 7e-4  # the experts, from the base
     merge_weight: float = 0.5  # weight of the absolute expert
     max_new_tokens: int = 40
+    base: str | None = None  # a real pretrained model folder instead of the tiny random base
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,12 +85,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--out", default=d.out, help=f"output folder (default: {d.out})")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--train-rows", type=int, default=d.train_rows, help="training rows per format")
-    p.add_argument("--test-rows", type=int, default=d.test_rows, help="held-out rows per format")
+    p.add_argument("--base", metavar="MODEL_DIR", default=None,
+                   help="fine-tune the experts from this real pretrained model (e.g. from 'judgeforge models get "
+                        "smollm2-135m-instruct -o DIR') instead of a tiny random base")
+    p.add_argument("--train-rows", type=int, default=None, help=f"training rows per format (default {d.train_rows}; "
+                   f"--base: {REAL_BASE['train_rows']})")
+    p.add_argument("--test-rows", type=int, default=None, help=f"held-out rows per format (default {d.test_rows}; "
+                   f"--base: {REAL_BASE['test_rows']})")
     p.add_argument("--base-steps", type=int, default=d.base_steps, help="joint steps that make the shared base")
-    p.add_argument("--absolute-steps", type=int, default=d.absolute_steps)
-    p.add_argument("--relative-steps", type=int, default=d.relative_steps)
-    p.add_argument("--expert-lr", type=float, default=d.expert_learning_rate, help="experts' learning rate")
+    p.add_argument("--absolute-steps", type=int, default=None, help=f"default {d.absolute_steps}; --base: {REAL_BASE['absolute_steps']}")
+    p.add_argument("--relative-steps", type=int, default=None, help=f"default {d.relative_steps}; --base: {REAL_BASE['relative_steps']}")
+    p.add_argument("--batch-size", type=int, default=None, help=f"rows per step (default {d.batch_size}; --base: 4)")
+    p.add_argument("--expert-lr", type=float, default=None,
+                   help=f"experts' learning rate (default {d.expert_learning_rate}; --base: 1e-4)")
     p.add_argument("--merge-weight", type=float, default=d.merge_weight, help="weight of the absolute expert")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a live display")
     return p
@@ -87,11 +105,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    cfg = QuickstartConfig(
-        out=args.out, seed=args.seed, train_rows=args.train_rows, test_rows=args.test_rows,
-        base_steps=args.base_steps, absolute_steps=args.absolute_steps, relative_steps=args.relative_steps,
-        merge_weight=args.merge_weight, expert_learning_rate=args.expert_lr,
-    )
+    given = {"train_rows": args.train_rows, "test_rows": args.test_rows, "absolute_steps": args.absolute_steps,
+             "relative_steps": args.relative_steps, "batch_size": args.batch_size,
+             "expert_learning_rate": args.expert_lr}
+    sizes = {**(REAL_BASE if args.base else {}), **{k: v for k, v in given.items() if v is not None}}
+    cfg = QuickstartConfig(out=args.out, seed=args.seed, base_steps=args.base_steps, merge_weight=args.merge_weight,
+                           base=args.base, **sizes)
     report = run(cfg, progress=not args.no_progress)
     print(report["table_md"])
     print(f"\nreport: {Path(cfg.out) / 'report.md'}")
@@ -177,6 +196,8 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
     }
     if model is not None:
         overrides.update(model=str(model), init_from_config=None)
+        if cfg.base:  # a real model: its own tokenizer and chat format
+            overrides["tokenizer"] = None
     else:
         overrides["init_from_config"] = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": 4, "kv_heads": 2,
                                          "tie": True}
@@ -233,7 +254,10 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     from judgeforge.io import atomic_write_json, atomic_write_text
 
     if cfg.train_rows < cfg.batch_size or cfg.test_rows < 4:
-        raise UserError("quickstart: --train-rows must be >= 16 and --test-rows >= 4")
+        raise UserError(f"quickstart: --train-rows must be >= {cfg.batch_size} (the batch size) and --test-rows >= 4")
+    if cfg.base and not (Path(cfg.base) / "config.json").is_file():
+        raise UserError(f"quickstart: --base {cfg.base}: not a model folder (no config.json); make one with "
+                        f"'judgeforge models get smollm2-135m-instruct -o {cfg.base}'")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"quickstart: {out} is a file; pass -o with a folder name")
@@ -252,8 +276,8 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
         models = out / "models"
 
         t = time.time()
-        base = None
-        if cfg.base_steps > 0:
+        base = Path(cfg.base) if cfg.base else None
+        if cfg.base_steps > 0 and base is None:
             base = _train(display, "shared base (joint)", cfg, model=None, expert="joint",
                           datasets=[str(files["absolute_train"]), str(files["relative_train"])],
                           steps=cfg.base_steps, out=models / "base")

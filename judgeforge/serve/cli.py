@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="hf", help="hf (default), vllm or openai")
     p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a backend option (repeatable), e.g. engine=fast, dtype=bfloat16, base_url=...")
+    p.add_argument("--chat_format", "--chat-format", choices=("mistral", "model", "raw"), default=None,
+                   help="hf backend: how prompts are wrapped (default: the judge folder's, else from the model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument("--rubric", default="helpfulness",
@@ -137,6 +139,7 @@ def main(argv: list[str]) -> int:
     options = backend_options(args.backend, args.backend_option)
     if args.backend == "hf":
         options.setdefault("batch_size", args.max_batch)
+        options.update({"chat_format": args.chat_format} if args.chat_format else {})
     elif args.backend == "openai":
         options.setdefault("concurrency", args.max_batch)  # a batch's items go upstream at once
 
