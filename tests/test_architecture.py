@@ -34,7 +34,6 @@ TOO_LONG_ALLOWED: dict[str, int] = {
     "judgeforge.format.prompts": 585,
     "judgeforge.judge": 420,
     "judgeforge.serve": 931,
-    "judgeforge.synth": 1215,
     "judgeforge.train.recipe": 407,
     "judgeforge.train.run": 674,
     "judgeforge.merge.fast_linear": 483,
