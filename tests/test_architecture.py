@@ -36,7 +36,6 @@ TOO_LONG_ALLOWED: dict[str, int] = {
     "judgeforge.serve": 931,
     "judgeforge.train.recipe": 407,
     "judgeforge.train.run": 674,
-    "judgeforge.merge.fast_linear": 483,
     "judgeforge.eval.benchmarks": 472,
     "judgeforge.backends.fastgen": 410,  # the engine rewrite (continuous batching) splits it
 }
