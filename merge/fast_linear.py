@@ -32,16 +32,11 @@ import os
 import time
 from pathlib import Path
 
+from judgeforge.devices import torch_dtype
 from judgeforge.errors import UserError
 from judgeforge.merge.checkpoint import INDEX_NAME, Checkpoint
 from judgeforge.merge.fast_plan import Chunk, Plan, make_plan
 from judgeforge.merge.fast_stream import Abort, Stream
-
-
-def _tdtype(name: str):
-    import torch
-
-    return getattr(torch, name)
 
 
 def resolve_device(device: str | None) -> str:
@@ -149,7 +144,7 @@ def _view(buf, off: int, dt: str, shape):
     n = 1
     for s in shape:
         n *= s
-    d = _tdtype(dt)
+    d = torch_dtype(dt)
     return buf[off : off + n * d.itemsize].view(d).view(shape)
 
 
@@ -172,8 +167,8 @@ def _merge_chunk(inputs: list[Checkpoint], plan: Plan, ch: Chunk, bufs: list, ob
                     raise UserError(f"non-float tensor '{n}' differs between the models; it cannot be averaged")
                 r = xs[0]
             else:
-                r = linear_combine(xs, weights, normalize=normalize, dtype=_tdtype(plan.merge_dtypes[n]))
-                od = _tdtype(plan.out_dtypes[n])
+                r = linear_combine(xs, weights, normalize=normalize, dtype=torch_dtype(plan.merge_dtypes[n]))
+                od = torch_dtype(plan.out_dtypes[n])
                 if r.dtype != od:
                     r = r.to(od)
             b, _ = plan.shards[ch.shard].offsets[n]

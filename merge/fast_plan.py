@@ -12,15 +12,10 @@ import json
 import struct
 from dataclasses import dataclass, field
 
+from judgeforge.devices import torch_dtype
 from judgeforge.merge.checkpoint import TORCH_TO_ST, Checkpoint
 
 ALIGN = 64  # byte alignment of each tensor inside an input buffer (any dtype can be viewed there)
-
-
-def _tdtype(name: str):
-    import torch
-
-    return getattr(torch, name)
 
 
 @dataclass
@@ -75,14 +70,14 @@ def make_plan(
         n = 1
         for s in ref.tensors[name].shape:
             n *= s
-        return n * _tdtype(out_dtypes[name]).itemsize
+        return n * torch_dtype(out_dtypes[name]).itemsize
 
     shards: list[Shard] = []
     chunks: list[Chunk] = []
     for si, f in enumerate(ref.files):
         names = sorted((n for n, t in ref.tensors.items() if t.file == f), key=lambda n: ref.tensors[n].start)
         # widest dtype first keeps every tensor aligned to its element size in the file
-        names.sort(key=lambda n: -_tdtype(out_dtypes[n]).itemsize)
+        names.sort(key=lambda n: -torch_dtype(out_dtypes[n]).itemsize)
         shards.append(_shard(ref, f.name, names, out_dtypes, out_nbytes))
         for cur in _cut(inputs, names, out_nbytes, chunk_bytes):
             chunks.append(_chunk(inputs, len(chunks), si, cur, shards[-1].offsets))
@@ -103,9 +98,9 @@ def _dtypes(inputs: list[Checkpoint], dtype: str | None, out_dtype: str | None):
         if dtype:
             md = dtype
         else:
-            d = _tdtype(t.torch_dtype)
+            d = torch_dtype(t.torch_dtype)
             for ck in inputs[1:]:
-                d = torch.promote_types(d, _tdtype(ck.tensors[name].torch_dtype))
+                d = torch.promote_types(d, torch_dtype(ck.tensors[name].torch_dtype))
             md = str(d).removeprefix("torch.")
         merge_dtypes[name] = md
         out_dtypes[name] = out_dtype or md

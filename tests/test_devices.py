@@ -105,3 +105,18 @@ def test_other_runtime_errors_are_not_hidden(monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "train", ("jf.train.fake", "x"))
     with pytest.raises(RuntimeError, match="a real bug"):
         cli.main(["train"])
+
+
+def test_one_dtype_map_for_every_spelling():
+    import torch
+
+    from judgeforge.devices import dtype_name, torch_dtype
+
+    assert [dtype_name(x) for x in ("BF16", "torch.bfloat16", torch.float16, "half", "fp32", None)] == [
+        "bfloat16", "bfloat16", "float16", "float16", "float32", None]
+    assert torch_dtype("bf16") is torch.bfloat16 and torch_dtype("int64") is torch.int64
+    assert torch_dtype(torch.float32) is torch.float32 and torch_dtype(None) is None
+    with pytest.raises(UserError, match=r"^merge: dtype: unknown dtype 'bf61' \(did you mean"):
+        dtype_name("bf61", "merge: dtype")
+    with pytest.raises(UserError, match="unknown dtype 'Tensor'"):
+        torch_dtype("Tensor")  # a torch attribute, but no dtype
