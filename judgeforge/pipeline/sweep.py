@@ -23,6 +23,7 @@ import argparse
 import time
 from pathlib import Path
 
+from judgeforge.backends import PAPER_SAMPLING
 from judgeforge.errors import UserError
 
 DEFAULT_DENSITY = 0.9  # DARE keeps 90% of each task vector (drop rate p = 0.1)
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, help="merge/eval dtype (default: the experts')")
     p.add_argument("--seed", type=int, default=42, help="DARE masks and sampling")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of the paper's sampling")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-new-tokens", type=int, default=PAPER_SAMPLING.max_new_tokens)
     p.add_argument("--samples-absolute", type=int, default=3, help="samples per absolute item (paper: 3)")
     p.add_argument("--retries", type=int, default=10, help="regenerate unparseable outputs up to N times")
     p.add_argument("--no-progress", action="store_true")
