@@ -297,6 +297,17 @@ def _table_md(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _paper_rows() -> str:
+    """'absolute only 0.539 / 64.82, relative only - / 72.61, weight merging 0.624 / 73.50'."""
+    from judgeforge.eval.reference import PAPER_TABLE5
+
+    rows = []
+    for row in ("absolute only", "relative only", "weight merging"):
+        da, pr = PAPER_TABLE5[row]
+        rows.append(f"{row} {'-' if da is None else f'{da:.3f}'} / {pr:.2f}")
+    return ", ".join(rows)
+
+
 def _report_md(report: dict) -> str:
     t = report["timings"]
     return "\n".join([
@@ -310,8 +321,7 @@ def _report_md(report: dict) -> str:
         report["table_md"],
         "",
         "For reference, the paper's Mistral-7B rows (DA = mean Pearson over Vicuna, MT Bench, FLASK; PR = mean",
-        "accuracy over HHH, MT-HJ, Auto-J): absolute only 0.539 / 64.82, relative only - / 72.61,",
-        "weight merging 0.624 / 73.50.",
+        f"accuracy over HHH, MT-HJ, Auto-J): {_paper_rows()}.",
         "",
         f"Time: base {t.get('base_s', 0)} s, absolute expert {t.get('absolute_s')} s, relative expert "
         f"{t.get('relative_s')} s, merge {t.get('merge_s')} s, evaluation {t.get('eval_s')} s, "
