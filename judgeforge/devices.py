@@ -1,4 +1,4 @@
-"""Where the work runs and in which dtype: the one place that decides it.
+"""Where the work runs (:func:`resolve_device`) and in which dtype: the one place that decides it.
 
 bf16 is the format of the Prometheus 2 recipe and the right choice on GPUs.  On a CPU it
 is only fast where the processor computes it natively (x86 ``avx512_bf16`` / ``amx_bf16``,
@@ -151,6 +151,20 @@ def load_dtype(requested: str | None = "auto", *, cuda: bool, stored: str | None
         return DtypeChoice("float32", f"{stored} weights, but no native bf16 on this CPU, avx512_bf16/"
                                       "amx_bf16 absent: computing in fp32; pass dtype=bfloat16 to force it")
     return DtypeChoice(stored, "the checkpoint's dtype")
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """Where the work runs: ``auto`` (or None, "") -> ``cuda`` when torch sees a GPU, else ``cpu``;
+    anything else as given, except a ``cuda`` device on a machine without one (a user's error)."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        from judgeforge.errors import UserError
+
+        raise UserError(f"device '{device}' asked for, but torch sees no GPU; use --device cpu")
+    return str(device)
 
 
 def quiet_threads() -> None:

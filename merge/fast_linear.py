@@ -32,21 +32,11 @@ import os
 import time
 from pathlib import Path
 
-from judgeforge.devices import torch_dtype
+from judgeforge.devices import resolve_device, torch_dtype
 from judgeforge.errors import UserError
 from judgeforge.merge.checkpoint import INDEX_NAME, Checkpoint
 from judgeforge.merge.fast_plan import Chunk, Plan, make_plan
 from judgeforge.merge.fast_stream import Abort, Stream
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device '{device}' asked for, but torch sees no GPU; use --device cpu")
-    return str(device)
 
 
 def linear_combine(tensors, weights, *, normalize: bool = True, dtype=None):

@@ -43,9 +43,9 @@ import os
 import time
 from pathlib import Path
 
-from judgeforge.devices import dtype_name, torch_dtype
+from judgeforge.devices import dtype_name, resolve_device, torch_dtype
 from judgeforge.errors import UserError
-from judgeforge.merge.fast_linear import linear_combine, resolve_device
+from judgeforge.merge.fast_linear import linear_combine
 
 
 class InMemoryMerger:

@@ -120,3 +120,17 @@ def test_one_dtype_map_for_every_spelling():
         dtype_name("bf61", "merge: dtype")
     with pytest.raises(UserError, match="unknown dtype 'Tensor'"):
         torch_dtype("Tensor")  # a torch attribute, but no dtype
+
+
+def test_one_device_choice(monkeypatch):
+    import torch
+
+    from judgeforge.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == resolve_device("auto") == resolve_device("") == "cpu"
+    with pytest.raises(UserError, match="^device 'cuda:1' asked for, but torch sees no GPU; use --device cpu$"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("cpu") == "cpu"
