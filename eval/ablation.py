@@ -20,10 +20,10 @@ over all its absolute benchmarks and the mean accuracy over all its relative one
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from judgeforge.cli_args import parser
 from judgeforge.errors import UserError
 from judgeforge.eval.reference import PAPER_TABLE5, PAPER_TABLE17
 
@@ -157,8 +157,7 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="judgeforge eval ablation",
-                                 description="Place evaluation runs beside the paper's Table 5 and Table 17.")
+    ap = parser("judgeforge eval ablation", "Place evaluation runs beside the paper's Table 5 and Table 17.")
     ap.add_argument("--run", action="append", default=[],
                     help="NAME=DIR; NAME one of absolute, relative, joint, merged, prompting (or your own)")
     ap.add_argument("--method", action="append", default=[], help="METHOD=DIR for merge methods (Table 17)")

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 
 # The training recipe every quickstart stage starts from (the shape of configs/train/tiny-cpu.yaml,
@@ -67,7 +68,7 @@ class QuickstartConfig:
 
 def _parser() -> argparse.ArgumentParser:
     d = QuickstartConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="judgeforge quickstart",
         description="The Prometheus 2 pipeline at tiny scale on the CPU, offline: mini data -> tiny base -> "
         "absolute and relative experts -> linear merge -> evaluation of all three in both formats.",

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from judgeforge.backends import PAPER_SAMPLING
+from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 
 DEFAULT_DENSITY = 0.9  # DARE keeps 90% of each task vector (drop rate p = 0.1)
@@ -49,7 +50,7 @@ def parse_alphas(text: str) -> list[float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="judgeforge sweep",
         description="Merge two experts in memory at several ratios (and methods), evaluate each point, "
         "and write a table and plots like the paper's Figure 3.",

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 from judgeforge.synth.inputs import read_instructions, read_reference_answers
 from judgeforge.synth.jobs import Summary, state_path
@@ -69,7 +70,7 @@ def _teacher_args(p: argparse.ArgumentParser, required: bool) -> None:
 def _parser(cmd: str) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     if cmd == "synthesize":
-        p = argparse.ArgumentParser(
+        p = ArgumentParser(
             prog="judgeforge data synthesize", formatter_class=fmt, epilog=SYNTH_EPILOG,
             description="Absolute judge data for your rubric, written by a teacher model "
             "(Feedback Collection schema).",
@@ -86,7 +87,7 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("--dry-run", action="store_true",
                        help="check the inputs and print the plan and the first teacher prompt; call no teacher")
     else:
-        p = argparse.ArgumentParser(
+        p = ArgumentParser(
             prog="judgeforge data pair", formatter_class=fmt, epilog=PAIR_EPILOG,
             description="Relative judge data (Preference Collection schema) from absolute rows.",
         )
@@ -103,13 +104,7 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
 
 
 def _parse(cmd: str, argv: list[str]):
-    p = _parser(cmd)
-
-    def error(message):  # argparse's usage errors: one line, exit 1, like every user error
-        raise UserError(f"data {cmd}: {message}; see 'judgeforge data {cmd} --help'")
-
-    p.error = error  # type: ignore[method-assign]
-    return p.parse_args(argv)
+    return _parser(cmd).parse_args(argv)
 
 
 def _check_common(args) -> None:
