@@ -26,3 +26,39 @@ class ArgumentParser(argparse.ArgumentParser):
 def parser(prog: str, description: str | None = None, **kwargs) -> ArgumentParser:
     """The parser for the command ``prog`` (e.g. ``"judgeforge sweep"``); ``kwargs`` as argparse's."""
     return ArgumentParser(prog=prog, description=description, **kwargs)
+
+
+# --------------------------------------------------------------------------- options declared once
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def option(default, help: str | None = None, *flags: str):
+    """A dataclass field that is also a command-line option (declared once: name, type, default, help).
+
+    The flags default to ``--the-field-name``; ``help`` may hold ``{default}``."""
+    from dataclasses import field
+
+    return field(default=default, metadata={"cli": (flags, help)})
+
+
+def add_options(p: argparse.ArgumentParser, cls) -> None:
+    """Add every :func:`option` field of the dataclass ``cls`` to ``p`` (``dest`` = the field name)."""
+    import dataclasses
+
+    for f in dataclasses.fields(cls):
+        if "cli" not in f.metadata:
+            continue
+        flags, help_ = f.metadata["cli"]
+        flags = flags or ("--" + f.name.replace("_", "-"),)
+        kind = _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]
+        metavar = next(x for x in flags if x.startswith("--"))[2:].replace("-", "_").upper()
+        p.add_argument(*flags, dest=f.name, type=kind, default=f.default, metavar=metavar,
+                       help=help_.format(default=f.default) if help_ else None)
+
+
+def options_of(args: argparse.Namespace, cls) -> dict:
+    """The :func:`option` fields' values from parsed ``args``, as keyword arguments of ``cls``."""
+    import dataclasses
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if "cli" in f.metadata}

@@ -27,3 +27,15 @@ def test_a_usage_error_is_one_line_and_exit_1(case, capsys):
     assert err.count("\n") == 1 and err.startswith(f"judgeforge: error: {expected}"), err
     assert "usage:" not in err and "Traceback" not in err
     assert err.rstrip().endswith("--help'")  # where to look next
+
+
+def test_quickstart_options_are_declared_once():
+    from dataclasses import asdict
+
+    from judgeforge.pipeline.quickstart import QuickstartConfig, parse_args
+
+    cfg, progress = parse_args([])
+    assert cfg == QuickstartConfig() and progress
+    cfg, progress = parse_args(["-o", "x", "--expert-lr", "1e-3", "--train-rows", "7", "--no-progress"])
+    assert (cfg.out, cfg.expert_learning_rate, cfg.train_rows, progress) == ("x", 1e-3, 7, False)
+    assert asdict(cfg)["hidden"] == 128  # not an option: keeps its default

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from judgeforge.cli_args import ArgumentParser
+from judgeforge.cli_args import ArgumentParser, add_options, option, options_of
 from judgeforge.errors import UserError
 
 # The training recipe every quickstart stage starts from (the shape of configs/train/tiny-cpu.yaml,
@@ -50,50 +50,44 @@ TINY_RECIPE = {
 
 @dataclass
 class QuickstartConfig:
-    out: str = "quickstart-out"
-    seed: int = 0
-    train_rows: int = 2240  # per format (the experts see each row once or twice)
-    test_rows: int = 100  # per format, held out
-    base_steps: int = 140  # joint tuning of the shared base
-    absolute_steps: int = 50
-    relative_steps: int = 150
+    """The run's settings; the ``option`` ones are also its command-line options."""
+
+    out: str = option("quickstart-out", "output folder (default: {default})", "-o", "--out")
+    seed: int = option(0)
+    train_rows: int = option(2240, "training rows per format")  # the experts see each row once or twice
+    test_rows: int = option(100, "held-out rows per format")
+    base_steps: int = option(140, "joint steps that make the shared base")
+    absolute_steps: int = option(50)
+    relative_steps: int = option(150)
     hidden: int = 128
     layers: int = 2
     batch_size: int = 16
     learning_rate: float = 2e-3  # the base, from random weights
-    expert_learning_rate: float = 7e-4  # the experts, from the base
-    merge_weight: float = 0.5  # weight of the absolute expert
+    expert_learning_rate: float = option(7e-4, "experts' learning rate", "--expert-lr")  # from the base
+    merge_weight: float = option(0.5, "weight of the absolute expert")
     max_new_tokens: int = 40
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = QuickstartConfig()
     p = ArgumentParser(
         prog="judgeforge quickstart",
         description="The Prometheus 2 pipeline at tiny scale on the CPU, offline: mini data -> tiny base -> "
         "absolute and relative experts -> linear merge -> evaluation of all three in both formats.",
     )
-    p.add_argument("-o", "--out", default=d.out, help=f"output folder (default: {d.out})")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--train-rows", type=int, default=d.train_rows, help="training rows per format")
-    p.add_argument("--test-rows", type=int, default=d.test_rows, help="held-out rows per format")
-    p.add_argument("--base-steps", type=int, default=d.base_steps, help="joint steps that make the shared base")
-    p.add_argument("--absolute-steps", type=int, default=d.absolute_steps)
-    p.add_argument("--relative-steps", type=int, default=d.relative_steps)
-    p.add_argument("--expert-lr", type=float, default=d.expert_learning_rate, help="experts' learning rate")
-    p.add_argument("--merge-weight", type=float, default=d.merge_weight, help="weight of the absolute expert")
+    add_options(p, QuickstartConfig)
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a live display")
     return p
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> tuple[QuickstartConfig, bool]:
+    """(the config, whether to show live progress) from the command line."""
     args = _parser().parse_args(argv)
-    cfg = QuickstartConfig(
-        out=args.out, seed=args.seed, train_rows=args.train_rows, test_rows=args.test_rows,
-        base_steps=args.base_steps, absolute_steps=args.absolute_steps, relative_steps=args.relative_steps,
-        merge_weight=args.merge_weight, expert_learning_rate=args.expert_lr,
-    )
-    report = run(cfg, progress=not args.no_progress)
+    return QuickstartConfig(**options_of(args, QuickstartConfig)), not args.no_progress
+
+
+def main(argv: list[str]) -> int:
+    cfg, progress = parse_args(argv)
+    report = run(cfg, progress=progress)
     print(report["table_md"])
     print(f"\nreport: {Path(cfg.out) / 'report.md'}")
     return 0
