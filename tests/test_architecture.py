@@ -37,7 +37,6 @@ TOO_LONG_ALLOWED: dict[str, int] = {
     "judgeforge.train.recipe": 407,
     "judgeforge.train.run": 674,
     "judgeforge.eval.benchmarks": 472,
-    "judgeforge.backends.fastgen": 410,  # the engine rewrite (continuous batching) splits it
 }
 
 
