@@ -20,34 +20,18 @@ over all its absolute benchmarks and the mean accuracy over all its relative one
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from judgeforge.cli_args import parser
 from judgeforge.errors import UserError
+from judgeforge.eval.reference import PAPER_TABLE5, PAPER_TABLE17
 
 DA5 = ("vicuna", "mt_bench", "flask")
 PR5 = ("hhh", "mt_bench_human", "autoj")
 DA17 = DA5 + ("feedback_bench",)
 PR17 = PR5 + ("preference_bench",)
 
-# The paper's Table 5 (Mistral-7B; DA = mean Pearson, PR = mean accuracy %).
-PAPER_TABLE5 = {
-    "prompting": (0.417, 64.06),
-    "absolute only": (0.539, 64.82),
-    "relative only": (None, 72.61),
-    "joint training": (0.485, 73.06),
-    "weight merging": (0.624, 73.50),
-}
-# The paper's Table 17 (7B merges; DA incl. Feedback Bench, PR incl. Preference Bench).
-PAPER_TABLE17 = {
-    "linear": (0.652, 78.06),
-    "slerp": (0.649, 77.44),
-    "task_arithmetic": (0.582, 78.93),
-    "ties": (0.614, 78.56),
-    "dare_ties": (0.655, 78.55),
-    "dare_linear": (0.660, 78.44),
-}
 RUN_ROWS = {"prompting": "prompting", "base": "prompting", "absolute": "absolute only",
             "relative": "relative only", "joint": "joint training", "merged": "weight merging"}
 
@@ -173,8 +157,7 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="judgeforge eval ablation",
-                                 description="Place evaluation runs beside the paper's Table 5 and Table 17.")
+    ap = parser("judgeforge eval ablation", "Place evaluation runs beside the paper's Table 5 and Table 17.")
     ap.add_argument("--run", action="append", default=[],
                     help="NAME=DIR; NAME one of absolute, relative, joint, merged, prompting (or your own)")
     ap.add_argument("--method", action="append", default=[], help="METHOD=DIR for merge methods (Table 17)")

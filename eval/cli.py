@@ -92,12 +92,11 @@ def main(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
-    import argparse
-
+    from judgeforge.cli_args import parser
     from judgeforge.eval.report import to_markdown
     from judgeforge.eval.shards import merge_report
 
-    ap = argparse.ArgumentParser(prog="judgeforge eval report", description="merge shard caches into one report")
+    ap = parser("judgeforge eval report", "merge shard caches into one report")
     ap.add_argument("dirs", nargs="+", help="output folders of 'judgeforge eval --out' (one per shard)")
     ap.add_argument("--out", help="where report.md/report.json go (default: the first folder)")
     ap.add_argument("--data-dir", help="benchmark files, if not where the runs found them")

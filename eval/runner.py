@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judgeforge.backends import Backend, Request, Sampling, generate_parsed
+from judgeforge.backends import PAPER_SAMPLING, Backend, Request, Sampling, generate_parsed
 from judgeforge.errors import UserError
 from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
 from judgeforge.eval.cache import GenerationCache, judge_fingerprint, slot_key, write_run_config
@@ -51,10 +51,14 @@ class EvalConfig:
     seed: int = field(default=42, metadata={"help": "position randomisation and sampling seed"})
     retries: int = field(default=10, metadata={"help": "regenerate an unparseable output up to N times"})
     strict_parse: bool = field(default=False, metadata={"help": "the paper's strict parser instead of the tolerant one"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (paper: 1.0)"})
-    top_p: float = field(default=0.9, metadata={"help": "nucleus sampling (paper: 0.9)"})
-    max_new_tokens: int = field(default=1024, metadata={"help": "max new tokens (paper: 1024)"})
-    repetition_penalty: float = field(default=1.03, metadata={"help": "repetition penalty (paper: 1.03)"})
+    temperature: float = field(default=PAPER_SAMPLING.temperature, metadata={
+        "help": f"sampling temperature (paper: {PAPER_SAMPLING.temperature})"})
+    top_p: float = field(default=PAPER_SAMPLING.top_p, metadata={
+        "help": f"nucleus sampling (paper: {PAPER_SAMPLING.top_p})"})
+    max_new_tokens: int = field(default=PAPER_SAMPLING.max_new_tokens, metadata={
+        "help": f"max new tokens (paper: {PAPER_SAMPLING.max_new_tokens})"})
+    repetition_penalty: float = field(default=PAPER_SAMPLING.repetition_penalty, metadata={
+        "help": f"repetition penalty (paper: {PAPER_SAMPLING.repetition_penalty})"})
     greedy: bool = field(default=False, metadata={"help": "greedy decoding instead of the paper's sampling"})
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for 95% intervals (0: none)"})
     judge_name: str | None = field(default=None, metadata={"help": "name for caches and reports (default: judge)"})

@@ -1,4 +1,4 @@
-"""Where the work runs and in which dtype: the one place that decides it.
+"""Where the work runs (:func:`resolve_device`) and in which dtype: the one place that decides it.
 
 bf16 is the format of the Prometheus 2 recipe and the right choice on GPUs.  On a CPU it
 is only fast where the processor computes it natively (x86 ``avx512_bf16`` / ``amx_bf16``,
@@ -58,16 +58,53 @@ class DtypeChoice:
         return self.name == "bfloat16"
 
     def torch_dtype(self):
-        import torch
-
-        return getattr(torch, self.name)
+        return torch_dtype(self.name)
 
     def line(self) -> str:
         return f"dtype: {self.name} ({self.reason})"
 
 
-_NAMES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp32": "float32", "float32": "float32",
-          "fp16": "float16", "float16": "float16", True: "bfloat16", False: "float32"}
+# Every spelling of a floating-point dtype a user may write -> torch's name for it: the one map
+DTYPE_NAMES = {
+    "bf16": "bfloat16", "bfloat16": "bfloat16",
+    "fp16": "float16", "float16": "float16", "half": "float16",
+    "fp32": "float32", "float32": "float32", "float": "float32",
+    "fp64": "float64", "float64": "float64",
+}
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32")  # what a model may compute in
+
+
+def _dtype_key(value) -> str:
+    return str(value).lower().removeprefix("torch.")
+
+
+def dtype_name(value, where: str = "dtype") -> str | None:
+    """``'bf16'`` / ``'BFloat16'`` / ``torch.bfloat16`` -> ``'bfloat16'`` (None stays None); a
+    user's error (one line, with a did-you-mean) for anything that is no floating-point dtype."""
+    if value is None:
+        return None
+    key = _dtype_key(value)
+    if key not in DTYPE_NAMES:
+        from judgeforge.errors import UserError, did_you_mean
+
+        raise UserError(f"{where}: unknown dtype '{value}'{did_you_mean(key, DTYPE_NAMES)}; "
+                        "use bfloat16, float16 or float32")
+    return DTYPE_NAMES[key]
+
+
+def torch_dtype(value, where: str = "dtype"):
+    """The ``torch.dtype`` for a name: any spelling :func:`dtype_name` knows, or torch's own name of
+    any dtype (``int64``, ``bool``, ``float8_e4m3fn``: what a checkpoint stores).  None stays None,
+    a ``torch.dtype`` is returned as it is."""
+    import torch
+
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    key = _dtype_key(value)
+    found = getattr(torch, DTYPE_NAMES.get(key, key), None)
+    if not isinstance(found, torch.dtype):
+        dtype_name(value, where)  # raises the one-line error
+    return found
 
 
 def choose_dtype(requested: str | bool | None = "auto", *, cuda: bool | None = None,
@@ -76,8 +113,11 @@ def choose_dtype(requested: str | bool | None = "auto", *, cuda: bool | None = N
     hardware: bf16 on a GPU that has it, bf16 on a CPU that computes it natively, fp32 otherwise.
     ``cuda`` and ``flags`` inject the device and the CPU capability (tests)."""
     if requested not in (None, "auto"):
-        name = _NAMES.get(requested if isinstance(requested, bool) else str(requested).lower())
-        if name is None:
+        if isinstance(requested, bool):  # a recipe's bf16: true / false
+            name = "bfloat16" if requested else "float32"
+        else:
+            name = DTYPE_NAMES.get(str(requested).lower())
+        if name not in COMPUTE_DTYPES:
             from judgeforge.errors import UserError
 
             raise UserError(f"unknown dtype {requested!r}; use auto, bf16, fp16 or fp32")
@@ -105,11 +145,26 @@ def load_dtype(requested: str | None = "auto", *, cuda: bool, stored: str | None
     which load as fp32 (same values, 20-50x faster matmuls)."""
     if requested not in (None, "auto") or cuda:
         return choose_dtype(requested, cuda=cuda, flags=flags)
-    stored = _NAMES.get(str(stored).lower(), "float32") if stored else "float32"
+    stored = DTYPE_NAMES.get(str(stored).lower(), "float32") if stored else "float32"
+    stored = stored if stored in COMPUTE_DTYPES else "float32"
     if stored in ("bfloat16", "float16") and not cpu_bf16_native(flags):
         return DtypeChoice("float32", f"{stored} weights, but no native bf16 on this CPU, avx512_bf16/"
                                       "amx_bf16 absent: computing in fp32; pass dtype=bfloat16 to force it")
     return DtypeChoice(stored, "the checkpoint's dtype")
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """Where the work runs: ``auto`` (or None, "") -> ``cuda`` when torch sees a GPU, else ``cpu``;
+    anything else as given, except a ``cuda`` device on a machine without one (a user's error)."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        from judgeforge.errors import UserError
+
+        raise UserError(f"device '{device}' asked for, but torch sees no GPU; use --device cpu")
+    return str(device)
 
 
 def quiet_threads() -> None:

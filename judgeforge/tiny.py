@@ -57,13 +57,14 @@ def make_tiny_model(out_dir: str | os.PathLike, *, seed: int = 0, dtype: str = "
     import torch
     from transformers import AutoModelForCausalLM
 
+    from judgeforge.devices import torch_dtype
     from judgeforge.tokenization import load_tokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = tiny_config(**config_kwargs)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype(dtype))
     model.generation_config.pad_token_id = 0
     model.save_pretrained(out, safe_serialization=True)
     load_tokenizer(tokenizer).save_pretrained(out)

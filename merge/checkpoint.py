@@ -22,34 +22,6 @@ from judgeforge.weights import (  # noqa: F401 - the layout reader lives in the 
     read_header,
 )
 
-DTYPE_ALIASES = {
-    "bf16": "bfloat16",
-    "bfloat16": "bfloat16",
-    "fp16": "float16",
-    "float16": "float16",
-    "half": "float16",
-    "fp32": "float32",
-    "float32": "float32",
-    "float": "float32",
-    "fp64": "float64",
-    "float64": "float64",
-}
-
-
-def canonical_dtype(name: str | None, where: str = "dtype") -> str | None:
-    """'bf16' -> 'bfloat16' (None stays None); a clear error for anything else."""
-    if name is None:
-        return None
-    key = str(name).lower().removeprefix("torch.")
-    if key not in DTYPE_ALIASES:
-        from judgeforge.errors import did_you_mean
-
-        raise UserError(
-            f"{where}: unknown dtype '{name}'{did_you_mean(key, DTYPE_ALIASES)}; "
-            "use bfloat16, float16 or float32"
-        )
-    return DTYPE_ALIASES[key]
-
 
 def _arch(cfg: dict) -> str:
     archs = cfg.get("architectures") or []

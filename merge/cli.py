@@ -17,19 +17,15 @@ import shlex
 import sys
 from pathlib import Path
 
+from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line through UserError, not argparse's usage dump + exit 2
-        raise UserError(f"command line: {message}; see 'judgeforge merge --help'")
 
 
 def _parser() -> argparse.ArgumentParser:
     from judgeforge.config import help_for
     from judgeforge.merge.recipe import MergeRecipe
 
-    p = _Parser(
+    p = ArgumentParser(
         prog="judgeforge merge",
         description="Merge expert judges (any mergekit method; linear merges stream at disk speed).",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -217,7 +217,7 @@ def _fast_path_ok(recipe: MergeRecipe) -> bool:
 
 def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
     """Run ``recipe``; returns the finished output folder."""
-    from judgeforge.merge.fast_linear import resolve_device
+    from judgeforge.devices import resolve_device
 
     if not recipe.output:
         raise UserError("no output folder: pass -o OUT (or output: in the recipe)")

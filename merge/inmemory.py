@@ -43,18 +43,9 @@ import os
 import time
 from pathlib import Path
 
+from judgeforge.devices import dtype_name, resolve_device, torch_dtype
 from judgeforge.errors import UserError
-from judgeforge.merge.fast_linear import linear_combine, resolve_device
-
-
-def _torch_dtype(dtype):
-    import torch
-
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    from judgeforge.merge.checkpoint import canonical_dtype
-
-    return getattr(torch, canonical_dtype(dtype))
+from judgeforge.merge.fast_linear import linear_combine
 
 
 class InMemoryMerger:
@@ -72,7 +63,7 @@ class InMemoryMerger:
         lora_base: str | None = None,
     ):
         self.device = resolve_device(device)
-        self.dtype = _torch_dtype(dtype)
+        self.dtype = torch_dtype(dtype_name(dtype))  # a float dtype, in any spelling
         self.lora_base = lora_base
         if model is None:
             if not isinstance(expert_a, (str, os.PathLike)):

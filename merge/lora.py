@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from judgeforge.devices import torch_dtype
 from judgeforge.errors import UserError
 from judgeforge.merge.checkpoint import ADAPTER_CONFIG
 
@@ -72,12 +73,11 @@ def merge_lora(
 
     The tokenizer comes from the adapter folder when it has one, else from the base.
     """
-    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     base_dir = adapter_base(adapter, str(base) if base else None)
-    kwargs = {"dtype": getattr(torch, dtype)} if dtype else {"dtype": "auto"}
+    kwargs = {"dtype": torch_dtype(dtype)} if dtype else {"dtype": "auto"}
     model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True, **kwargs)
     model = PeftModel.from_pretrained(model, str(adapter))
     model = model.merge_and_unload()

@@ -19,8 +19,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from judgeforge.devices import dtype_name
 from judgeforge.errors import UserError, did_you_mean
-from judgeforge.merge.checkpoint import canonical_dtype
 
 
 def _f(default=dataclasses.MISSING, help: str = "", factory=None):
@@ -64,8 +64,8 @@ class MergeRecipe:
         if not self.models:
             raise UserError(f"{where}: 'models' is empty; list the expert folders to merge")
         m = get_method(self.method, where)
-        self.dtype = canonical_dtype(self.dtype, f"{where}: dtype")
-        self.out_dtype = canonical_dtype(self.out_dtype, f"{where}: out_dtype")
+        self.dtype = dtype_name(self.dtype, f"{where}: dtype")
+        self.out_dtype = dtype_name(self.out_dtype, f"{where}: out_dtype")
         if len(set(self.models)) != len(self.models):
             raise UserError(f"{where}: a model is listed twice in 'models'")
         if self.base is not None and self.base in self.models:

@@ -33,10 +33,8 @@ TOO_LONG_ALLOWED: dict[str, int] = {
     "judgeforge.data": 564,
     "judgeforge.format.prompts": 585,
     "judgeforge.judge": 420,
-    "judgeforge.synth": 1215,
     "judgeforge.train.recipe": 407,
     "judgeforge.train.run": 674,
-    "judgeforge.merge.fast_linear": 483,
     "judgeforge.eval.benchmarks": 472,
 }
 

@@ -105,3 +105,32 @@ def test_other_runtime_errors_are_not_hidden(monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "train", ("jf.train.fake", "x"))
     with pytest.raises(RuntimeError, match="a real bug"):
         cli.main(["train"])
+
+
+def test_one_dtype_map_for_every_spelling():
+    import torch
+
+    from judgeforge.devices import dtype_name, torch_dtype
+
+    assert [dtype_name(x) for x in ("BF16", "torch.bfloat16", torch.float16, "half", "fp32", None)] == [
+        "bfloat16", "bfloat16", "float16", "float16", "float32", None]
+    assert torch_dtype("bf16") is torch.bfloat16 and torch_dtype("int64") is torch.int64
+    assert torch_dtype(torch.float32) is torch.float32 and torch_dtype(None) is None
+    with pytest.raises(UserError, match=r"^merge: dtype: unknown dtype 'bf61' \(did you mean"):
+        dtype_name("bf61", "merge: dtype")
+    with pytest.raises(UserError, match="unknown dtype 'Tensor'"):
+        torch_dtype("Tensor")  # a torch attribute, but no dtype
+
+
+def test_one_device_choice(monkeypatch):
+    import torch
+
+    from judgeforge.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == resolve_device("auto") == resolve_device("") == "cpu"
+    with pytest.raises(UserError, match="^device 'cuda:1' asked for, but torch sees no GPU; use --device cpu$"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("cpu") == "cpu"

@@ -33,6 +33,7 @@ import time
 import weakref
 from pathlib import Path
 
+from judgeforge.backends import PAPER_SAMPLING
 from judgeforge.errors import UserError
 from judgeforge.io import usual_permissions
 from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspeed_path
@@ -40,9 +41,7 @@ from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspe
 FINAL = "model"
 COMPLETE = ".complete"
 # The Prometheus 2 evaluation protocol, stored as the model's sampling defaults.
-GENERATION_DEFAULTS = dict(
-    do_sample=True, temperature=1.0, top_p=0.9, max_new_tokens=1024, repetition_penalty=1.03
-)
+GENERATION_DEFAULTS = dict(do_sample=True, **PAPER_SAMPLING.decoding())
 
 
 def rank_and_world() -> tuple[int, int, int]:

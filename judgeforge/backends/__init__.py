@@ -48,7 +48,8 @@ Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
 Sampling
 --------
 :class:`Sampling` defaults to the paper's decoding (temperature 1.0, top-p 0.9, 1,024 new
-tokens, repetition penalty 1.03).  ``seed`` makes local sampling reproducible;
+tokens, repetition penalty 1.03): declared there once, and named :data:`PAPER_SAMPLING` for the
+stages that write it elsewhere (a model's generation config, command-line defaults).  ``seed`` makes local sampling reproducible;
 ``ignore_eos`` generates exactly ``max_new_tokens`` tokens (speed benchmarks only).
 """
 
@@ -73,8 +74,14 @@ class Sampling:
     ignore_eos: bool = False  # always generate max_new_tokens tokens (speed benchmarks)
 
     @classmethod
-    def greedy(cls, max_new_tokens: int = 1024) -> Sampling:
-        return cls(temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, repetition_penalty=1.0)
+    def greedy(cls, max_new_tokens: int | None = None) -> Sampling:
+        n = cls.max_new_tokens if max_new_tokens is None else max_new_tokens  # the paper's by default
+        return cls(temperature=0.0, top_p=1.0, max_new_tokens=n, repetition_penalty=1.0)
+
+    def decoding(self) -> dict:
+        """The four decoding numbers as keyword arguments (transformers' ``generate`` names)."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens,
+                "repetition_penalty": self.repetition_penalty}
 
     @property
     def is_greedy(self) -> bool:
@@ -122,6 +129,10 @@ def check_generation_options(where: str, *, n: int | None = None, retries: int |
     check_count(where, "n", n, minimum=1, optional=True)
     check_count(where, "retries", retries, minimum=0, optional=True)
     check_count(where, "batch_size", batch_size, minimum=1, optional=True)
+
+
+# The Prometheus 2 evaluation protocol: the one place its decoding numbers are written
+PAPER_SAMPLING = Sampling()
 
 
 @dataclass(frozen=True)

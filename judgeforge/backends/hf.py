@@ -27,15 +27,14 @@ ENGINES = ("fast", "generate")
 def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | None = None,
                trust_remote_code: bool = False):
     """A causal LM from a local folder or hub id, in eval mode on ``device``; one-line errors."""
-    import torch
     from transformers import AutoModelForCausalLM
 
-    from judgeforge.devices import load_dtype
+    from judgeforge.devices import load_dtype, resolve_device
     from judgeforge.weights import check_local_model
 
     if isinstance(model, (str, os.PathLike)):
         check_local_model(str(model), "judge")  # a local folder: config + safetensors, checked before loading
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     if dtype not in ("auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32"):
         raise UserError(f"unknown dtype '{dtype}'; use auto, bfloat16, float16 or float32")
     torch_dtype = load_dtype(dtype, cuda=str(device).startswith("cuda"),

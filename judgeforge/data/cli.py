@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 
 SUBCOMMANDS = {
@@ -34,7 +35,7 @@ SCHEMA_HELP = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="judgeforge data",
         description="Judge datasets: the Feedback/Preference Collection schemas and judgeforge's own "
         "(see 'judgeforge.data' docs). Sources: .jsonl/.json/.parquet/.csv files, folders, hub ids.",

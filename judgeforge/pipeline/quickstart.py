@@ -23,11 +23,13 @@ by the test suite; the merged judge's numbers are reported as they come out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from judgeforge.cli_args import ArgumentParser, add_options, option, options_of
 from judgeforge.errors import UserError
 
 # The training recipe every quickstart stage starts from (the shape of configs/train/tiny-cpu.yaml,
@@ -59,59 +61,55 @@ REAL_BASE = {"train_rows": 200, "test_rows": 24, "absolute_steps": 20, "relative
 
 @dataclass
 class QuickstartConfig:
-    out: str = "quickstart-out"
-    seed: int = 0
-    train_rows: int = 2240  # per format (the experts see each row once or twice)
-    test_rows: int = 100  # per format, held out
-    base_steps: int = 140  # joint tuning of the shared base
-    absolute_steps: int = 50
-    relative_steps: int = 150
+    """The run's settings; the ``option`` ones are also its command-line options."""
+
+    out: str = option("quickstart-out", "output folder (default: {default})", "-o", "--out")
+    seed: int = option(0)
+    train_rows: int = option(2240, "training rows per format")  # the experts see each row once or twice
+    test_rows: int = option(100, "held-out rows per format")
+    base_steps: int = option(140, "joint steps that make the shared base")
+    absolute_steps: int = option(50)
+    relative_steps: int = option(150)
     hidden: int = 128
     layers: int = 2
-    batch_size: int = 16
+    batch_size: int = option(16, "rows per optimizer step")
     learning_rate: float = 2e-3  # the base, from random weights
-    expert_learning_rate: float = 7e-4  # the experts, from the base
-    merge_weight: float = 0.5  # weight of the absolute expert
+    expert_learning_rate: float = option(7e-4, "experts' learning rate", "--expert-lr")  # from the base
+    merge_weight: float = option(0.5, "weight of the absolute expert")
     max_new_tokens: int = 40
     base: str | None = None  # a real pretrained model folder instead of the tiny random base
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = QuickstartConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="judgeforge quickstart",
         description="The Prometheus 2 pipeline at tiny scale on the CPU, offline: mini data -> tiny base -> "
         "absolute and relative experts -> linear merge -> evaluation of all three in both formats.",
     )
-    p.add_argument("-o", "--out", default=d.out, help=f"output folder (default: {d.out})")
-    p.add_argument("--seed", type=int, default=d.seed)
+    add_options(p, QuickstartConfig)
     p.add_argument("--base", metavar="MODEL_DIR", default=None,
                    help="fine-tune the experts from this real pretrained model (e.g. from 'judgeforge models get "
-                        "smollm2-135m-instruct -o DIR') instead of a tiny random base")
-    p.add_argument("--train-rows", type=int, default=None, help=f"training rows per format (default {d.train_rows}; "
-                   f"--base: {REAL_BASE['train_rows']})")
-    p.add_argument("--test-rows", type=int, default=None, help=f"held-out rows per format (default {d.test_rows}; "
-                   f"--base: {REAL_BASE['test_rows']})")
-    p.add_argument("--base-steps", type=int, default=d.base_steps, help="joint steps that make the shared base")
-    p.add_argument("--absolute-steps", type=int, default=None, help=f"default {d.absolute_steps}; --base: {REAL_BASE['absolute_steps']}")
-    p.add_argument("--relative-steps", type=int, default=None, help=f"default {d.relative_steps}; --base: {REAL_BASE['relative_steps']}")
-    p.add_argument("--batch-size", type=int, default=None, help=f"rows per step (default {d.batch_size}; --base: 4)")
-    p.add_argument("--expert-lr", type=float, default=None,
-                   help=f"experts' learning rate (default {d.expert_learning_rate}; --base: 1e-4)")
-    p.add_argument("--merge-weight", type=float, default=d.merge_weight, help="weight of the absolute expert")
+                        f"smollm2-135m-instruct -o DIR') instead of a tiny random base; sizes then default to {REAL_BASE}")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a live display")
     return p
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> tuple[QuickstartConfig, bool]:
+    """(the config, whether to show live progress) from the command line."""
     args = _parser().parse_args(argv)
-    given = {"train_rows": args.train_rows, "test_rows": args.test_rows, "absolute_steps": args.absolute_steps,
-             "relative_steps": args.relative_steps, "batch_size": args.batch_size,
-             "expert_learning_rate": args.expert_lr}
-    sizes = {**(REAL_BASE if args.base else {}), **{k: v for k, v in given.items() if v is not None}}
-    cfg = QuickstartConfig(out=args.out, seed=args.seed, base_steps=args.base_steps, merge_weight=args.merge_weight,
-                           base=args.base, **sizes)
-    report = run(cfg, progress=not args.no_progress)
+    values = options_of(args, QuickstartConfig)
+    if args.base:  # a real model: REAL_BASE's sizes, except the options given on the command line
+        given = {a.split("=")[0] for a in argv if a.startswith("-")}
+        for f in dataclasses.fields(QuickstartConfig):
+            flags = f.metadata.get("cli", ((), None))[0] or ("--" + f.name.replace("_", "-"),)
+            if f.name in REAL_BASE and not given & set(flags):
+                values[f.name] = REAL_BASE[f.name]
+    return QuickstartConfig(**values, base=args.base), not args.no_progress
+
+
+def main(argv: list[str]) -> int:
+    cfg, progress = parse_args(argv)
+    report = run(cfg, progress=progress)
     print(report["table_md"])
     print(f"\nreport: {Path(cfg.out) / 'report.md'}")
     return 0
@@ -321,6 +319,17 @@ def _table_md(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _paper_rows() -> str:
+    """'absolute only 0.539 / 64.82, relative only - / 72.61, weight merging 0.624 / 73.50'."""
+    from judgeforge.eval.reference import PAPER_TABLE5
+
+    rows = []
+    for row in ("absolute only", "relative only", "weight merging"):
+        da, pr = PAPER_TABLE5[row]
+        rows.append(f"{row} {'-' if da is None else f'{da:.3f}'} / {pr:.2f}")
+    return ", ".join(rows)
+
+
 def _report_md(report: dict) -> str:
     t = report["timings"]
     return "\n".join([
@@ -334,8 +343,7 @@ def _report_md(report: dict) -> str:
         report["table_md"],
         "",
         "For reference, the paper's Mistral-7B rows (DA = mean Pearson over Vicuna, MT Bench, FLASK; PR = mean",
-        "accuracy over HHH, MT-HJ, Auto-J): absolute only 0.539 / 64.82, relative only - / 72.61,",
-        "weight merging 0.624 / 73.50.",
+        f"accuracy over HHH, MT-HJ, Auto-J): {_paper_rows()}.",
         "",
         f"Time: base {t.get('base_s', 0)} s, absolute expert {t.get('absolute_s')} s, relative expert "
         f"{t.get('relative_s')} s, merge {t.get('merge_s')} s, evaluation {t.get('eval_s')} s, "

@@ -23,6 +23,8 @@ import argparse
 import time
 from pathlib import Path
 
+from judgeforge.backends import PAPER_SAMPLING
+from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 
 DEFAULT_DENSITY = 0.9  # DARE keeps 90% of each task vector (drop rate p = 0.1)
@@ -48,7 +50,7 @@ def parse_alphas(text: str) -> list[float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="judgeforge sweep",
         description="Merge two experts in memory at several ratios (and methods), evaluate each point, "
         "and write a table and plots like the paper's Figure 3.",
@@ -67,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, help="merge/eval dtype (default: the experts')")
     p.add_argument("--seed", type=int, default=42, help="DARE masks and sampling")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of the paper's sampling")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-new-tokens", type=int, default=PAPER_SAMPLING.max_new_tokens)
     p.add_argument("--samples-absolute", type=int, default=3, help="samples per absolute item (paper: 3)")
     p.add_argument("--retries", type=int, default=10, help="regenerate unparseable outputs up to N times")
     p.add_argument("--no-progress", action="store_true")

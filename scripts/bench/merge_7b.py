@@ -240,7 +240,7 @@ def read_throughput(groups: list[list[Path]], block: int = 64 << 20) -> tuple[fl
 
 def write_throughput(path: Path, nbytes: int, *, kick: bool, block: int = 64 << 20) -> float:
     """Seconds to write ``nbytes`` of random data and fdatasync it (``kick``: start writeback per block)."""
-    from judgeforge.merge.fast_linear import _start_writeback
+    from judgeforge.merge.fast_stream import start_writeback
 
     buf = os.urandom(block)
     t0 = time.perf_counter()
@@ -250,7 +250,7 @@ def write_throughput(path: Path, nbytes: int, *, kick: bool, block: int = 64 << 
         while done < nbytes:
             n = os.write(fd, buf[: min(block, nbytes - done)])
             if kick:
-                _start_writeback(fd, done, n)
+                start_writeback(fd, done, n)
             done += n
         os.fdatasync(fd)
     finally:
