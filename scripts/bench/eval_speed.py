@@ -415,7 +415,7 @@ def main(argv=None) -> int:
                 note += f"; {r['token_mismatch']}"
             print(f"{name:<28}{r['items']:>6}{r.get('slots', r.get('batch', '')):>6}{r['seconds']:>9}"
                   f"{r['items_per_s']:>9}{r['new_tokens_per_s']:>9}  {note}")
-        elif name == "eval_end_to_end":
+        elif name == "eval_end_to_end" and "seconds" in r:
             print(f"{name:<28}{'':>21}{r['seconds']:>9}  rc {r['rc']}")
         else:
             print(f"{name:<28}  {r.get('error') or r.get('skipped')}")
