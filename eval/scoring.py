@@ -24,12 +24,12 @@ from judgeforge.eval.metrics import (
     accuracy,
     bootstrap_ci,
     both_orders_agreement,
+    correlation_cis,
     correlations,
-    kendall,
     krippendorff_alpha,
+    mean,
     pearson,
     position_consistency,
-    spearman,
     transitivity,
 )
 
@@ -68,7 +68,7 @@ def _acc_ci(outcomes: list[int], boot: int, seed: int):
         return None
     if len(set(outcomes)) == 1:
         return (float(outcomes[0]), float(outcomes[0]))
-    return bootstrap_ci(lambda x: sum(x) / len(x), [outcomes], n_resamples=boot, seed=seed)
+    return bootstrap_ci(mean, [outcomes], n_resamples=boot, seed=seed)
 
 
 def score_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, seed: int = 0) -> dict:
@@ -94,8 +94,8 @@ def score_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, seed: i
     corr = correlations(preds, golds)
     out.update({k: corr[k] for k in ("pearson", "spearman", "kendall")})
     if boot > 0:
-        for k, fn in (("pearson", pearson), ("spearman", spearman), ("kendall", kendall)):
-            out[f"{k}_ci"] = bootstrap_ci(fn, [preds, golds], n_resamples=boot, seed=seed)
+        for k, ci in correlation_cis(preds, golds, n_resamples=boot, seed=seed).items():
+            out[f"{k}_ci"] = ci
     if humans_g:
         hc = correlations(humans_p, humans_g)
         out.update({f"human_{k}": hc[k] for k in ("pearson", "spearman", "kendall")})
