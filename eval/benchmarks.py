@@ -33,8 +33,6 @@ import json
 import os
 import random
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,19 +211,22 @@ def locate(spec: BenchmarkSpec, data_dir: str | os.PathLike | None = None, *, fe
 
 def fetch_benchmark(spec: BenchmarkSpec, timeout: float = 60.0) -> Path:
     """Download a benchmark file into the cache (atomically); the hub dataset is the fallback."""
+    from judgeforge.http import HTTPClient, HTTPFailure
     from judgeforge.io import atomic_write_text
 
     dest = cache_dir() / spec.filename
     errors = []
     try:
-        with urllib.request.urlopen(spec.url, timeout=timeout) as resp:
-            raw = resp.read()
+        with HTTPClient(timeout=timeout, max_retries=2, backoff=1.0, max_connections=1) as client:
+            raw = client.get_bytes(spec.url, where=spec.title)
         text = raw.decode("utf-8")
         _check_json_text(text, spec.url)
         atomic_write_text(dest, text)
         return dest
-    except (urllib.error.URLError, TimeoutError, OSError, UnicodeDecodeError) as e:
-        errors.append(f"{spec.url}: {getattr(e, 'code', '') or getattr(e, 'reason', '') or e}")
+    except HTTPFailure as e:
+        errors.append(f"{spec.url}: {e.detail or e.status}")
+    except (OSError, UnicodeDecodeError) as e:
+        errors.append(f"{spec.url}: {e}")
     if spec.hub_id:
         try:
             from judgeforge.data import read_rows
