@@ -224,7 +224,7 @@ def fetch_benchmark(spec: BenchmarkSpec, timeout: float = 60.0) -> Path:
         atomic_write_text(dest, text)
         return dest
     except HTTPFailure as e:
-        errors.append(f"{spec.url}: {e.detail or e.status}")
+        errors.append(f"{spec.url}: HTTP {e.status}" if e.status and not e.retryable else f"{spec.url}: {e.detail}")
     except (OSError, UnicodeDecodeError) as e:
         errors.append(f"{spec.url}: {e}")
     if spec.hub_id:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from openai_stub import ScriptedOpenAIServer
 
 from judgeforge.errors import UserError
-from tests.openai_stub import ScriptedOpenAIServer
 
 
 def _backend(srv, **kw):
