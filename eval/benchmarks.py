@@ -223,10 +223,9 @@ def fetch_benchmark(spec: BenchmarkSpec, timeout: float = 60.0) -> Path:
         _check_json_text(text, spec.url)
         atomic_write_text(dest, text)
         return dest
-    except HTTPFailure as e:
-        errors.append(f"{spec.url}: HTTP {e.status}" if e.status and not e.retryable else f"{spec.url}: {e.detail}")
-    except (OSError, UnicodeDecodeError) as e:
-        errors.append(f"{spec.url}: {e}")
+    except (HTTPFailure, OSError, UnicodeDecodeError) as e:
+        errors.append(f"{spec.url}: " + (f"HTTP {e.status}" if getattr(e, "retryable", True) is False else
+                                         str(getattr(e, "detail", e))))
     if spec.hub_id:
         try:
             from judgeforge.data import read_rows
