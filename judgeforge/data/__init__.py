@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judgeforge.errors import UserError
+from judgeforge.errors import UserError, hub_fix
 from judgeforge.format.parsing import parse
 from judgeforge.format.prompts import ABSOLUTE, RELATIVE, Rubric, chat_prompt
 from judgeforge.format.records import AbsoluteExample, Example, RelativeExample, training_row
@@ -217,8 +217,9 @@ def _read_hub(repo_id: str, split: str) -> list[Row]:
         raise UserError(f"{repo_id}: neither a local path nor a dataset on the hub; check the name") from None
     except Exception as e:  # network, auth, offline mode
         if type(e).__name__ in ("DatasetNotFoundError", "ConnectionError", "OfflineModeIsEnabled", "HfHubHTTPError"):
-            raise UserError(f"{repo_id}: could not load from the hub ({type(e).__name__}: {e}); "
-                            "pass a local file instead") from None
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise UserError(f"{repo_id}: could not load from the hub ({type(e).__name__}: {first}); pass a local "
+                            f"file instead; {hub_fix(repo_id, 'dataset')}") from None
         raise
     return [Row(repo_id, i, dict(d)) for i, d in enumerate(ds, start=1)]
 
