@@ -217,9 +217,8 @@ def _read_hub(repo_id: str, split: str) -> list[Row]:
         raise UserError(f"{repo_id}: neither a local path nor a dataset on the hub; check the name") from None
     except Exception as e:  # network, auth, offline mode
         if type(e).__name__ in ("DatasetNotFoundError", "ConnectionError", "OfflineModeIsEnabled", "HfHubHTTPError"):
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise UserError(f"{repo_id}: could not load from the hub ({type(e).__name__}: {first}); pass a local "
-                            f"file instead; {hub_fix(repo_id, 'dataset')}") from None
+            raise UserError(f"{repo_id}: could not load from the hub ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}); "
+                            f"pass a local file instead; {hub_fix(repo_id, 'dataset')}") from None
         raise
     return [Row(repo_id, i, dict(d)) for i, d in enumerate(ds, start=1)]
 
