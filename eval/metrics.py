@@ -5,7 +5,8 @@ is undefined, e.g. a correlation with a constant input), so reports serialise as
 
 * :func:`correlations` -- Pearson, Spearman, Kendall tau-b (``scipy.stats``).
 * :func:`accuracy` -- the mean of 0/1 outcomes.
-* :func:`bootstrap_ci` -- a percentile bootstrap 95% interval (``scipy.stats.bootstrap``).
+* :func:`bootstrap_ci` -- a percentile bootstrap 95% interval (vectorised for the paper's
+  statistics in :mod:`judgeforge.eval.bootstrap`, equal to ``scipy.stats.bootstrap``'s).
 * :func:`krippendorff_alpha` -- interval alpha over repeated samples (the ``krippendorff``
   package when installed; otherwise an equivalent numpy implementation, tested to agree).
 * :func:`transitivity` -- the share of fully judged response triads whose verdicts are not cyclic.
@@ -50,12 +51,45 @@ def accuracy(outcomes: Sequence[int | bool]) -> float | None:
     return sum(1 for o in outcomes if o) / len(outcomes) if outcomes else None
 
 
+def mean(xs) -> float | None:
+    return sum(xs) / len(xs) if len(xs) else None
+
+
 def bootstrap_ci(statistic: Callable, data: Sequence[Sequence], *, n_resamples: int = 1000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float] | None:
     """Percentile bootstrap interval of ``statistic(*data)``, resampling items (paired across ``data``).
 
     None when the statistic is undefined on the data or on too many resamples.
+    :func:`mean`, :func:`pearson`, :func:`spearman` and :func:`kendall` take the vectorised
+    path (:mod:`judgeforge.eval.bootstrap`, the same interval as ``scipy.stats.bootstrap``
+    for the same seed); any other callable goes through ``scipy.stats.bootstrap`` one
+    resample at a time.
     """
+    name = _VECTORISED.get(statistic)
+    if name is not None:
+        if len(data[0]) < 2 or n_resamples <= 0 or _clean(statistic(*[list(d) for d in data])) is None:
+            return None
+        from judgeforge.eval.bootstrap import bootstrap_intervals
+
+        return bootstrap_intervals([name], data, n_resamples=n_resamples, seed=seed, level=level)[name]
+    return scipy_bootstrap_ci(statistic, data, n_resamples=n_resamples, seed=seed, level=level)
+
+
+def correlation_cis(pred, gold, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """``{"pearson": ci, "spearman": ci, "kendall": ci}`` from one set of resamples (as three bootstrap_ci calls)."""
+    from judgeforge.eval.bootstrap import bootstrap_intervals
+
+    full = correlations(pred, gold)
+    names = [k for k in ("pearson", "spearman", "kendall") if full[k] is not None]
+    out = dict.fromkeys(("pearson", "spearman", "kendall"))
+    if names:
+        out.update(bootstrap_intervals(names, [pred, gold], n_resamples=n_resamples, seed=seed, level=level))
+    return out
+
+
+def scipy_bootstrap_ci(statistic: Callable, data: Sequence[Sequence], *, n_resamples: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float] | None:
+    """:func:`bootstrap_ci` through ``scipy.stats.bootstrap(vectorized=False)``: any statistic, slowly."""
     import warnings
 
     import numpy as np
@@ -97,6 +131,9 @@ def spearman(pred, gold) -> float | None:
 
 def kendall(pred, gold) -> float | None:
     return correlations(pred, gold)["kendall"]
+
+
+_VECTORISED = {mean: "mean", pearson: "pearson", spearman: "spearman", kendall: "kendall"}
 
 
 # --------------------------------------------------------------------------- agreement

@@ -81,6 +81,14 @@ def to_markdown(results: dict) -> str:
     for b, mode, m in groups:
         lines += ["", f"{b['title']} ({mode}) by group: " + ", ".join(
             f"{g} {_fmt('accuracy', v['accuracy'])}% (n={v['items']})" for g, v in m["by_group"].items())]
+    for b in results.get("benchmarks", {}).values():
+        for mode, m in b.get("modes", {}).items():
+            h = m.get("headline")
+            if h:  # RewardBench / JudgeBench files: their own grouping
+                parts = h.get("sections") or h.get("categories") or {}
+                parts = {k: v["accuracy"] if isinstance(v, dict) else v for k, v in parts.items()}
+                lines += ["", f"{b['title']} ({mode}) {h['format']} score {_fmt('accuracy', h['score'])}%: " + ", ".join(
+                    f"{k} {_fmt('accuracy', v)}%" for k, v in parts.items())]
     run = results.get("run")
     if run:
         lines += ["", f"run: {run.get('jobs')} jobs, {run.get('jobs_generated')} generated now, "

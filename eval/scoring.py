@@ -24,14 +24,15 @@ from judgeforge.eval.metrics import (
     accuracy,
     bootstrap_ci,
     both_orders_agreement,
+    correlation_cis,
     correlations,
-    kendall,
     krippendorff_alpha,
+    mean,
     pearson,
     position_consistency,
-    spearman,
     transitivity,
 )
+from judgeforge.eval.preference_formats import headline
 
 ABS_JOB = "abs"
 
@@ -68,7 +69,7 @@ def _acc_ci(outcomes: list[int], boot: int, seed: int):
         return None
     if len(set(outcomes)) == 1:
         return (float(outcomes[0]), float(outcomes[0]))
-    return bootstrap_ci(lambda x: sum(x) / len(x), [outcomes], n_resamples=boot, seed=seed)
+    return bootstrap_ci(mean, [outcomes], n_resamples=boot, seed=seed)
 
 
 def score_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, seed: int = 0) -> dict:
@@ -94,8 +95,8 @@ def score_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, seed: i
     corr = correlations(preds, golds)
     out.update({k: corr[k] for k in ("pearson", "spearman", "kendall")})
     if boot > 0:
-        for k, fn in (("pearson", pearson), ("spearman", spearman), ("kendall", kendall)):
-            out[f"{k}_ci"] = bootstrap_ci(fn, [preds, golds], n_resamples=boot, seed=seed)
+        for k, ci in correlation_cis(preds, golds, n_resamples=boot, seed=seed).items():
+            out[f"{k}_ci"] = ci
     if humans_g:
         hc = correlations(humans_p, humans_g)
         out.update({f"human_{k}": hc[k] for k in ("pearson", "spearman", "kendall")})
@@ -121,6 +122,7 @@ def _winner(verdict, chosen_pos: str):
 def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, boot: int = 1000) -> dict:
     outcomes, outcomes_tie, groups, all_s = [], [], {}, []
     first_w, second_w, both_orders, a_votes, edges, gold_ties = [], [], [], [], [], []
+    per_item = {}  # id -> 1 when right (in both orders with swap), for the formats' own headline scores
     for it in bench.items:
         jobs = jobs_for(it, "relative", seed=seed, swap=swap)
         verdicts = []
@@ -137,6 +139,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
         outcomes_tie.append(ok)
         if not it.tie:
             outcomes.append(ok)
+            per_item[it.id] = ok
             if it.group is not None:
                 groups.setdefault(it.group, []).append(ok)
         if v is not None and not it.tie and bench.spec is not None and bench.spec.transitivity:
@@ -151,6 +154,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
             if not it.tie:
                 both_orders.append(ok)
                 both_orders.append(1 if verdicts[1] == pos2 else 0)
+                per_item[it.id] = ok * both_orders[-1]
     out: dict = {"items": len(bench.items), "ties": sum(1 for i in bench.items if i.tie)}
     out["accuracy_no_tie" if out["ties"] else "accuracy"] = accuracy(outcomes)
     out[("accuracy_no_tie" if out["ties"] else "accuracy") + "_ci"] = _acc_ci(outcomes, boot, seed)
@@ -171,6 +175,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
     if bench.spec is not None and bench.spec.transitivity:
         out.update(transitivity(edges))
     out.update(_count_failures(all_s))
+    out["_outcomes"] = per_item
     return out
 
 
@@ -236,6 +241,14 @@ def null_if_nothing_parsed(m: dict) -> dict:
     return m
 
 
+def _add_headline(metrics: dict, bench: Benchmark, outcomes: dict) -> None:
+    """RewardBench / JudgeBench files: their own per-subset scores and headline (``metrics["headline"]``)."""
+    h = headline(bench.items, outcomes)
+    if h is not None:
+        parsed = (metrics.get("samples") or 0) - (metrics.get("parse_failures") or 0)
+        metrics["headline"] = h if parsed > 0 else {"format": h["format"], "score": None}
+
+
 def score_benchmark(bench: Benchmark, modes: list[str], samples: dict, *, seed: int, swap: bool,
                     boot: int = 1000) -> dict:
     """``{"title", "kind", "items", "modes": {mode: metrics}}`` for one benchmark."""
@@ -248,10 +261,13 @@ def score_benchmark(bench: Benchmark, modes: list[str], samples: dict, *, seed: 
     if "relative" in modes:
         rel = out["modes"]["relative"] = null_if_nothing_parsed(
             score_relative(bench, samples, seed=seed, swap=swap, boot=boot))
+        _add_headline(rel, bench, rel.pop("_outcomes"))
     if "absolute" in modes:
         abs_ = score_pairs_absolute(bench, samples, boot=boot, seed=seed)
         winners = abs_.pop("_winners")
         out["modes"]["absolute"] = null_if_nothing_parsed(abs_)
+        ties = {it.id for it in bench.items if it.tie}
+        _add_headline(abs_, bench, {i: int(w == "chosen") for i, w in winners.items() if i not in ties})
         if rel is not None:
             # direct-to-pairwise consistency: relative verdict vs the order of the two absolute scores
             agree = total = 0

@@ -25,6 +25,17 @@ def did_you_mean(name: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def hub_fix(name, kind: str = "model") -> str:
+    """How to get a hub id that could not be loaded here (offline, or the hub unreachable): one clause."""
+    import os
+
+    get = f"huggingface-cli download {'--repo-type dataset ' if kind == 'dataset' else ''}{name} --local-dir DIR"
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"):
+        return f"HF_HUB_OFFLINE is set and '{name}' is not in the Hugging Face cache; run '{get}' where the hub " \
+               "is reachable and pass the local folder DIR"
+    return f"offline? run '{get}' where the hub is reachable and pass DIR, or set HF_HUB_OFFLINE=1 to use the HF cache"
+
+
 # what lowers a command's GPU memory, named in its out-of-memory line
 OOM_HINTS: dict[str, str] = {
     "train": "lower --per_device_batch_size or --pack_tokens, set --gradient_checkpointing true, or use "

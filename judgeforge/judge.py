@@ -52,8 +52,9 @@ from judgeforge.format.prompts import (
     render_relative,
     render_rubric,
 )
+from judgeforge.format.user_templates import check_template, fill_template
 
-# prometheus-eval's sampling names -> ours
+# prometheus-eval's sampling names (vLLM SamplingParams) -> ours; best_of must be 1, use_tqdm is ignored
 _PARAM_ALIASES = {"max_tokens": "max_new_tokens", "max_new_tokens": "max_new_tokens"}
 
 
@@ -74,6 +75,10 @@ def make_sampling(sampling=None):
     names = {f.name for f in fields(Sampling)}
     kw = {}
     for key, value in sampling.items():
+        if key == "use_tqdm" or (key == "best_of" and value in (None, 1)):
+            continue
+        if key == "best_of":
+            raise UserError(f"sampling: best_of={value!r} is not supported (one sample per item); drop it or set 1")
         name = _PARAM_ALIASES.get(key, key)
         if name not in names:
             raise UserError(f"unknown sampling setting '{key}'{did_you_mean(key, sorted(names))}; "
@@ -156,6 +161,14 @@ def _as_list(name: str, value, n: int | None) -> list:
     return value
 
 
+def _one_of(name: str, value, alias: str, alias_value):
+    if value is not None and alias_value is not None:
+        raise UserError(f"give {name}= or {alias}= (prometheus-eval's name), not both")
+    if value is None and alias_value is None:
+        raise UserError(f"missing {name}= (or prometheus-eval's {alias}=)")
+    return value if value is not None else alias_value
+
+
 def _check_strings(name: str, values: list, optional: bool = False) -> None:
     for i, v in enumerate(values):
         if v is None and optional:
@@ -177,8 +190,13 @@ class Judge:
     """
 
     def __init__(self, model=None, backend="hf", sampling=None, retries: int = 10, *, strict: bool = False,
-                 absolute_variant: str | None = None, relative_variant: str | None = None, **backend_options):
+                 absolute_variant: str | None = None, relative_variant: str | None = None,
+                 absolute_grade_template: str | None = None, relative_grade_template: str | None = None,
+                 **backend_options):
         from judgeforge.backends import Backend, get_backend
+
+        self.templates = {ABSOLUTE: check_template(absolute_grade_template, ABSOLUTE, "absolute_grade_template"),
+                          RELATIVE: check_template(relative_grade_template, RELATIVE, "relative_grade_template")}
 
         if isinstance(backend, Backend):
             self.backend, self._owns_backend = backend, False
@@ -240,7 +258,11 @@ class Judge:
         _check_strings("responses", responses)
         _check_strings("reference_answers", refs, optional=True)
         rubrics = self._rubrics(rubric, n, ABSOLUTE)
-        variant = self.variants[ABSOLUTE]
+        variant, tpl = self.variants[ABSOLUTE], self.templates[ABSOLUTE]
+        if tpl is not None:
+            return [Request(ABSOLUTE, fill_template(tpl, f"item {k}", instruction=i, response=r, rubric=rb,
+                                                    reference_answer=ref))
+                    for k, (i, r, rb, ref) in enumerate(zip(instructions, responses, rubrics, refs))]
         return [Request(ABSOLUTE, render_absolute(i, r, rb, ref, variant=variant))
                 for i, r, rb, ref in zip(instructions, responses, rubrics, refs)]
 
@@ -257,7 +279,11 @@ class Judge:
         _check_strings("responses_b", responses_b)
         _check_strings("reference_answers", refs, optional=True)
         rubrics = self._rubrics(rubric, n, RELATIVE)
-        variant = self.variants[RELATIVE]
+        variant, tpl = self.variants[RELATIVE], self.templates[RELATIVE]
+        if tpl is not None:
+            return [Request(RELATIVE, fill_template(tpl, f"item {k}", instruction=i, response_A=a, response_B=b,
+                                                    rubric=rb, reference_answer=ref))
+                    for k, (i, a, b, rb, ref) in enumerate(zip(instructions, responses_a, responses_b, rubrics, refs))]
         return [Request(RELATIVE, render_relative(i, a, b, rb, ref, variant=variant))
                 for i, a, b, rb, ref in zip(instructions, responses_a, responses_b, rubrics, refs)]
 
@@ -271,10 +297,16 @@ class Judge:
             for i, r in enumerate(rubric):
                 key = id(r)
                 if key not in cache:
-                    cache[key] = resolve_rubric(r, mode, where=f"rubric[{i}]")
+                    cache[key] = self._rubric_text(r, mode, f"rubric[{i}]")
                 out.append(cache[key])
             return out
-        return [resolve_rubric(rubric, mode)] * n
+        return [self._rubric_text(rubric, mode, "rubric")] * n
+
+    def _rubric_text(self, rubric, mode: str, where: str) -> str:
+        # with the user's own template a rubric string goes in as written (prometheus-eval's behaviour)
+        if self.templates[mode] is not None and isinstance(rubric, str) and ("\n" in rubric or " " in rubric.strip()):
+            return rubric
+        return resolve_rubric(rubric, mode, where=where)
 
     # ------------------------------------------------------------------ grading
 
@@ -311,9 +343,15 @@ class Judge:
         requests = self.absolute_requests(instructions, responses, rubric, reference_answers)
         return self._finish(requests, params if sampling is None else sampling, single)
 
-    def relative_grade(self, instructions, responses_a, responses_b, rubric, reference_answers=None, *,
-                       params=None, sampling=None, reference_answer=None):
-        """``(feedbacks, winners)`` ("A" / "B") for lists, or ``(feedback, winner)`` for single strings."""
+    def relative_grade(self, instructions, responses_a=None, responses_b=None, rubric=None, reference_answers=None,
+                       *, params=None, sampling=None, reference_answer=None, responses_A=None, responses_B=None):
+        """``(feedbacks, winners)`` ("A" / "B") for lists, or ``(feedback, winner)`` for single strings.
+
+        prometheus-eval's ``responses_A=`` / ``responses_B=`` are the same as ``responses_a`` / ``responses_b``."""
+        responses_a = _one_of("responses_a", responses_a, "responses_A", responses_A)
+        responses_b = _one_of("responses_b", responses_b, "responses_B", responses_B)
+        if rubric is None:
+            raise UserError("relative_grade needs a rubric (a preset name such as 'helpfulness', or criteria)")
         single = isinstance(instructions, str)
         if single:
             if not (isinstance(responses_a, str) and isinstance(responses_b, str)):
@@ -333,9 +371,11 @@ class Judge:
                               params=None):
         return self.absolute_grade(instruction, response, rubric, reference_answer, params=params)
 
-    def single_relative_grade(self, instruction: str, response_a: str, response_b: str, rubric,
-                              reference_answer=None, *, params=None):
-        return self.relative_grade(instruction, response_a, response_b, rubric, reference_answer, params=params)
+    def single_relative_grade(self, instruction: str, response_a: str | None = None, response_b: str | None = None,
+                              rubric=None, reference_answer=None, *, params=None, response_A=None, response_B=None):
+        return self.relative_grade(instruction, _one_of("response_a", response_a, "response_A", response_A),
+                                   _one_of("response_b", response_b, "response_B", response_B), rubric,
+                                   reference_answer, params=params)
 
     def _finish(self, requests, sampling, single: bool):
         samples = self.grade(requests, sampling)

@@ -30,7 +30,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judgeforge.errors import UserError
+from judgeforge.errors import UserError, hub_fix
 from judgeforge.io import atomic_dir
 
 BUILTIN_TOKENIZERS = ("mistral-v1",)
@@ -46,7 +46,12 @@ def mistral_v1_tokenizer_dir(cache_dir: str | os.PathLike | None = None) -> Path
     final = Path(cache_dir) if cache_dir else cache_root() / "tokenizer-mistral-v1"
     if (final / "tokenizer.json").exists():
         return final
-    import mistral_common
+    try:
+        import mistral_common
+        import sentencepiece  # noqa: F401 - orders the merges (_fix_merges)
+    except ImportError as e:
+        raise UserError(f"the built-in 'mistral-v1' tokenizer needs {e.name}: pip install 'judgeforge[offline-tokenizer]' "
+                        "(or pass a tokenizer folder or hub id)") from None
     from transformers import AutoTokenizer
 
     from judgeforge.format.prompts import CHAT_TEMPLATE
@@ -119,7 +124,8 @@ def load_tokenizer(name_or_path: str | os.PathLike = "mistral-v1", *, trust_remo
     try:
         tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
     except OSError as e:
-        raise UserError(f"cannot load a tokenizer from '{name_or_path}': {str(e).splitlines()[0]}") from None
+        raise UserError(f"cannot load a tokenizer from '{name_or_path}': {str(e).splitlines()[0]}; "
+                        f"{hub_fix(name_or_path)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
     if not getattr(tok, "chat_template", None) and looks_mistral(tok):

@@ -8,12 +8,13 @@ HTTP code, retries and timeouts against it.  Replies come from a Python function
         kind: "chat" (POST /v1/chat/completions) or "completions" (POST /v1/completions)
         body: the decoded JSON request
         call_no: 1-based count of requests so far
-        return text (or n texts) for a normal answer, (status, payload) for an HTTP
-        error, or Delay(seconds, then) to answer late.
+        return text (or n texts) for a normal answer, (status, payload) or
+        (status, payload, headers) for an HTTP error, or Delay(seconds, then) to answer late.
 
     with ScriptedOpenAIServer(reply) as srv:
         srv.base_url   # "http://127.0.0.1:PORT/v1"
         srv.requests   # every (kind, body) received, in order
+        srv.connections  # TCP connections accepted (HTTP/1.1 keep-alive: one per pooled client connection)
 
 ``latency=s`` delays every answer by ``s`` seconds (a remote server's round trip), and
 ``in_flight_max`` records how many requests were being answered at once, at most.
@@ -44,6 +45,7 @@ class ScriptedOpenAIServer:
         self.in_flight = 0
         self.in_flight_max = 0
         self.requests: list[tuple[str, dict]] = []
+        self.connections = 0
         self._lock = threading.Lock()
         # a deeper listen backlog than the stdlib's 5: clients that open many connections at
         # once must queue, not be reset
@@ -69,15 +71,24 @@ class ScriptedOpenAIServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real API servers
+
+            def setup(self):
+                super().setup()
+                with outer._lock:
+                    outer.connections += 1
+
             def log_message(self, *args):  # quiet
                 pass
 
-            def _send(self, status: int, payload):
+            def _send(self, status: int, payload, headers: dict | None = None):
                 data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
                 data = data.encode() if isinstance(data, str) else data
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.end_headers()
                 try:
                     self.wfile.write(data)
@@ -125,7 +136,7 @@ class ScriptedOpenAIServer:
                     time.sleep(result.seconds)
                     result = result.then
                 if isinstance(result, tuple):
-                    self._send(result[0], result[1])
+                    self._send(*result)
                     return
                 texts = [result] if isinstance(result, str) else list(result)
                 n = int(body.get("n") or 1)

@@ -236,3 +236,26 @@ def test_absolute_nothing_parsed():
     m = score_benchmark(b, ["absolute"], samples, seed=0, swap=False, boot=0)["modes"]["absolute"]
     assert m["pearson"] is None and m["mean_score"] is None and m["n_scored"] == 0
     assert m["no_result"].startswith("no parsed outputs (12 of 12")
+
+
+def test_vectorised_bootstrap_equals_scipy_to_the_seed():
+    # the vectorised intervals (judgeforge.eval.bootstrap) are scipy.stats.bootstrap's, resample for resample:
+    # discrete grades (ties, constant resamples at n=4), continuous means, and an accuracy
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    for n, seed in ((4, 0), (12, 1), (60, 2)):
+        gold = rng.integers(1, 6, n).astype(float)
+        pred = np.clip(gold + rng.integers(-2, 3, n), 1, 5) + (rng.random(n) / 3 if seed == 2 else 0)
+        data = [list(pred), list(gold)]
+        for fn in (metrics.pearson, metrics.spearman, metrics.kendall):
+            new = metrics.bootstrap_ci(fn, data, n_resamples=40, seed=seed)
+            old = metrics.scipy_bootstrap_ci(fn, data, n_resamples=40, seed=seed)
+            assert (new is None) == (old is None), (n, fn.__name__)
+            if new is not None:
+                assert new == pytest.approx(old, abs=1e-12), (n, fn.__name__)
+        both = metrics.correlation_cis(*data, n_resamples=40, seed=seed)
+        assert both["kendall"] == metrics.bootstrap_ci(metrics.kendall, data, n_resamples=40, seed=seed)
+        acc = list(rng.integers(0, 2, n))
+        assert metrics.bootstrap_ci(metrics.mean, [acc], n_resamples=40, seed=seed) == pytest.approx(
+            metrics.scipy_bootstrap_ci(metrics.mean, [acc], n_resamples=40, seed=seed), abs=1e-12)

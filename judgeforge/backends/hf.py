@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from judgeforge.backends import Backend, Request, Sampling
 from judgeforge.backends.plain import generation_kwargs, left_pad, plain_generate, trim  # noqa: F401 - re-exported
-from judgeforge.errors import UserError
+from judgeforge.errors import UserError, hub_fix
 
 ENGINES = ("fast", "generate")
 
@@ -46,7 +46,7 @@ def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | N
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load the judge '{model}': {first}; pass a local model folder "
-                        "(with safetensors weights) or a hub id that is reachable") from None
+                        f"(with safetensors weights) or a reachable hub id; {hub_fix(model)}") from None
     return m.to(device).eval()
 
 

@@ -1,33 +1,28 @@
-"""The ``openai`` backend: any OpenAI-compatible HTTP endpoint (stdlib HTTP only).
+"""The ``openai`` backend: any OpenAI-compatible HTTP endpoint (through :mod:`judgeforge.http`).
 
 ``api="completions"`` (default) posts ``Request.chat_text()`` to ``/v1/completions``: a
 local server (vLLM, TGI, llama.cpp) that serves the judge gets exactly the training
 format.  ``api="chat"`` posts ``Request.messages()`` to ``/v1/chat/completions``: an API
 model such as GPT-4 as a baseline judge.  ``chat()`` always uses the chat API.
 
-Requests run in a thread pool of ``concurrency`` workers.  HTTP 408, 409, 429 and 5xx,
-timeouts and connection errors are retried up to ``max_retries`` times with exponential
-backoff (``backoff * 2**attempt``, capped at ``backoff_max``, with jitter; a
-``Retry-After`` header is honoured); other HTTP errors (a bad key, an unknown model) stop
-at once with one clear line.
+Requests run in a thread pool of ``concurrency`` workers over one keep-alive connection
+pool (:class:`judgeforge.http.HTTPClient`, up to ``concurrency`` connections, reused
+across calls).  HTTP 408, 409, 429 and 5xx, timeouts and connection errors are retried up
+to ``max_retries`` times with exponential backoff (``backoff * 2**attempt``, capped at
+``backoff_max``, with jitter; a ``Retry-After`` header is honoured); other HTTP errors (a
+bad key, an unknown model) stop at once with one clear line.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from judgeforge.backends import Backend, Request, Sampling
 from judgeforge.errors import UserError
+from judgeforge.http import RETRY_STATUS, HTTPClient, HTTPFailure
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+__all__ = ["DEFAULT_BASE_URL", "RETRY_STATUS", "EndpointError", "OpenAIBackend"]
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
 
@@ -71,8 +66,17 @@ class OpenAIBackend(Backend):
         # OpenAI's own API rejects vLLM's repetition_penalty; local servers take it.
         self.send_repetition_penalty = (api == "completions") if send_repetition_penalty is None \
             else send_repetition_penalty
-        self.calls = 0  # HTTP requests sent (retries included)
-        self._lock = threading.Lock()
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        self._http = HTTPClient(timeout=timeout, max_retries=max_retries, backoff=backoff,
+                                backoff_max=backoff_max, headers=headers, max_connections=concurrency)
+
+    @property
+    def calls(self) -> int:
+        """HTTP requests sent (retries included)."""
+        return self._http.calls
+
+    def close(self) -> None:
+        self._http.close()
 
     def describe(self) -> str:
         return f"openai:{self.model}"
@@ -142,62 +146,11 @@ class OpenAIBackend(Backend):
 
     def _post(self, kind: str, body: dict) -> dict:
         url = f"{self.base_url}/{'chat/completions' if kind == 'chat' else 'completions'}"
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            with self._lock:
-                self.calls += 1
-            wait = None
-            try:
-                req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as e:
-                detail = _error_text(e)
-                if e.code not in RETRY_STATUS:
-                    raise EndpointError(f"{url}: HTTP {e.code}: {detail}; check the model name, key and "
-                                        "request options") from None
-                last = f"HTTP {e.code}: {detail}"
-                wait = _retry_after(e)
-            except TimeoutError:
-                last = f"no answer within {self.timeout:g} s"
-            except urllib.error.URLError as e:
-                if isinstance(e.reason, (TimeoutError, socket.timeout)):
-                    last = f"no answer within {self.timeout:g} s"
-                else:
-                    last = f"cannot connect ({e.reason})"
-            except (ConnectionError, OSError) as e:
-                last = f"connection failed ({e})"
-            except json.JSONDecodeError:
-                last = "the reply is not JSON"
-            if attempt < self.max_retries:
-                if wait is None:
-                    wait = min(self.backoff_max, self.backoff * (2 ** attempt))
-                    wait *= 0.5 + random.random() / 2
-                time.sleep(wait)
-        raise EndpointError(f"{url}: failed after {self.max_retries + 1} attempts (last: {last}); "
-                            "is the server up? raise --max-retries or --timeout if it is slow")
-
-
-def _error_text(e: urllib.error.HTTPError) -> str:
-    try:
-        raw = e.read().decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - best effort
-        return e.reason if isinstance(e.reason, str) else str(e)
-    try:
-        obj = json.loads(raw)
-        msg = obj.get("error", {}).get("message") if isinstance(obj.get("error"), dict) else obj.get("error")
-        return str(msg or raw)[:200]
-    except (json.JSONDecodeError, AttributeError):
-        return raw[:200]
-
-
-def _retry_after(e: urllib.error.HTTPError) -> float | None:
-    value = e.headers.get("Retry-After") if e.headers else None
-    try:
-        return min(60.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+        try:
+            return self._http.post_json(url, body, where="openai backend")
+        except HTTPFailure as e:
+            if not e.retryable:
+                raise EndpointError(f"{url}: HTTP {e.status}: {e.detail}; check the model name, key and "
+                                    "request options") from None
+            raise EndpointError(f"{url}: failed after {self.max_retries + 1} attempts (last: {e.detail}); "
+                                "is the server up? raise --max-retries or --timeout if it is slow") from None

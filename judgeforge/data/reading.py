@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from judgeforge.errors import UserError
+from judgeforge.errors import UserError, hub_fix
 
 SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -197,7 +197,8 @@ def read_hub(repo_id: str, split: str) -> list[Row]:
         raise UserError(f"{repo_id}: neither a local path nor a dataset on the hub; check the name") from None
     except Exception as e:  # network, auth, offline mode
         if type(e).__name__ in ("DatasetNotFoundError", "ConnectionError", "OfflineModeIsEnabled", "HfHubHTTPError"):
-            raise UserError(f"{repo_id}: could not load from the hub ({type(e).__name__}: {e}); "
-                            "pass a local file instead") from None
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise UserError(f"{repo_id}: could not load from the hub ({type(e).__name__}: {first}); "
+                            f"pass a local file instead; {hub_fix(repo_id, 'dataset')}") from None
         raise
     return [Row(repo_id, i, dict(d)) for i, d in enumerate(ds, start=1)]

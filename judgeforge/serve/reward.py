@@ -32,9 +32,7 @@ for plain-text and conversational data (lists of ``{"role", "content"}`` message
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Sequence
 
 from judgeforge.errors import UserError
@@ -200,8 +198,9 @@ class HTTPJudgeReward(_RewardBase):
 
     Items go in chunks of ``chunk_size`` (keep it <= the server's ``--max-items``); the
     mapping and normalisation are applied here over the whole call, so chunking never
-    changes the rewards.  Connection errors, 503 and 504 are retried ``retries`` times
-    with exponential backoff.
+    changes the rewards.  Requests share one keep-alive connection pool and
+    :mod:`judgeforge.http`'s retry policy (connection errors, timeouts, 408/409/429/5xx are
+    retried ``retries`` times with exponential backoff from ``backoff`` seconds).
     """
 
     def __init__(self, url: str, rubric=DEFAULT_RUBRIC, *, timeout: float = 600.0, retries: int = 5,
@@ -214,34 +213,30 @@ class HTTPJudgeReward(_RewardBase):
             self.url = self.url[: -len("/reward")]
         self.timeout, self.retries, self.backoff, self.chunk_size = timeout, retries, backoff, max(1, chunk_size)
 
-    def _post(self, payload: dict) -> dict:
-        import urllib.error
-        import urllib.request
+    def _client(self):
+        from judgeforge.http import HTTPClient
 
-        data = json.dumps(payload).encode("utf-8")
-        last = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            req = urllib.request.Request(f"{self.url}/reward", data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read())
-            except urllib.error.HTTPError as e:
-                body = e.read().decode("utf-8", "replace")
-                try:
-                    msg = json.loads(body)["error"]["message"]
-                except (ValueError, KeyError, TypeError):
-                    msg = body[:300]
-                if e.code in (502, 503, 504):
-                    last = f"HTTP {e.code}: {msg}"
-                    continue
-                raise UserError(f"reward: the judge server at {self.url} answered HTTP {e.code}: {msg}") from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-                last = str(getattr(e, "reason", e))
-        raise UserError(f"reward: cannot reach the judge server at {self.url} after {self.retries + 1} tries "
-                        f"({last}); start it with 'judgeforge serve --judge MODEL'")
+        if getattr(self, "_http", None) is None:  # made on first use (and after unpickling)
+            self._http = HTTPClient(timeout=self.timeout, max_retries=self.retries, backoff=self.backoff,
+                                    backoff_max=max(self.backoff, 30.0), max_connections=4)
+        return self._http
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_http", None)  # a connection pool does not travel to other processes
+        return state
+
+    def _post(self, payload: dict) -> dict:
+        from judgeforge.http import HTTPFailure
+
+        try:
+            return self._client().post_json(f"{self.url}/reward", payload, where="reward")
+        except HTTPFailure as e:
+            if not e.retryable:
+                raise UserError(f"reward: the judge server at {self.url} answered HTTP {e.status}: {e.detail}") \
+                    from None
+            raise UserError(f"reward: cannot reach the judge server at {self.url} after {self.retries + 1} tries "
+                            f"({e.detail}); start it with 'judgeforge serve --judge MODEL'") from None
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         texts_p, texts_c, refs = self._items(prompts, completions, kwargs)
