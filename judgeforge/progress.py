@@ -10,7 +10,8 @@ On a terminal: a rich bar per task with count, rate, elapsed time and ETA.  Anyw
 (a file, a pipe, ``live=False``): plain lines on stderr, one when a task starts, at most one
 every ``every`` seconds while it runs (default 30) and one when it ends, so a run writing to
 a file is never silent for long.  Rate and ETA are computed here from the counts, the same in
-both forms.  ``enabled=False`` shows nothing.
+both forms.  ``enabled=False`` shows nothing.  A Progress opened while another is open (an
+evaluation inside the quickstart) adds its tasks to the outer one's display, in its form.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 
 EVERY_S = 30.0
+_open: list[Progress] = []  # the displays open now, outermost first
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -104,6 +106,14 @@ class Progress:
         self._rich = None
 
     def __enter__(self):
+        if self.enabled and _open:  # nested: one display, the outer one's
+            outer = _open[0]
+            self.live, self.stream, self.every, self._rich = outer.live, outer.stream, outer.every, outer._rich
+            self._nested = True
+            return self
+        self._nested = False
+        if self.enabled:
+            _open.append(self)
         if self.live:
             from rich.console import Console
             from rich.progress import BarColumn, TextColumn
@@ -116,6 +126,11 @@ class Progress:
         return self
 
     def __exit__(self, *exc):
+        if getattr(self, "_nested", False):
+            self._rich = None
+            return
+        if self in _open:
+            _open.remove(self)
         if self._rich is not None:
             self._rich.__exit__(*exc)
             self._rich = None
