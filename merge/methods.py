@@ -84,19 +84,52 @@ def get_method(name: str, where: str = "method") -> MethodInfo:
 
 
 def describe_methods() -> str:
+    """The ``--list-methods`` text.  Built from mergekit's registry (seconds: it imports torch and
+    mergekit) once per mergekit version, then read from the cache so the listing answers at once."""
+    import importlib.util
+    import os
+
+    from judgeforge.io import sha256_text
+    from judgeforge.tokenization import cache_root
+
+    spec = importlib.util.find_spec("mergekit")  # finds the package without importing it
+    key = None
+    if spec is not None and spec.origin:
+        key = sha256_text(f"{spec.origin}:{os.stat(spec.origin).st_mtime_ns}")[:16]
+    path = cache_root() / f"merge-methods-{LISTING_FORMAT}-{key}.txt" if key else None
+    if path is not None and path.exists():
+        return path.read_text(encoding="utf-8")
+    text = _describe(all_methods())
+    if path is not None:
+        try:
+            from judgeforge.io import atomic_write_text
+
+            atomic_write_text(path, text)
+        except OSError:  # a read-only home: list without caching
+            pass
+    return text
+
+
+LISTING_FORMAT = 2  # bump when _describe's wording changes, so old cached listings are not shown
+
+
+def _describe(methods: dict[str, MethodInfo]) -> str:
     lines = []
-    for m in sorted(all_methods().values(), key=lambda m: m.name):
+    for m in sorted(methods.values(), key=lambda m: m.name):
         params = ", ".join(
             f"{p.name}{'' if p.scope == 'shared' else '[per model]'}"
             + ("" if p.required else f"={p.default}")
             for p in m.params
         )
-        base = {
-            "required": "needs --base",
-            "optional": "base optional",
-            "ignored": "no base",
-            "forbidden": "no base",
-        }[m.base]
+        if m.name in FIRST_IS_BASE and m.base == "required":
+            base = "base: --base, or else the first model"
+        else:
+            base = {
+                "required": "needs --base",
+                "optional": "base optional",
+                "ignored": "no base",
+                "forbidden": "no base",
+            }[m.base]
         lines.append(f"  {m.name:<18} {m.pretty} ({base}); parameters: {params or '-'}")
     return "\n".join(lines)
 

@@ -115,6 +115,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":  # `python -m judgeforge.train.cli` (what the launchers in scripts/ run)
+    from judgeforge.devices import quiet_deepspeed_on_cpu
     from judgeforge.errors import run_command
 
+    quiet_deepspeed_on_cpu()
     sys.exit(run_command("judgeforge.train.cli", sys.argv[1:]))
