@@ -195,14 +195,18 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def main(argv: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="judgeforge eval ablation",
                                  description="Place evaluation runs beside the paper's Table 5 and Table 17.")
     ap.add_argument("--run", action="append", default=[],
                     help="NAME=DIR; NAME one of absolute, relative, joint, merged, prompting (or your own)")
     ap.add_argument("--method", action="append", default=[], help="METHOD=DIR for merge methods (Table 17)")
     ap.add_argument("-o", "--out", default=None, help="write the markdown here (and NAME.json beside it)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     runs = {k: load_report(v) for k, v in _pairs(args.run, "--run").items()}
     methods = {k: load_report(v) for k, v in _pairs(args.method, "--method").items()}
     if not runs and not methods:
