@@ -283,15 +283,16 @@ def main(argv=None) -> int:
 
     check_score = None
     judge = args.judge
-    if judge is None:
-        from judgeforge.judge import make_scripted_judge
+    with tempfile.TemporaryDirectory(prefix="jf-serve-load-") as scratch:  # the scripted judge goes with it
+        if judge is None:
+            from judgeforge.judge import make_scripted_judge
 
-        judge = str(make_scripted_judge(Path(tempfile.mkdtemp(prefix="jf-serve-load-")) / "judge"))
-        check_score = 3
-    phases = []
-    if not args.no_baseline:
-        phases.append(run_phase("unbatched", args, judge, 1, check_score))
-    phases.append(run_phase("batched", args, judge, args.max_batch, check_score))
+            judge = str(make_scripted_judge(Path(scratch) / "judge"))
+            check_score = 3
+        phases = []
+        if not args.no_baseline:
+            phases.append(run_phase("unbatched", args, judge, 1, check_score))
+        phases.append(run_phase("batched", args, judge, args.max_batch, check_score))
 
     try:
         import torch
