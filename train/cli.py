@@ -109,9 +109,25 @@ def main(argv: list[str]) -> int:
     from judgeforge.train.run import train
 
     final = train(recipe, progress=_printer())
+    _close_process_group()  # on success only: a failed rank exits at once and the launcher stops the rest
     if os.environ.get("RANK", "0") == "0":
         print(final)
     return 0
+
+
+def _close_process_group() -> None:
+    """Take the process group down while Python still runs.  Left to the interpreter's exit, gloo's
+    worker threads could be destroyed still joinable ("terminate called without an active exception",
+    SIGABRT) after a run that had finished and written everything."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    try:
+        dist.barrier()  # no process leaves while another still talks to it
+    finally:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":  # `python -m judgeforge.train.cli` (what the launchers in scripts/ run)
