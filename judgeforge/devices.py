@@ -94,7 +94,7 @@ def choose_dtype(requested: str | bool | None = "auto", *, cuda: bool | None = N
         return DtypeChoice("float32", "this GPU has no bf16")
     if cpu_bf16_native(flags):
         return DtypeChoice("bfloat16", "CPU with native bf16 (avx512_bf16/amx_bf16)")
-    return DtypeChoice("float32", "this CPU has no native bf16 (no avx512_bf16/amx_bf16): bf16 would be "
+    return DtypeChoice("float32", "no native bf16 on this CPU, avx512_bf16/amx_bf16 absent: bf16 would run "
                                   "20-50x slower; set bf16: true to force it")
 
 
@@ -107,8 +107,8 @@ def load_dtype(requested: str | None = "auto", *, cuda: bool, stored: str | None
         return choose_dtype(requested, cuda=cuda, flags=flags)
     stored = _NAMES.get(str(stored).lower(), "float32") if stored else "float32"
     if stored in ("bfloat16", "float16") and not cpu_bf16_native(flags):
-        return DtypeChoice("float32", f"{stored} weights, but this CPU has no native bf16 (no "
-                                      "avx512_bf16/amx_bf16): computing in fp32; pass dtype=bfloat16 to force it")
+        return DtypeChoice("float32", f"{stored} weights, but no native bf16 on this CPU, avx512_bf16/"
+                                      "amx_bf16 absent: computing in fp32; pass dtype=bfloat16 to force it")
     return DtypeChoice(stored, "the checkpoint's dtype")
 
 
