@@ -61,3 +61,23 @@ def test_ablation_markdown_shows_n_and_failures():
     md = ablation_markdown({"relative": _report(5, 97)})
     row = next(line for line in md.splitlines() if line.startswith("| relative only (relative) |"))
     assert "too few parsed (n=5 of 100) | 95.0 |" in row and "62.0 (n=97/100) | 3.0 | 72.61 |" in row
+
+
+def test_readme_table_is_replaced_by_the_quickstarts_own():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("rqt", root / "scripts" / "readme_quickstart_table.py")
+    rqt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rqt)
+    results = {"absolute only": {k: headline(_report(100, 90), "all")[k] for k in quickstart.HEADLINE_KEYS}}
+    report = {"table_md": quickstart._table_md(results), "config": {"seed": 0}, "dtype": "float32",
+              "timings": {"base_s": 61.2, "absolute_s": 20.4, "relative_s": 70.0, "merge_s": 0.12, "eval_s": 11.0,
+                          "total_s": 176.0}}
+    readme = (root / "README.md").read_text()
+    new = rqt.updated(readme, report)
+    assert report["table_md"] in new and "| absolute only | 0.910 (n=100/100) |" in new
+    assert "(2 min 56 s in all: shared base 61 s" in new and new.count("in all:") == readme.count("in all:")
+    assert rqt.updated(new, report) == new  # idempotent
+    assert len(new.splitlines()) < len(readme.splitlines())  # two rows replaced by one, nothing else
