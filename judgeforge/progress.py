@@ -36,6 +36,7 @@ class Task:
     def __init__(self, prog: Progress, desc: str, total: int | None, unit: str):
         self.prog, self.desc, self.total, self.unit = prog, desc, total, unit
         self.completed = 0
+        self._start = None  # where the count stood when the task began (a resumed run's first step)
         self.info = ""
         self.t0 = time.monotonic()
         self._last_line = self.t0
@@ -47,7 +48,8 @@ class Task:
 
     def rate(self) -> float | None:
         e = self.elapsed()
-        return self.completed / e if self.completed and e > 0 else None
+        done = self.completed - (self._start or 0)
+        return done / e if done > 0 and e > 0 else None
 
     def eta(self) -> float | None:
         r = self.rate()
@@ -69,6 +71,8 @@ class Task:
 
     # ---- changes
     def advance(self, k: int = 1) -> None:
+        if self._start is None:
+            self._start = self.completed
         self.completed += k
         self._changed()
 
@@ -79,6 +83,8 @@ class Task:
     def update(self, completed: int | None = None, total: int | None = None, info: str | None = None,
                force_line: bool = False) -> None:
         if completed is not None:
+            if self._start is None:
+                self._start = completed
             self.completed = completed
         if total is not None:
             self.total = total

@@ -42,3 +42,14 @@ def test_nested_progress_uses_the_outer_display_and_disabled_shows_nothing():
             off.task("silent", total=5).done()
     assert other.getvalue() == ""
     assert [ln.split(":")[0] for ln in buf.getvalue().splitlines()] == ["quickstart stage", "eval x", "eval x"]
+
+
+def test_a_resumed_count_rates_only_what_this_run_did():
+    buf = io.StringIO()
+    with Progress(live=False, stream=buf) as prog:
+        t = prog.task("judgeforge train", total=100, unit="steps")
+        t.update(completed=90)  # resumed at step 90: nothing done yet in this run
+        assert t.rate() is None and t.eta() is None
+        t.t0 -= 10.0  # ten seconds later, five steps on
+        t.update(completed=95)
+        assert abs(t.rate() - 0.5) < 0.01 and abs(t.eta() - 10.0) < 0.5
