@@ -74,6 +74,12 @@ def all_methods() -> dict[str, MethodInfo]:
 
 
 def get_method(name: str, where: str = "method") -> MethodInfo:
+    known = _cached_names()  # a misspelt name is answered from the cached listing, before mergekit loads
+    if known is not None and name not in known:
+        raise UserError(
+            f"{where}: unknown merge method '{name}'{did_you_mean(name, known)}; "
+            "run 'judgeforge merge --list-methods' for the list"
+        )
     methods = all_methods()
     if name not in methods:
         raise UserError(
@@ -83,9 +89,15 @@ def get_method(name: str, where: str = "method") -> MethodInfo:
     return methods[name]
 
 
-def describe_methods() -> str:
-    """The ``--list-methods`` text.  Built from mergekit's registry (seconds: it imports torch and
-    mergekit) once per mergekit version, then read from the cache so the listing answers at once."""
+def _cached_names() -> list[str] | None:
+    path = _listing_path()
+    if path is None or not path.exists():
+        return None
+    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _listing_path():
+    """Where the listing of this mergekit install is cached (None when mergekit is not installed)."""
     import importlib.util
     import os
 
@@ -93,10 +105,16 @@ def describe_methods() -> str:
     from judgeforge.tokenization import cache_root
 
     spec = importlib.util.find_spec("mergekit")  # finds the package without importing it
-    key = None
-    if spec is not None and spec.origin:
-        key = sha256_text(f"{spec.origin}:{os.stat(spec.origin).st_mtime_ns}")[:16]
-    path = cache_root() / f"merge-methods-{LISTING_FORMAT}-{key}.txt" if key else None
+    if spec is None or not spec.origin:
+        return None
+    key = sha256_text(f"{spec.origin}:{os.stat(spec.origin).st_mtime_ns}")[:16]
+    return cache_root() / f"merge-methods-{LISTING_FORMAT}-{key}.txt"
+
+
+def describe_methods() -> str:
+    """The ``--list-methods`` text.  Built from mergekit's registry (seconds: it imports torch and
+    mergekit) once per mergekit version, then read from the cache so the listing answers at once."""
+    path = _listing_path()
     if path is not None and path.exists():
         return path.read_text(encoding="utf-8")
     text = _describe(all_methods())
