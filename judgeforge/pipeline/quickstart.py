@@ -123,7 +123,7 @@ class _Display:
     def __exit__(self, *exc):
         self._progress.__exit__(*exc)
 
-    def stage(self, name: str, total: int | None = None, unit: str = "steps"):
+    def stage(self, name: str, total: int | None = None, unit: str = "parts"):
         self._task = self._progress.task(name, total=total or 1, unit=unit)
         return self
 
@@ -170,7 +170,7 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
         overrides["init_from_config"] = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": 4, "kv_heads": 2,
                                          "tie": True}
     recipe = load(None, overrides)
-    display.stage(name, steps)
+    display.stage(name, steps, unit="steps")
 
     def on_event(ev: dict):
         if ev.get("stage") in ("train", "log") and "step" in ev:
