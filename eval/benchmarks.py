@@ -29,7 +29,6 @@ as the gold label (``"tie": true`` marks a tied pair).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from judgeforge.errors import UserError, did_you_mean
+from judgeforge.eval.rows import gold_scores, read_records  # noqa: F401 - read_records is re-exported
 from judgeforge.format.prompts import (
     ABSOLUTE,
     RELATIVE,
@@ -252,54 +252,6 @@ def _check_json_text(text: str, where: str) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """A JSON list, a single JSON object per line (JSON Lines, whatever the suffix) or parquet."""
-    p = Path(path)
-    if p.is_dir() or p.suffix == ".parquet":
-        from judgeforge.data import read_rows
-
-        return [r.data for r in read_rows(p)]
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-        if not all(isinstance(r, dict) for r in data):
-            raise UserError(f"{path}: a JSON list of objects was expected")
-        return data
-    if stripped.startswith("{"):
-        _refuse_keyed_object(text, path)
-    out = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: line {lineno}: invalid JSON ({e.msg}); one object per line") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}: line {lineno}: a JSON object was expected")
-        out.append(obj)
-    return out
-
-
-def _refuse_keyed_object(text: str, path) -> None:
-    """A whole file that is one JSON object of objects (``{"id1": {...}, "id2": {...}}``) is not JSON Lines."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return  # JSON Lines (or broken JSON, reported line by line)
-    if isinstance(data, dict) and len(data) > 1 and all(isinstance(v, dict) for v in data.values()):
-        keys = ", ".join(repr(k) for k in list(data)[:2])
-        raise UserError(f"{path}: one JSON object keyed by item id ({keys}, ...), not rows; write a JSON list of "
-                        "rows or JSON Lines, one row per line, with the key as each row's 'id'")
-
-
 # The Prometheus 1 repository's copies of the benchmark files end every rendered prompt with a stray
 # '",' and a newline after "###Feedback: " (left over from how they were exported).
 _P1_SUFFIX = re.compile(r'(###Feedback: )",\s*$')
@@ -376,14 +328,6 @@ def items_from_records(bench: str, records: list[dict], source: str) -> list[Ite
     return items
 
 
-def _scores(v) -> list[float]:
-    if isinstance(v, str):
-        v = json.loads(v) if v.strip().startswith("[") else float(v)
-    if isinstance(v, (int, float)):
-        return [float(v)]
-    return [float(x) for x in v]
-
-
 def _mean(xs):
     return sum(xs) / len(xs) if xs else None
 
@@ -394,8 +338,9 @@ def _absolute_rendered(bench: str, i: int, r: dict, where: str) -> Item:
         raise TypeError("instruction must be text")
     extra: dict = {}
     prompt = _normalise_prompt(prompt, extra)
-    gold = _scores(r["gpt4_score"] if "gpt4_score" in r else r["gold_score"])
-    human = _scores(r["human_score"]) if r.get("human_score") not in (None, "") else None
+    key = "gpt4_score" if "gpt4_score" in r else "gold_score"
+    gold = gold_scores(r[key], key)
+    human = gold_scores(r["human_score"], "human_score") if r.get("human_score") not in (None, "") else None
     rid = r.get("id")
     if rid is None:
         rid = f"{i}"

@@ -24,7 +24,7 @@ from pathlib import Path
 from judgeforge.backends import GIVE_UP_BELOW, Backend, Request, Sampling, generate_parsed
 from judgeforge.errors import UserError
 from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
-from judgeforge.eval.cache import GenerationCache, slot_key
+from judgeforge.eval.cache import GenerationCache, judge_fingerprint, slot_key, write_run_config
 from judgeforge.eval.scoring import MIN_SCORED, jobs_for, score_benchmark
 from judgeforge.io import sha256_text
 
@@ -90,6 +90,24 @@ class EvalConfig:
             raise UserError(f"{where}: --min-scored must be >= 3 (a correlation over two points is always +-1)")
         if not 0.0 <= self.give_up_below <= 1.0:
             raise UserError(f"{where}: --give-up-below must be in [0, 1]")
+        from judgeforge.backends import check_count, check_generation_options
+
+        Sampling(self.temperature, self.top_p, self.max_new_tokens, self.repetition_penalty,
+                 self.seed).validate(where)  # the options as given, greedy or not
+        check_generation_options(where, retries=self.retries, batch_size=self.batch_size)
+        check_count(where, "bootstrap", self.bootstrap, minimum=0)
+        check_count(where, "chunk_size", self.chunk_size, minimum=1)
+        check_count(where, "concurrency", self.concurrency, minimum=1)
+        check_count(where, "tensor_parallel_size", self.tensor_parallel_size, minimum=1)
+        if self.backend not in ("hf", "vllm", "openai"):
+            from judgeforge.errors import did_you_mean
+
+            raise UserError(f"{where}: backend '{self.backend}' is not one of hf, vllm, openai"
+                            f"{did_you_mean(self.backend, ('hf', 'vllm', 'openai'))}")
+        if self.out:
+            out = Path(self.out).expanduser()
+            if out.exists() and not out.is_dir():
+                raise UserError(f"{where}: --out '{self.out}' is a file; give a folder for the cache and reports")
 
     def sampling(self) -> Sampling:
         if self.greedy:
@@ -195,16 +213,18 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
     benches = [shard_items(b, cfg.num_shards, cfg.shard) for b in benches_full]
     sampling = cfg.sampling()
     fp = sampling_fingerprint(sampling)
+    model_fp = judge_fingerprint(judge, cfg, tokenizer)  # the folder is checked before anything loads
     own_backend = not isinstance(judge, Backend)
     t_load = time.time()
     backend = make_backend(judge, cfg, tokenizer=tokenizer, **(backend_options or {}))
     t_load = time.time() - t_load
-    judge_id = cfg.judge_name or (str(judge) if isinstance(judge, (str, os.PathLike)) else backend.describe())
+    judge_name = cfg.judge_name or (str(judge) if isinstance(judge, (str, os.PathLike)) else backend.describe())
+    judge_id = f"{judge_name}@{model_fp}" if model_fp else judge_name  # the cache key's judge part
     out = Path(cfg.out) if cfg.out else None
     fname = "generations.jsonl" if cfg.num_shards == 1 else f"generations.shard-{cfg.shard}-of-{cfg.num_shards}.jsonl"
     cache = GenerationCache(out, fname)
     if out is not None:
-        _write_run_config(out, cfg, judge_id, backend, names)
+        write_run_config(out, cfg, judge_name, backend.describe(), names, judge_id)
     jobs = build_jobs(benches, cfg)
     budget = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, cfg.retries))
 
@@ -282,7 +302,12 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
     stats.update(load_seconds=round(t_load, 3), generate_seconds=round(gen_time, 3),
                  items_per_second=round(stats["jobs_generated"] / gen_time, 3) if stats["jobs_generated"] else None)
     results = build_report(benches, cfg, judge_id, cache, fp, budget, backend_name=backend.describe())
+    results["judge"] = judge_name
+    if model_fp:
+        results["judge_fingerprint"] = model_fp
     results["run"] = stats
+    if cache.skipped:
+        results["run"]["cache_lines_skipped"] = cache.skipped
     if out is not None and write_report:
         from judgeforge.eval.report import write_report as _write
 
@@ -335,13 +360,3 @@ def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache
                                                         min_scored=cfg.min_scored)
     results["comparison"] = compare_with_paper(results)
     return results
-
-
-def _write_run_config(out: Path, cfg: EvalConfig, judge_id: str, backend: Backend, names: list[str]) -> None:
-    from judgeforge.config import dump_recipe
-    from judgeforge.io import atomic_write_json
-
-    out.mkdir(parents=True, exist_ok=True)
-    dump_recipe(cfg, out / f"eval_config{'' if cfg.num_shards == 1 else f'.shard-{cfg.shard}'}.yaml")
-    atomic_write_json(out / "run.json", {"judge": judge_id, "backend": backend.describe(), "benchmarks": names,
-                                         "config": dataclasses.asdict(cfg), "argv": sys.argv})

@@ -9,6 +9,7 @@ line naming the file and the key.  The resolved recipe is written beside each ou
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -23,8 +24,15 @@ def read_yaml(path: str | os.PathLike) -> dict:
     p = Path(path)
     if not p.exists():
         raise UserError(f"{path}: no such recipe file; check the path")
+    if not p.is_file():
+        raise UserError(f"{path}: is a folder, not a recipe file; give a YAML file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the recipe ({e.__class__.__name__}: {e}); give a UTF-8 YAML "
+                        "file") from None
+    except RecursionError:
+        raise UserError(f"{path}: the recipe is nested too deeply; give a plain YAML mapping") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f" line {mark.line + 1}" if mark else ""
@@ -128,14 +136,22 @@ def _coerce(value, tp, where: str, key: str):
     if tp is float:
         if isinstance(value, bool):
             raise UserError(f"{where}: key '{key}' must be a number, got {value!r}")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML reads 1e-5 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+        elif isinstance(value, str):  # YAML reads 1e-5 (no dot) as a string
+            try:
+                number = float(value)
             except ValueError:
                 pass
-        raise UserError(f"{where}: key '{key}' must be a number, got {value!r}")
+        if number is None:
+            raise UserError(f"{where}: key '{key}' must be a number, got {value!r}")
+        if not math.isfinite(number):  # NaN passes every `< 0` check: no recipe number may be NaN or inf
+            raise UserError(f"{where}: key '{key}' must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

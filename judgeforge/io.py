@@ -66,12 +66,14 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return len(lines)
 
 
-def read_log(path: str | os.PathLike, *, bad_line: Callable[[int], Exception] | None = None) -> Iterator[dict]:
+def read_log(path: str | os.PathLike, *, bad_line: Callable[[int], Exception] | None = None,
+             skipped: Callable[[int], None] | None = None) -> Iterator[dict]:
     """The rows of an append-only JSONL log (what :class:`AppendLog` writes), streamed.
 
     A last line with no newline that is not a JSON object is a write cut by a kill: it is left out
     (:func:`repair_log_tail` removes it before the next append).  Any other line that is not a JSON
-    object is skipped, or raises ``bad_line(lineno)`` when that is given."""
+    object (garbage, bytes that are not UTF-8, a list, JSON nested too deep) is skipped and
+    reported to ``skipped(lineno)``, or raises ``bad_line(lineno)`` when that is given."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -80,12 +82,14 @@ def read_log(path: str | os.PathLike, *, bad_line: Callable[[int], Exception] | 
                 obj = json.loads(raw)
                 if not isinstance(obj, dict):
                     raise ValueError("not an object")
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 if not raw.endswith(b"\n"):
                     return
-                if bad_line is None:
-                    continue
-                raise bad_line(lineno) from None
+                if bad_line is not None:
+                    raise bad_line(lineno) from None
+                if skipped is not None:
+                    skipped(lineno)
+                continue
             yield obj
 
 
@@ -115,7 +119,7 @@ def repair_log_tail(path: str | os.PathLike, *, announce: bool = True) -> bool:
         tail = f.read()
         try:
             whole = isinstance(json.loads(tail), dict)
-        except ValueError:
+        except (ValueError, RecursionError):
             whole = False
         if whole:
             f.seek(end)

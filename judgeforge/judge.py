@@ -68,7 +68,7 @@ def make_sampling(sampling=None):
     if sampling is None:
         return Sampling()
     if isinstance(sampling, Sampling):
-        return sampling
+        return sampling.validate("sampling")
     if not isinstance(sampling, dict):
         raise UserError(f"sampling must be a Sampling or a dict of its fields, got {type(sampling).__name__}")
     names = {f.name for f in fields(Sampling)}
@@ -80,7 +80,7 @@ def make_sampling(sampling=None):
                             f"use: {', '.join(sorted(names))}")
         kw[name] = value
     try:
-        return Sampling(**kw)
+        return Sampling(**kw).validate("sampling")
     except TypeError as e:
         raise UserError(f"bad sampling settings: {e}") from None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 from pathlib import Path
 
 from judgeforge.merge.checkpoint import Checkpoint
@@ -25,21 +24,9 @@ def _versions() -> dict[str, str]:
 
 
 def _fingerprint(ck: Checkpoint) -> str:
-    """sha256 of the config, every safetensors header and 1 MiB from each end of every shard's data:
-    cheap at 7B, and it tells two experts of the same architecture apart."""
-    h = hashlib.sha256()
-    cfg = ck.path / "config.json"
-    if cfg.is_file():
-        h.update(cfg.read_bytes())
-    for f in ck.files:
-        size = f.stat().st_size
-        with open(f, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            h.update(fh.read(n))
-            h.update(fh.read(1 << 20))
-            fh.seek(max(8 + n, size - (1 << 20)))
-            h.update(fh.read(1 << 20))
-    return h.hexdigest()[:16]
+    from judgeforge.weights import fingerprint
+
+    return fingerprint(ck)
 
 
 def model_card(

@@ -96,7 +96,7 @@ class InMemoryMerger:
         if is_lora_adapter(src):
             return self._lora_model(src)
         kwargs = {"dtype": self.dtype} if self.dtype is not None else {"dtype": "auto"}
-        return AutoModelForCausalLM.from_pretrained(src, **kwargs).to(self.device).eval()
+        return AutoModelForCausalLM.from_pretrained(src, use_safetensors=True, **kwargs).to(self.device).eval()
 
     def _lora_model(self, src):
         from peft import PeftModel
@@ -105,7 +105,7 @@ class InMemoryMerger:
         from judgeforge.merge.lora import adapter_base
 
         kwargs = {"dtype": self.dtype} if self.dtype is not None else {"dtype": "auto"}
-        m = AutoModelForCausalLM.from_pretrained(adapter_base(src, self.lora_base), **kwargs)
+        m = AutoModelForCausalLM.from_pretrained(adapter_base(src, self.lora_base), use_safetensors=True, **kwargs)
         return PeftModel.from_pretrained(m, str(src)).merge_and_unload().to(self.device).eval()
 
     @staticmethod

@@ -31,6 +31,9 @@ TOKENIZER_FILES = (
 
 def adapter_base(adapter: str | os.PathLike, override: str | None = None) -> Path:
     """The local base-model folder of a LoRA adapter (``override`` wins over adapter_config.json)."""
+    from judgeforge.weights import check_adapter
+
+    check_adapter(adapter)  # adapter_model.safetensors (never a pickle .bin), header checked
     cfg_file = Path(adapter) / ADAPTER_CONFIG
     try:
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
@@ -75,7 +78,7 @@ def merge_lora(
 
     base_dir = adapter_base(adapter, str(base) if base else None)
     kwargs = {"dtype": getattr(torch, dtype)} if dtype else {"dtype": "auto"}
-    model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True, **kwargs)
     model = PeftModel.from_pretrained(model, str(adapter))
     model = model.merge_and_unload()
     out = Path(out_dir)

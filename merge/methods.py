@@ -6,6 +6,7 @@ parameters, scopes and defaults, as soon as mergekit registers it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from judgeforge.errors import UserError, did_you_mean
@@ -152,6 +153,9 @@ def _describe(methods: dict[str, MethodInfo]) -> str:
     return "\n".join(lines)
 
 
+UNIT_FRACTIONS = ("density",)  # parameters that are a fraction of the weights kept: (0, 1]
+
+
 def check_param_value(method: str, key: str, value, where: str):
     """Validate (and coerce) one parameter value with mergekit's own type for it."""
     from mergekit.merge_methods import get
@@ -164,10 +168,16 @@ def check_param_value(method: str, key: str, value, where: str):
             out.append(v)
             continue
         try:
-            out.append(spec.validate(v))
+            checked = spec.validate(v)
         except Exception as e:  # pydantic ValidationError
             first = str(e).splitlines()[-1].strip() if str(e) else type(e).__name__
             raise UserError(
                 f"{where}: parameters.{key} = {v!r} is not a valid {spec.value_type.__name__} ({first})"
             ) from None
+        if isinstance(checked, float) and not math.isfinite(checked):
+            raise UserError(f"{where}: parameters.{key} must be a finite number, got {v!r}")
+        if key in UNIT_FRACTIONS and isinstance(checked, (int, float)) and not 0 < checked <= 1:
+            raise UserError(f"{where}: parameters.{key} is the fraction of weights kept: it must be in (0, 1], "
+                            f"got {v!r}")
+        out.append(checked)
     return out if isinstance(value, list) else out[0]

@@ -39,7 +39,6 @@ TOO_LONG_ALLOWED: dict[str, int] = {
     "judgeforge.train.run": 674,
     "judgeforge.merge.fast_linear": 483,
     "judgeforge.eval.benchmarks": 472,
-    "judgeforge.backends.fastgen": 410,  # the engine rewrite (continuous batching) splits it
 }
 
 

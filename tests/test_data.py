@@ -202,7 +202,9 @@ def test_hub_loader_path_runs_with_a_local_dataset_folder(tmp_path):
     folder = tmp_path / "Feedback-Collection"
     folder.mkdir()
     _jsonl(folder / "train.jsonl", absolute_rows(5))
-    rows = D._read_hub(str(folder), "train")
+    from judgeforge.data.reading import read_hub
+
+    rows = read_hub(str(folder), "train")
     assert len(rows) == 5 and D.schema_of(rows) == "feedback-collection"
 
 

@@ -280,6 +280,10 @@ def test_zero2_run_killed_after_a_checkpoint_resumes_with_the_same_steps(tmp_pat
     assert f"resuming from {killed / 'checkpoint-2'}" in proc.stderr
     results = json.loads((killed / "model" / "train_results.json").read_text())
     assert results["global_step"] == 4 and results["resumed_from"].endswith("checkpoint-2")
+    whole = json.loads((full / "model" / "train_results.json").read_text())
+    for key in ("rows_seen", "tokens_seen", "target_tokens_seen"):  # the whole run's totals, not the steps after
+        assert results[key] == whole[key] > 0, key
+    assert results["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-4)
     rows_full, rows_killed = _rows(full), _rows(killed)
     assert rows_killed[3] == rows_full[3] and rows_killed[4] == rows_full[4]  # the same data order
     assert rows_full[3] != rows_full[1]

@@ -35,6 +35,16 @@ def resolve_deepspeed_path(value: str, where: str = "recipe") -> Path:
         candidates.append(shipped[p.stem])
     for c in candidates:
         if c.is_file():
+            import json
+
+            try:
+                data = json.loads(c.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError) as e:
+                raise UserError(f"{where}: deepspeed: '{value}' is not a readable JSON file "
+                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); fix it or use "
+                                "configs/deepspeed/zero2.json") from None
+            if not isinstance(data, dict):
+                raise UserError(f"{where}: deepspeed: '{value}' must be a JSON mapping of DeepSpeed settings")
             return c.resolve()
     raise UserError(
         f"{where}: deepspeed: '{value}' does not exist; use configs/deepspeed/zero2.json, zero3.json, "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from judgeforge.errors import UserError
+from judgeforge.train.checks import report_targets  # noqa: F401 - also run.py's
 from judgeforge.train.deepspeed_configs import resolve_deepspeed_path  # noqa: F401 - also run.py's
 
 EXPERTS = ("absolute", "relative", "joint")
@@ -35,10 +36,7 @@ SCHEDULERS = (
     "constant",
     "constant_with_warmup",
     "inverse_sqrt",
-    "reduce_lr_on_plateau",
-    "cosine_with_min_lr",
-    "warmup_stable_decay",
-)
+)  # reduce_lr_on_plateau, cosine_with_min_lr, warmup_stable_decay need settings a recipe cannot give
 ATTENTION = ("auto", "sdpa", "eager", "varlen", "flash_attention_2", "flash_attention_3")
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -241,11 +239,6 @@ class TrainRecipe:
                 f"'{self.model}' does not exist; check the path (or give a hub id like "
                 "mistralai/Mistral-7B-Instruct-v0.2)",
             )
-        if isinstance(self.init_from_config, str) and not Path(self.init_from_config).exists():
-            raise bad(
-                "init_from_config",
-                f"'{self.init_from_config}' does not exist; give a config.json or a mapping",
-            )
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise bad("learning_rate", f"must be a positive number, got {self.learning_rate}")
         if self.lr_scheduler not in SCHEDULERS:
@@ -320,6 +313,9 @@ class TrainRecipe:
         for name in report_targets(self.report_to):
             if name not in ("wandb", "tensorboard"):
                 raise bad("report_to", f"'{name}' is not a logger; use none, wandb or tensorboard")
+        from judgeforge.train.checks import check_inputs
+
+        check_inputs(self, where)  # paths, sizes, numbers and loggers, before anything loads
         if self.deepspeed is not None:
             resolve_deepspeed_path(self.deepspeed, where)
         if (
@@ -355,14 +351,6 @@ class TrainRecipe:
                 "set gradient_accumulation_steps: null"
             )
         return ga
-
-
-def report_targets(report_to: str | list) -> list[str]:
-    if isinstance(report_to, (list, tuple)):
-        items = list(report_to)
-    else:
-        items = [s.strip() for s in str(report_to).split(",")]
-    return [s for s in items if s and s != "none"]
 
 
 def _looks_local(name: str, *, data: bool = False) -> bool:

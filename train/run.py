@@ -107,7 +107,11 @@ def checkpoint_to_resume(recipe: TrainRecipe) -> str | None:
                 found.append((int(p.name[11:]), p))
             else:
                 _log(f"ignoring {p} (incomplete: the run stopped while writing it)")
-    return str(max(found)[1]) if found else None
+    if not found:
+        return None
+    from judgeforge.train.checks import check_checkpoint
+    check_checkpoint(max(found)[1], f"{out}: the last complete checkpoint")  # a cut optimizer: one line now
+    return str(max(found)[1])
 
 
 # --------------------------------------------------------------------------- the model
@@ -225,7 +229,7 @@ def build_model(recipe: TrainRecipe, config, attn: str, dtype, liger: bool):
         else:
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
     else:
-        kw = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=recipe.trust_remote_code)
+        kw = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=recipe.trust_remote_code, use_safetensors=True)
         if quant is not None:
             kw.update(quantization_config=quant, device_map={"": rank_and_world()[2]})
         model = AutoModelForCausalLM.from_pretrained(recipe.model, **kw)
@@ -333,7 +337,9 @@ def train(
     ds_path = resolve_deepspeed_path(recipe.deepspeed) if recipe.deepspeed else None
     ga = recipe.accumulation_for(world)
     if report_targets(recipe.report_to):
-        _check_loggers(recipe)
+        from judgeforge.train.checks import check_loggers
+
+        check_loggers(recipe)
         if "wandb" in report_targets(recipe.report_to):
             # runs live beside the outputs unless the user says otherwise; WANDB_MODE (offline, disabled) is
             # wandb's own switch and is left alone
@@ -481,17 +487,19 @@ def train(
     resume = checkpoint_to_resume(recipe)
     if resume:
         _log(f"resuming from {resume}")
+        trainer.load_totals(resume)  # rows, tokens and loss of the steps before the checkpoint
     result = trainer.train(resume_from_checkpoint=resume)
 
     # ---- final model
     emit({"stage": "save"})
+    totals = trainer.run_totals(final=True)
     results = {
         "global_step": trainer.state.global_step,
-        "train_loss": result.training_loss,
+        "train_loss": totals["loss_sum"] / max(trainer.state.global_step, 1),
         "train_runtime_s": result.metrics.get("train_runtime"),
-        "tokens_seen": trainer.step_stats["tokens"],
-        "target_tokens_seen": trainer.step_stats["targets"],
-        "rows_seen": trainer.step_stats["rows"],
+        "tokens_seen": totals["tokens"],
+        "target_tokens_seen": totals["targets"],
+        "rows_seen": totals["rows"],
         "step_times_s": prog.step_times,
         "world_size": world,
         "gradient_accumulation_steps": ga,
@@ -533,17 +541,6 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def _check_loggers(recipe: TrainRecipe) -> None:
-    import importlib.util
-
-    for name in report_targets(recipe.report_to):
-        mod = {"wandb": "wandb", "tensorboard": "tensorboard"}[name]
-        if importlib.util.find_spec(mod) is None:
-            raise UserError(
-                f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none"
-            )
-
-
 def _marker_callback_class():
     from transformers import TrainerCallback
 
@@ -558,10 +555,10 @@ def _marker_callback_class():
         def on_save(self, args, state, control, **kw):
             if self.world > 1:
                 _barrier()
-            if self.rank == 0:
-                ck = self.out / f"checkpoint-{state.global_step}"
-                if ck.is_dir():
-                    (ck / COMPLETE).write_text(json.dumps({"step": state.global_step}) + "\n")
+            ck = self.out / f"checkpoint-{state.global_step}"
+            if self.rank == 0 and ck.is_dir():
+                self.trainer_ref().save_totals(ck)  # so a resume reports the whole run's totals
+                (ck / COMPLETE).write_text(json.dumps({"step": state.global_step}) + "\n")
 
         def on_step_end(self, args, state, control, **kw):
             tr = self.trainer_ref()
@@ -599,6 +596,9 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
         with atomic_dir(adapter_dir, force=True) as tmp:
             model.save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
+    from judgeforge.train.checks import check_finite
+
+    check_finite(state_dict if state_dict is not None else model.state_dict(), final)
     with atomic_dir(final, force=recipe.overwrite) as tmp:
         if is_peft and recipe.lora.merge:
             merged = _merged_model(model, recipe, final.parent / "adapter", state_dict)
@@ -660,7 +660,7 @@ def _merged_model(model, recipe: TrainRecipe, adapter_dir: Path, state_dict):
     hf_ds.unset_hf_deepspeed_config()  # a whole model on the CPU, not ZeRO-3 shards
     try:
         base = AutoModelForCausalLM.from_pretrained(
-            recipe.model,
+            recipe.model, use_safetensors=True,
             dtype=torch.bfloat16 if use_bf16(recipe) else torch.float32,
             trust_remote_code=recipe.trust_remote_code,
         )

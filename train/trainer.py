@@ -38,6 +38,9 @@ from judgeforge.train.loss import target_loss_sum
 EXTRA_KEYS = ("n_tokens", "n_rows", "row_ids")
 
 
+TOTALS = "judgeforge_totals.json"  # in each checkpoint: the run's rows, tokens and loss so far
+
+
 class JudgeTrainer(Trainer):
     def __init__(self, *args, loss_normalization: str = "tokens", fused_loss: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -49,7 +52,36 @@ class JudgeTrainer(Trainer):
             self.loss_is_scaled_for_ga = True
         self._micro_in_step = 1
         self.step_stats = {"tokens": 0, "targets": 0, "rows": 0}
+        self.prior_totals = {"tokens": 0, "targets": 0, "rows": 0, "loss_sum": 0.0}  # before a resume
         self.row_trace: list | None = None  # set to a list to record the row ids of every micro-batch
+
+    # ------------------------------------------------------------------ totals that survive a resume
+    def run_totals(self, final: bool = False) -> dict:
+        """Rows, tokens and summed step losses of the whole run, the steps before a resume included.
+        Trainer drains the loss summed since the last log (``_tr_loss``) into ``_total_loss_scalar`` at
+        each log and once at the end (``final``)."""
+        pending = getattr(self, "_tr_loss", None)
+        pending = 0.0 if final or pending is None else float(pending.item())
+        out = {k: self.prior_totals[k] + self.step_stats[k] for k in ("tokens", "targets", "rows")}
+        out["loss_sum"] = self.prior_totals["loss_sum"] + float(getattr(self, "_total_loss_scalar", 0.0)) + pending
+        return out
+
+    def save_totals(self, checkpoint) -> None:
+        from pathlib import Path
+
+        from judgeforge.io import atomic_write_json
+
+        atomic_write_json(Path(checkpoint) / TOTALS, self.run_totals())
+
+    def load_totals(self, checkpoint) -> None:
+        import json
+        from pathlib import Path
+
+        try:
+            data = json.loads((Path(checkpoint) / TOTALS).read_text(encoding="utf-8"))
+            self.prior_totals = {k: type(v)(data[k]) for k, v in self.prior_totals.items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a checkpoint from before totals were saved: counts start at the resume
 
     # ------------------------------------------------------------------ one optimizer step of batches
     def get_batch_samples(self, epoch_iterator, num_batches, device):

@@ -52,6 +52,7 @@ tokens, repetition penalty 1.03).  ``seed`` makes local sampling reproducible;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -79,6 +80,46 @@ class Sampling:
 
     def with_seed(self, seed: int | None) -> Sampling:
         return replace(self, seed=seed)
+
+    def validate(self, where: str = "sampling") -> Sampling:
+        """Raise one :class:`UserError` line for settings no backend can honour (eval and serve
+        check the same way); returns self."""
+        from judgeforge.errors import UserError
+
+        def number(key: str) -> float:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise UserError(f"{where}: {key} must be a finite number, got {v!r}")
+            return v
+
+        if number("temperature") < 0:
+            raise UserError(f"{where}: temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < number("top_p") <= 1:
+            raise UserError(f"{where}: top_p must be in (0, 1], got {self.top_p}")
+        if number("repetition_penalty") <= 0:
+            raise UserError(f"{where}: repetition_penalty must be > 0 (1 = none), got {self.repetition_penalty}")
+        check_count(where, "max_new_tokens", self.max_new_tokens, minimum=1)
+        if self.seed is not None:
+            check_count(where, "seed", self.seed, minimum=0)
+        return self
+
+
+def check_count(where: str, key: str, value, *, minimum: int = 1, optional: bool = False) -> None:
+    """An integer option (batch size, retries, samples, a seed) that must be ``>= minimum``."""
+    from judgeforge.errors import UserError
+
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_generation_options(where: str, *, n: int | None = None, retries: int | None = None,
+                             batch_size: int | None = None) -> None:
+    """The generation options every entry point takes beside :class:`Sampling` (eval, serve)."""
+    check_count(where, "n", n, minimum=1, optional=True)
+    check_count(where, "retries", retries, minimum=0, optional=True)
+    check_count(where, "batch_size", batch_size, minimum=1, optional=True)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ Prompts are :meth:`Request.chat_text` tokenised with the tokenizer's BOS, exactl
 training.  Two engines:
 
 ``generate``  the reference: ``model.generate`` on left-padded batches.
-``fast``      :mod:`judgeforge.backends.fastgen` (the default: length-sorted batches, static KV
-              cache, CUDA-graph decoding on GPUs).  Greedy output is token-identical to
+``fast``      :mod:`judgeforge.backends.fastgen` (the default: continuous batching over a static
+              KV cache, one prefill per prompt for its samples, CUDA-graph decoding on GPUs).  Greedy output is token-identical to
               ``generate``; the tests and ``scripts/bench/eval_speed.py`` check it.
 """
 
@@ -30,7 +30,10 @@ def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | N
     from transformers import AutoModelForCausalLM
 
     from judgeforge.devices import load_dtype
+    from judgeforge.weights import check_local_model
 
+    if isinstance(model, (str, os.PathLike)):
+        check_local_model(str(model), "judge")  # a local folder: config + safetensors, checked before loading
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype not in ("auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32"):
         raise UserError(f"unknown dtype '{dtype}'; use auto, bfloat16, float16 or float32")
@@ -138,10 +141,17 @@ class HFBackend(Backend):
         tokens = self.generate_tokens(prompts, sampling, n)
         return [[self.decode(t) for t in per] for per in tokens]
 
-    def generate_tokens(self, prompts: list[list[int]], sampling: Sampling, n: int = 1) -> list[list[list[int]]]:
-        """For each prompt (token ids), ``n`` lists of new token ids (up to and without EOS/padding)."""
+    def generate_tokens(self, prompts: list[list[int]], sampling: Sampling, n: int = 1,
+                        ids: list | None = None) -> list[list[list[int]]]:
+        """For each prompt (token ids), ``n`` lists of new token ids (up to and without EOS/padding).
+
+        A prompt that cannot fit the judge's context with ``max_new_tokens`` is refused before any
+        generation, naming its index (and ``ids[k]`` when given); it is never truncated."""
+        from judgeforge.backends.fastgen import check_context, context_limit
+
         if not prompts:
             return []
+        check_context(prompts, sampling.max_new_tokens, context_limit(self.model), ids)
         if sampling.seed is not None:
             self._torch.manual_seed(sampling.seed)
         if self.engine == "fast":

@@ -35,15 +35,12 @@ Schemas (detected from the columns)
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from judgeforge.data.reading import SUFFIXES, Row, read_rows  # noqa: E402,F401 - the readers, re-exported
 from judgeforge.errors import UserError
 from judgeforge.format.parsing import parse
 from judgeforge.format.prompts import ABSOLUTE, RELATIVE, Rubric, chat_prompt
@@ -83,28 +80,6 @@ PC_COLUMNS = (
     "output",
     "input",
 )
-SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-@dataclass
-class Row:
-    """One raw row and where it came from (1-based ``index``; ``line`` for text formats)."""
-
-    source: str
-    index: int
-    data: dict | None
-    line: int | None = None
-    error: str | None = None  # the row could not be read at all (bad JSON, bad UTF-8)
-
-    @property
-    def where(self) -> str:
-        loc = f"row {self.index}"
-        if self.line is not None and self.line != self.index:
-            loc += f" (line {self.line})"
-        return f"{self.source}: {loc}"
-
-
 @dataclass
 class Problem:
     where: str
@@ -113,114 +88,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.field}: {self.message}" if self.field else f"{self.where}: {self.message}"
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def read_rows(source: str | os.PathLike, split: str = "train") -> list[Row]:
-    """Rows of a local file or folder, or of a hub dataset (``owner/name``)."""
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and not p.name.startswith("."))
-        if not files:
-            raise UserError(f"{source}: the folder holds no {', '.join(SUFFIXES)} files")
-        rows: list[Row] = []
-        for f in files:
-            rows.extend(read_rows(f))
-        return rows
-    if path.exists():
-        return _read_file(path)
-    if not _HUB_ID.match(str(source)):
-        raise UserError(f"{source}: no such file or folder; check the path")
-    return _read_hub(str(source), split)
-
-
-def _read_file(path: Path) -> list[Row]:
-    name = str(path)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        return [Row(name, i, d) for i, d in enumerate(table.to_pylist(), start=1)]
-    raw = path.read_bytes()
-    if suffix == ".csv":
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = raw[: e.start].count(b"\n") + 1
-            raise UserError(f"{name}: line {line}: undecodable text (not UTF-8); re-save the file as UTF-8") from None
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        return [Row(name, i, dict(d), line=reader.line_num) for i, d in enumerate(reader, start=1)]
-    if suffix == ".json":
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            return _read_jsonl_bytes(name, raw)
-        except json.JSONDecodeError as e:
-            if "Extra data" in e.msg:  # JSON Lines under a .json name (e.g. autoj_pairwise.json)
-                return _read_jsonl_bytes(name, raw)
-            raise UserError(f"{name}: line {e.lineno}: invalid JSON ({e.msg}); fix the file or save it as .jsonl") from None
-        if isinstance(data, dict):
-            for key in ("data", "rows", "examples"):
-                if isinstance(data.get(key), list):
-                    data = data[key]
-                    break
-        if not isinstance(data, list):
-            raise UserError(f"{name}: a .json file must hold a list of objects (or be JSON Lines)")
-        return [
-            Row(name, i, d if isinstance(d, dict) else None, error=None if isinstance(d, dict) else "not a JSON object")
-            for i, d in enumerate(data, start=1)
-        ]
-    if suffix == ".jsonl":
-        return _read_jsonl_bytes(name, raw)
-    raise UserError(f"{name}: unsupported file type '{suffix}'; use .jsonl, .json, .parquet or .csv")
-
-
-def _read_jsonl_bytes(name: str, raw: bytes) -> list[Row]:
-    rows = []
-    index = 0
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        index += 1
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            rows.append(Row(name, index, None, lineno, f"undecodable text at byte {e.start} (not UTF-8)"))
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            rows.append(Row(name, index, None, lineno, f"invalid JSON ({e.msg} at column {e.colno})"))
-            continue
-        if not isinstance(obj, dict):
-            rows.append(Row(name, index, None, lineno, "not a JSON object"))
-            continue
-        rows.append(Row(name, index, obj, lineno))
-    return rows
-
-
-def _read_hub(repo_id: str, split: str) -> list[Row]:
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        raise UserError("reading a hub dataset needs the 'datasets' package") from None
-    import logging
-
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    datasets.logging.set_verbosity_error()
-    try:
-        ds = datasets.load_dataset(repo_id, split=split)
-    except FileNotFoundError:
-        raise UserError(f"{repo_id}: neither a local path nor a dataset on the hub; check the name") from None
-    except Exception as e:  # network, auth, offline mode
-        if type(e).__name__ in ("DatasetNotFoundError", "ConnectionError", "OfflineModeIsEnabled", "HfHubHTTPError"):
-            raise UserError(f"{repo_id}: could not load from the hub ({type(e).__name__}: {e}); "
-                            "pass a local file instead") from None
-        raise
-    return [Row(repo_id, i, dict(d)) for i, d in enumerate(ds, start=1)]
 
 
 # --------------------------------------------------------------------------- schemas
@@ -249,6 +116,9 @@ def schema_of(rows: list[Row], schema: str | None = None) -> str:
         if r.data:
             cols |= set(r.data)
     found = detect_schema(cols)
+    if found is None and not cols and any(r.error for r in rows):
+        bad = next(r for r in rows if r.error)  # nothing was readable: say why, not "no columns"
+        raise UserError(f"{bad.where}: {bad.error}")
     if found is None:
         src = rows[0].source if rows else "input"
         raise UserError(
@@ -297,7 +167,7 @@ def _score(v, problems: list, where: str, key: str) -> int | None:
         return None
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    if isinstance(v, str) and v.strip().lstrip("+").isdigit():
+    if isinstance(v, str) and re.fullmatch(r"\+?[0-9]{1,3}", v.strip()):  # ASCII digits only ('²' is a digit)
         v = int(v.strip())
     if not isinstance(v, int):
         problems.append(Problem(where, key, f"{v!r} is not an integer 1-5"))

@@ -137,8 +137,7 @@ def _convert(args) -> int:
     from judgeforge.io import write_jsonl
 
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UserError(f"{out}: already exists; pass --force to overwrite")
+    check_output_file(out, [args.source], force=args.force)
     examples = load_examples(args.source, args.schema, split=args.split)
     if args.to == "training":
         rows = to_training_rows(examples, args.variant)
@@ -182,12 +181,15 @@ def _split(args) -> int:
     from judgeforge.data import read_rows, split_rows
     from judgeforge.io import atomic_write_json, write_jsonl
 
+    out = Path(args.output_dir)
+    check_output_dir(out, [args.source], ("train.jsonl", "test.jsonl", "split.json"))
+    if args.seed < 0:
+        raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
     rows = read_rows(args.source, split=args.split)
     bad = [r for r in rows if r.data is None]
     if bad:
         raise UserError(f"{bad[0].where}: {bad[0].error}; run 'judgeforge data validate' first")
     train, test = split_rows([r.data for r in rows], args.test_size, args.seed)
-    out = Path(args.output_dir)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", test)
     atomic_write_json(out / "split.json", {"source": str(args.source), "test_size": args.test_size,
@@ -199,7 +201,47 @@ def _split(args) -> int:
 def _mini(args) -> int:
     from judgeforge.data.mini import write_mini
 
+    for key in ("train", "test"):
+        if getattr(args, key) < 1:
+            raise UserError(f"--{key} must be a positive number of rows, got {getattr(args, key)}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
+    check_output_dir(Path(args.output_dir), [], tuple(f"{m}_{s}.jsonl" for m in ("absolute", "relative")
+                                                    for s in ("train", "test")))
     paths = write_mini(args.output_dir, args.train, args.test, args.seed)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def check_output_file(out: Path, sources: list[str], *, force: bool) -> None:
+    """``-o FILE``: not a folder, not under a file, not one of the inputs, not there unless --force."""
+    if out.is_dir():
+        raise UserError(f"-o {out}: is a folder; give a file name such as {out / 'rows.jsonl'}")
+    if any(p.exists() and not p.is_dir() for p in out.parents):
+        raise UserError(f"-o {out}: a parent of the output is a file; choose another path")
+    if any(_same(out, Path(s)) for s in sources):
+        raise UserError(f"-o {out}: is the input file; write to another file")
+    if out.exists() and not force:
+        raise UserError(f"{out}: already exists; pass --force to overwrite")
+
+
+def check_output_dir(out: Path, sources: list[str], names: tuple[str, ...]) -> None:
+    """``-o DIR``: a folder (or nothing yet) whose files to be written are not the inputs or folders."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: is a file; give a folder")
+    if any(p.exists() and not p.is_dir() for p in out.parents):
+        raise UserError(f"-o {out}: a parent of the output is a file; choose another folder")
+    for name in names:
+        target = out / name
+        if target.is_dir():
+            raise UserError(f"-o {out}: {target} is a folder; remove it or choose another folder")
+        if any(_same(target, Path(s)) for s in sources):
+            raise UserError(f"-o {out}: would overwrite the input {target}; choose another folder")

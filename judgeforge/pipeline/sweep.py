@@ -39,7 +39,7 @@ def parse_alphas(text: str) -> list[float]:
             values = [round(start + i * step, 10) for i in range(n + 1)]
         else:
             values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UserError(f"--alphas '{text}': use start:stop:step (e.g. 0.1:0.9:0.1) or a list (0.3,0.5)") from None
     bad = [a for a in values if not 0.0 <= a <= 1.0]
     if not values or bad:
@@ -95,6 +95,8 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
           base=None, density: float = DEFAULT_DENSITY, device: str = "auto", dtype=None, seed: int = 42,
           eval_options: dict | None = None, log=print) -> dict:
     """Evaluate every (method, alpha); returns ``{"points": [...], "table_md": ...}`` and writes the files."""
+    if not 0 < density <= 1:  # also refuses NaN
+        raise UserError(f"--density {density}: the fraction of weights kept must be in (0, 1]")
     from judgeforge.eval.ablation import headline, headline_cell, rate_cell
     from judgeforge.eval.runner import evaluate
     from judgeforge.io import atomic_write_json, atomic_write_text

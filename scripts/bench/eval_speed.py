@@ -1,21 +1,31 @@
 #!/usr/bin/env python
-"""Judge inference speed: plain ``model.generate`` (baseline) vs judgeforge's hf backend (fast engine).
+"""Judge inference speed on two workloads: the fast engine (continuous batching) against its baselines.
 
-One run, one process, the same prompts for both paths:
+One process, one model, the same prompts for every path:
 
 * a 7B judge with random weights (Mistral-7B-v0.2's config), created on the GPU in bf16;
-* prompts of ``--prompt-len`` random tokens (1,200), feedback fixed at ``--new-tokens``
-  (256) new tokens (EOS ignored), the paper's sampling (temperature 1.0, top-p 0.9,
-  repetition penalty 1.03);
-* baseline: ``model.generate`` on left-padded batches of ``--baseline-batch`` (64);
-* fast: ``judgeforge.backends.fastgen.FastGenerator`` (the hf backend's default engine),
-  batch size from free GPU memory unless ``--batch-size``; its warm-up (first batch incl.
-  CUDA-graph capture) is timed separately;
-* a greedy spot-check: both paths on a few prompts, token by token (bf16, then fp32 when
-  time allows).
+* ``fixed``: prompts of 1,200 random tokens, exactly 256 new tokens (EOS ignored), one sample
+  per prompt, the paper's sampling;
+* ``paper``: the paper's protocol: 3 samples per absolute item, up to 1,024 new tokens,
+  temperature 1.0 / top-p 0.9 / repetition penalty 1.03, and samples that stop at EOS at
+  lengths drawn with their prompt lengths from the real profile
+  (``train_length_profile.json``, absolute mode: GPT-4 feedbacks, ~135 tokens), plus a
+  ``--long-tail`` fraction of samples that never stop (1,024 tokens).  A random model never
+  stops by itself, so every path gets EOS forced at the drawn step (a bench-only hook);
+* paths: ``model.generate`` (left-padded batches), transformers' continuous-batching
+  manager (what ``generate_batch`` runs; paper workload, per-request stop lengths), the
+  static engine as it was (``static_engine.py``), and the current engine
+  (``judgeforge.backends.fastgen``, slots chosen from free memory unless ``--batch-size``);
+  each engine is warmed up (graph capture) on a few prompts first, then timed;
+* a greedy spot-check of the engine against ``model.generate`` token by token (bf16, fp32);
+* with ``--judge DIR``: ``judgeforge eval --suite vicuna,mt_bench,hhh,autoj`` end to end on
+  that judge folder (``--e2e-limit`` items per benchmark, no retries), timed.
 
-    python scripts/bench/eval_speed.py --out $OUT/eval_speed            # GPU, ~4-6 min on an H100
-    python scripts/bench/eval_speed.py --smoke --out /tmp/eval_speed    # CPU, tiny model, ~1 min
+    # one H200, ~7 min (the judge folder only feeds the end-to-end run):
+    source .carry/shared/device/setup.sh
+    python scripts/gpu/make_judge.py --out /tmp/j7b --tokenizer .carry/tok-mistral-v1
+    python scripts/bench/eval_speed.py --judge /tmp/j7b --data-dir .carry/shared/data/prometheus-eval --out $OUT/eval_speed
+    python scripts/bench/eval_speed.py --smoke --out /tmp/eval_speed                           # CPU, tiny model
 
 Prints a summary table; writes every number to ``--out``/eval_speed.json.
 """
@@ -26,37 +36,16 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _import_eval_package() -> None:
-    """Make ``judgeforge.eval`` importable from this checkout even where judgeforge is not
-    pip-installed (``eval/`` maps to ``judgeforge.eval`` only through pyproject's package-dir)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        import judgeforge.eval  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    import importlib.util
-
-    import judgeforge
-
-    spec = importlib.util.spec_from_file_location("judgeforge.eval", ROOT / "eval" / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT / "eval")])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["judgeforge.eval"] = mod
-    spec.loader.exec_module(mod)
-    judgeforge.eval = mod
-
-
-_import_eval_package()
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+PROFILE = Path(__file__).with_name("train_length_profile.json")
+EOS = 2
 
 
 def log(msg: str) -> None:
@@ -69,27 +58,48 @@ def build_model(smoke: bool, device: str):
 
     from judgeforge.tiny import MISTRAL_7B_V02, tiny_config
 
+    torch.manual_seed(0)
     if smoke:
         cfg = tiny_config(hidden=64, layers=2, heads=4, kv_heads=2)
-        torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).to(device).eval()
         with torch.no_grad():  # larger weights: greedy output varies with the context (a real spot-check)
             for p in model.parameters():
                 if p.dim() == 2:
                     p.normal_(0, 0.3)
         return model
-    cfg = MistralConfig(**MISTRAL_7B_V02)
-    torch.manual_seed(0)
     with torch.device(device):  # allocate and initialise on the GPU directly
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(MistralConfig(**MISTRAL_7B_V02), dtype=torch.bfloat16)
     return model.eval()
 
 
-def make_prompts(k: int, length: int, vocab: int, seed: int) -> list[list[int]]:
+def fixed_workload(k: int, length: int, vocab: int, seed: int) -> list[list[int]]:
     import random
 
     rng = random.Random(seed)
-    return [[rng.randrange(3, vocab) for _ in range(length)] for _ in range(k)]
+    return [[1] + [rng.randrange(3, vocab) for _ in range(length - 1)] for _ in range(k)]
+
+
+def paper_workload(k: int, n: int, max_new: int, long_tail: float, vocab: int, seed: int, scale: float = 1.0):
+    """Prompts and per-sample stop lengths drawn from the absolute-mode profile (row = prompt + output)."""
+    import random
+
+    prof = json.loads(PROFILE.read_text())
+    width = prof["bin_width"]
+    hist = prof["modes"]["absolute"]["hist"]
+    rng = random.Random(seed)
+    prompts, stops = [], []
+    for _ in range(k):
+        row_b, out_b, _c = rng.choices(hist, weights=[h[2] for h in hist])[0]
+        out0 = out_b * width + rng.randrange(width)
+        plen = max(16, int((row_b * width + rng.randrange(width) - out0) * scale))
+        prompts.append([1] + [rng.randrange(3, vocab) for _ in range(plen - 1)])
+        per = []
+        for _s in range(n):  # each sample its own length: another feedback from the same bin region
+            _r, ob, _c = rng.choices(hist, weights=[h[2] for h in hist])[0]
+            m = max(1, int((ob * width + rng.randrange(width)) * scale))
+            per.append(max_new if rng.random() < long_tail else min(m, max_new))
+        stops.append(per)
+    return prompts, stops
 
 
 def sync():
@@ -99,14 +109,71 @@ def sync():
         torch.cuda.synchronize()
 
 
+def generate_forced(model, prompts, stops, sampling, n, batch):
+    """``model.generate`` on left-padded batches of ``batch // n`` prompts, EOS forced at the drawn steps."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    from judgeforge.backends.plain import generation_kwargs, left_pad, trim
+
+    class ForceStop(LogitsProcessor):
+        def __init__(self, at, width):
+            self.at, self.width = at, width
+
+        def __call__(self, input_ids, scores):
+            hit = self.at == (input_ids.shape[1] - self.width)
+            if bool(hit.any()):
+                scores[hit] = -float("inf")
+                scores[hit, EOS] = 0.0
+            return scores
+
+    out = []
+    per = max(1, batch // n)
+    kw = generation_kwargs(sampling, n, 0, EOS)
+    for a in range(0, len(prompts), per):
+        ids, mask = left_pad(prompts[a:a + per], 0, model.device)
+        at = torch.tensor([s for st in stops[a:a + per] for s in st], device=model.device)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=ids, attention_mask=mask,
+                                 logits_processor=LogitsProcessorList([ForceStop(at, ids.shape[1])]), **kw)
+        new = gen[:, ids.shape[1]:].tolist()
+        out += [[trim(new[r * n + k], EOS, 0) for k in range(n)] for r in range(len(new) // n)]
+    return out
+
+
+def continuous_batching(model, prompts, stops, sampling, n):
+    """transformers' continuous-batching manager (what ``generate_batch`` runs), one request per sample,
+    each with its drawn stop length as its ``max_new_tokens``."""
+    from transformers import GenerationConfig
+
+    gc = GenerationConfig(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
+                          repetition_penalty=sampling.repetition_penalty, max_new_tokens=sampling.max_new_tokens,
+                          eos_token_id=EOS, pad_token_id=0)
+    want = {f"r{i}_{k}": len(p) for i, p in enumerate(prompts) for k in range(n)}
+    got = {}
+    with model.continuous_batching_context_manager(generation_config=gc, block=True, timeout=10) as manager:
+        for i, p in enumerate(prompts):
+            for k in range(n):
+                manager.add_request(list(p), request_id=f"r{i}_{k}", max_new_tokens=max(1, stops[i][k]))
+        idle = time.time()
+        while len(got) < len(want):
+            r = manager.get_result(timeout=1)
+            if r is not None and r.is_finished():
+                got[r.request_id] = r
+                idle = time.time()
+            elif r is None and (not manager.is_running() or time.time() - idle > 120):
+                raise RuntimeError(f"continuous batching stopped with {len(got)}/{len(want)} requests done")
+    return [[list(got[f"r{i}_{k}"].generated_tokens) for k in range(n)] for i in range(len(prompts))]
+
+
 def spot_check(model, prompts, new_tokens: int, label: str) -> dict:
     from judgeforge.backends import Sampling
     from judgeforge.backends.fastgen import FastGenerator
     from judgeforge.backends.plain import plain_generate
 
     s = Sampling.greedy(new_tokens)
-    ref = plain_generate(model, prompts, s, 1, batch_size=len(prompts), pad_id=0, eos_id=2)
-    fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=len(prompts))
+    ref = plain_generate(model, prompts, s, 1, batch_size=len(prompts), pad_id=0, eos_id=EOS)
+    fast = FastGenerator(model, pad_id=0, eos_id=EOS, batch_size=max(2, len(prompts) // 2))  # refills too
     got = fast.generate(prompts, s, 1)
     rows = []
     for r, g in zip(ref, got):
@@ -125,19 +192,27 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny model, tiny sizes (checks the script runs)")
     ap.add_argument("--out", required=True, help="folder for eval_speed.json")
-    ap.add_argument("--items", type=int, default=None, help="items timed on the fast path (default 512; smoke 8)")
-    ap.add_argument("--baseline-items", type=int, default=None, help="items timed on generate (default 128)")
-    ap.add_argument("--baseline-batch", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=None, help="fast path batch (default: from free memory)")
-    ap.add_argument("--prompt-len", type=int, default=None, help="prompt tokens (default 1200; smoke 64)")
-    ap.add_argument("--new-tokens", type=int, default=None, help="new tokens per item (default 256; smoke 8)")
-    ap.add_argument("--no-graphs", action="store_true", help="fast path without CUDA graphs (eager decode)")
-    ap.add_argument("--time-budget", type=float, default=480.0, help="seconds; later phases are skipped past it")
-    ap.add_argument("--spot-prompts", type=int, default=4)
+    ap.add_argument("--workload", choices=("fixed", "paper", "both"), default="both")
+    ap.add_argument("--items", type=int, default=None, help="fixed: items timed on the engines (default 512)")
+    ap.add_argument("--baseline-items", type=int, default=None, help="fixed: items timed on generate (128)")
+    ap.add_argument("--paper-items", type=int, default=None, help="paper: items timed on the engines (128)")
+    ap.add_argument("--paper-generate-items", type=int, default=None, help="paper: items on generate (21)")
+    ap.add_argument("--paper-cb-items", type=int, default=None, help="paper: items on continuous batching (64)")
+    ap.add_argument("--long-tail", type=float, default=0.01, help="paper: fraction of samples that run to 1,024")
+    ap.add_argument("--baseline-batch", type=int, default=64, help="generate: sequences per batch")
+    ap.add_argument("--batch-size", type=int, default=None, help="engine slots (default: from free memory)")
+    ap.add_argument("--no-graphs", action="store_true", help="engines without CUDA graphs (eager decode)")
+    ap.add_argument("--time-budget", type=float, default=400.0, help="seconds; later phases are skipped past it")
+    ap.add_argument("--judge", default=None, help="judge folder for the end-to-end 'judgeforge eval' run")
+    ap.add_argument("--data-dir", default=None, help="benchmark files for the end-to-end run")
+    ap.add_argument("--e2e-limit", type=int, default=16, help="items per benchmark in the end-to-end run")
+    ap.add_argument("--e2e-timeout", type=float, default=150.0, help="seconds for the end-to-end run")
+    ap.add_argument("--e2e-max-new", type=int, default=None, help="end-to-end max new tokens (default: paper's)")
     args = ap.parse_args(argv)
 
     import torch
     import transformers
+    from static_engine import StaticGenerator
 
     from judgeforge.backends import Sampling
     from judgeforge.backends.fastgen import FastGenerator
@@ -146,20 +221,23 @@ def main(argv=None) -> int:
     t_start = time.time()
     smoke = args.smoke
     device = "cuda" if torch.cuda.is_available() and not smoke else "cpu"
-    items = args.items or (8 if smoke else 512)
-    base_items = args.baseline_items or (8 if smoke else 128)
-    plen = args.prompt_len or (64 if smoke else 1200)
-    new = args.new_tokens or (8 if smoke else 256)
-    base_batch = 4 if smoke and args.baseline_batch == 64 else args.baseline_batch
+
+    def sz(v, big, small):
+        return v or (small if smoke else big)
+
+    items, base_items = sz(args.items, 512, 8), sz(args.baseline_items, 128, 4)
+    p_items, p_gen, p_cb = sz(args.paper_items, 128, 6), sz(args.paper_generate_items, 21, 2), sz(args.paper_cb_items, 64, 4)
+    plen, new = (64, 8) if smoke else (1200, 256)
+    p_max = 24 if smoke else 1024
+    base_batch = 4 if smoke else args.baseline_batch
+    graphs = False if args.no_graphs else None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     res: dict = {
         "device": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "transformers": transformers.__version__, "smoke": smoke,
         "model": "tiny (hidden 64, 2 layers)" if smoke else "Mistral-7B-v0.2 config, random weights, bf16",
-        "prompt_tokens": plen, "new_tokens": new, "sampling": "temperature 1.0, top_p 0.9, repetition 1.03, EOS ignored",
-        "phases": {},
-    }
+        "phases": {}, "spot_checks": []}
 
     def over_budget(phase: str) -> bool:
         if time.time() - t_start > args.time_budget:
@@ -172,142 +250,183 @@ def main(argv=None) -> int:
         res["total_seconds"] = round(time.time() - t_start, 1)
         (out_dir / "eval_speed.json").write_text(json.dumps(res, indent=2))
 
+    def timed(phase, fn, n_items, tokens, warm=None, engine=None, **extra):
+        """Warm up (untimed), then time ``fn``; record items/s, new tokens/s, engine stats."""
+        if over_budget(phase):
+            return None
+        try:
+            w = 0.0
+            if warm is not None:
+                t0 = time.time()
+                warm()
+                sync()
+                w = time.time() - t0
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            if engine is not None:
+                engine.timing = True
+                engine.stats.update(prefill_seconds=0.0, decode_seconds=0.0)
+            t0 = time.time()
+            toks = fn()
+            sync()
+            dt = time.time() - t0
+            made = sum(len(t) for per in toks for t in per)
+            r = {"items": n_items, "seconds": round(dt, 2), "items_per_s": round(n_items / dt, 3),
+                 "new_tokens": made, "new_tokens_per_s": round(made / dt, 1), "warmup_seconds": round(w, 1),
+                 **extra}
+            if tokens is not None and made != tokens:
+                r["token_mismatch"] = f"expected {tokens} new tokens, got {made}"
+            if device == "cuda":
+                r["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
+            if engine is not None:
+                r.update({k: (round(v, 2) if isinstance(v, float) else v) for k, v in engine.stats.items()})
+                r["slots"] = engine.batch_size
+            res["phases"][phase] = r
+            log(f"{phase}: {r['items_per_s']} items/s ({dt:.1f} s{f', warm-up {w:.1f} s' if warm else ''})")
+        except Exception as e:  # noqa: BLE001 - record and go on: the other phases still count
+            res["phases"][phase] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            log(f"{phase} failed: {type(e).__name__}: {e}")
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        save()
+        return res["phases"].get(phase)
+
+    def engine(cls, length):
+        e = cls(model, pad_id=0, eos_id=EOS, batch_size=args.batch_size, cuda_graphs=graphs)
+        e.batch_size = e.batch_size or e.auto_batch_size(length)  # the automatic choice, recorded
+        return e
+
     log(f"building the model on {device} ...")
     t0 = time.time()
     model = build_model(smoke, device)
     sync()
     res["model_build_seconds"] = round(time.time() - t0, 1)
     vocab = model.config.vocab_size
-    prompts = make_prompts(max(items, base_items), plen, vocab, seed=0)
-    sampling = Sampling(temperature=1.0, top_p=0.9, max_new_tokens=new, repetition_penalty=1.03, seed=0,
-                        ignore_eos=True)
     save()
 
-    # ---------------------------------------------------------------- baseline
-    try:
-        if not over_budget("baseline_generate"):
-            log(f"baseline: model.generate, {base_items} items in batches of {base_batch} ...")
-            plain_generate(model, prompts[:2], Sampling(max_new_tokens=2, ignore_eos=True), 1, batch_size=2,
-                           pad_id=0, eos_id=2)  # kernel warm-up
-            sync()
-            t0 = time.time()
-            toks = plain_generate(model, prompts[:base_items], sampling, 1, batch_size=base_batch, pad_id=0, eos_id=2)
-            sync()
-            dt = time.time() - t0
-            assert all(len(t[0]) == new for t in toks), "baseline did not generate the fixed number of tokens"
-            res["phases"]["baseline_generate"] = {
-                "items": base_items, "batch": base_batch, "seconds": round(dt, 2),
-                "items_per_s": round(base_items / dt, 3), "new_tokens_per_s": round(base_items * new / dt, 1)}
-            log(f"baseline: {base_items / dt:.2f} items/s")
-    except Exception as e:  # noqa: BLE001 - record and go on: the other phase still counts
-        res["phases"]["baseline_generate"] = {"error": f"{type(e).__name__}: {e}"}
-        log(f"baseline failed: {e}")
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    save()
+    if args.workload in ("fixed", "both"):
+        prompts = fixed_workload(max(items, base_items), plen, vocab, seed=0)
+        s = Sampling(temperature=1.0, top_p=0.9, max_new_tokens=new, repetition_penalty=1.03, seed=0, ignore_eos=True)
+        res["fixed"] = {"prompt_tokens": plen, "new_tokens": new, "n": 1, "sampling": "paper's, EOS ignored"}
+        log(f"fixed workload: {plen} + {new} tokens, n=1")
+        timed("fixed/generate", lambda: plain_generate(model, prompts[:base_items], s, 1, batch_size=base_batch,
+                                                         pad_id=0, eos_id=EOS), base_items, base_items * new,
+              warm=lambda: plain_generate(model, prompts[:2], s, 1, batch_size=2, pad_id=0, eos_id=EOS),
+              batch=base_batch)
+        for name, cls in (("fixed/static_engine", StaticGenerator), ("fixed/engine", FastGenerator)):
+            e = engine(cls, plen + new)
+            timed(name, lambda e=e: e.generate(prompts[:items], s, 1), items, items * new, engine=e,
+                  warm=lambda e=e: e.generate(prompts[:e.batch_size], s, 1))
+            del e
 
-    # ---------------------------------------------------------------- fast engine
-    try:
-        if not over_budget("hf_fast"):
-            fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=args.batch_size,
-                                 cuda_graphs=False if args.no_graphs else None)
-            if fast.reason:
-                raise RuntimeError(f"fast engine unsupported: {fast.reason}")
-            bsz = fast.batch_size or fast.auto_batch_size(plen + new)
-            fast.batch_size = bsz
-            log(f"fast: batch {bsz}, CUDA graphs {'on' if fast.use_graphs else 'off'}; warm-up batch ...")
-            t0 = time.time()
-            fast.generate(prompts[:bsz], sampling, 1)
-            sync()
-            warm = time.time() - t0
-            log(f"fast: warm-up {warm:.1f} s (graph capture {fast.stats['capture_seconds']:.1f} s)")
-            if not over_budget("hf_fast"):
-                log(f"fast: {items} items ...")
-                fast.timing = True  # one sync per batch: prefill / decode split
-                fast.stats.update(prefill_seconds=0.0, decode_seconds=0.0)
-                t0 = time.time()
-                toks = fast.generate(prompts[:items], sampling, 1)
-                sync()
-                dt = time.time() - t0
-                assert all(len(t[0]) == new for t in toks), "fast path did not generate the fixed number of tokens"
-                res["phases"]["hf_fast"] = {
-                    "items": items, "batch": bsz, "cuda_graphs": fast.use_graphs, "seconds": round(dt, 2),
-                    "items_per_s": round(items / dt, 3), "new_tokens_per_s": round(items * new / dt, 1),
-                    "warmup_seconds": round(warm, 2), "graph_capture_seconds": round(fast.stats["capture_seconds"], 2),
-                    "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" else None,
-                    "prefill_seconds": round(fast.stats["prefill_seconds"], 2),
-                    "decode_seconds": round(fast.stats["decode_seconds"], 2),
-                    "graph_error": fast.stats.get("graph_error")}
-                log(f"fast: {items / dt:.2f} items/s (prefill {fast.stats['prefill_seconds']:.1f} s, "
-                    f"decode {fast.stats['decode_seconds']:.1f} s)")
-            if (fast.use_graphs or smoke) and not over_budget("hf_fast_eager"):
-                # the same engine without CUDA graphs, one batch: what the graphs bring
-                fast.use_graphs = False
-                log(f"fast, eager decode: {bsz} items ...")
-                t0 = time.time()
-                fast.generate(prompts[:bsz], sampling, 1)
-                sync()
-                dt = time.time() - t0
-                res["phases"]["hf_fast_eager"] = {"items": bsz, "batch": bsz, "seconds": round(dt, 2),
-                                                  "items_per_s": round(bsz / dt, 3)}
-                log(f"fast, eager decode: {bsz / dt:.2f} items/s")
-            del fast
-    except Exception as e:  # noqa: BLE001
-        res["phases"]["hf_fast"] = {"error": f"{type(e).__name__}: {e}"}
-        log(f"fast path failed: {e}")
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    save()
+    if args.workload in ("paper", "both"):
+        n = 3
+        k = max(p_items, p_gen, p_cb)
+        prompts, stops = paper_workload(k, n, p_max, args.long_tail, vocab, seed=1, scale=0.05 if smoke else 1.0)
+        s = Sampling(temperature=1.0, top_p=0.9, max_new_tokens=p_max, repetition_penalty=1.03, seed=0)
+        flat = [m for st in stops[:p_items] for m in st]
+        res["paper"] = {"n": n, "max_new_tokens": p_max, "long_tail": args.long_tail,
+                        "prompt_tokens_mean": round(sum(map(len, prompts[:p_items])) / p_items, 1),
+                        "prompt_tokens_max": max(map(len, prompts[:p_items])),
+                        "output_tokens_mean": round(sum(flat) / len(flat), 1),
+                        "samples_at_max": sum(m >= p_max for m in flat)}
+        log(f"paper workload: {res['paper']}")
+        want = lambda m: sum(x for st in stops[:m] for x in st)  # noqa: E731 - new tokens expected
+        longest = max(map(len, prompts)) + p_max
+        warm_p, warm_s = prompts[-8:], [[min(x, 16) for x in st] for st in stops[-8:]]
+        for name, cls in (("paper/engine", FastGenerator), ("paper/static_engine", StaticGenerator)):
+            e = engine(cls, longest)
+            timed(name, lambda e=e: e.generate(prompts[:p_items], s, n, stop_at=stops[:p_items]), p_items,
+                  want(p_items), engine=e, warm=lambda e=e: e.generate(warm_p, s, n, stop_at=warm_s))
+            del e
+        timed("paper/generate", lambda: generate_forced(model, prompts[:p_gen], stops[:p_gen], s, n, base_batch),
+              p_gen, want(p_gen), batch=base_batch)
 
-    # ---------------------------------------------------------------- greedy spot-check
-    spot_prompts = make_prompts(args.spot_prompts, min(plen, 48 if smoke else 512), vocab, seed=1)
-    spot_prompts = [p[: len(p) - 7 * i] for i, p in enumerate(spot_prompts)]  # different lengths: padding
-    res["spot_checks"] = []
-    for label in ("model dtype", "float32"):
-        if label == "float32" and over_budget("spot_check_fp32"):
-            continue
-        if label == "model dtype" and over_budget("spot_check"):
-            break
+    spot = fixed_workload(4, 48 if smoke else 512, vocab, seed=2)
+    spot = [p[: len(p) - 7 * i] for i, p in enumerate(spot)]  # different lengths
+    if not over_budget("spot_check"):
         try:
-            if label == "float32":
-                model = model.float()
-            res["spot_checks"].append(spot_check(model, spot_prompts, 12 if smoke else 64,
-                                                 f"{label} ({next(model.parameters()).dtype})"))
+            res["spot_checks"].append(spot_check(model, spot, 12 if smoke else 64, f"model dtype ({model.dtype})"))
         except Exception as e:  # noqa: BLE001
-            res["spot_checks"].append({"label": label, "error": f"{type(e).__name__}: {e}"})
-            log(f"spot-check {label} failed: {e}")
+            res["spot_checks"].append({"label": "model dtype", "error": f"{type(e).__name__}: {e}"})
+        save()
+
+    if args.workload in ("paper", "both"):  # last on the bf16 model: the manager may swap the attention
+        timed("paper/continuous_batching", lambda: continuous_batching(model, prompts[:p_cb], stops[:p_cb], s, n),
+              p_cb, None, warm=lambda: continuous_batching(model, warm_p[:2], warm_s[:2], s, n))
+
+    if not over_budget("spot_check_fp32"):
+        try:
+            model = model.float()
+            res["spot_checks"].append(spot_check(model, spot, 12 if smoke else 64, "float32"))
+        except Exception as e:  # noqa: BLE001
+            res["spot_checks"].append({"label": "float32", "error": f"{type(e).__name__}: {e}"})
+        save()
+    model = None  # free the GPU for the end-to-end run
+    import gc
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+    if args.judge and not over_budget("eval_end_to_end"):
+        cmd = [sys.executable, "-m", "judgeforge", "eval", "--judge", args.judge,
+               "--suite", "vicuna,mt_bench,hhh,autoj", "--limit", str(args.e2e_limit), "--retries", "0",
+               "--out", str(out_dir / "e2e"), "--bootstrap", "0", "--no-progress"]
+        if args.data_dir:
+            cmd += ["--data-dir", args.data_dir, "--no-fetch"]
+        if args.e2e_max_new:
+            cmd += ["--max-new-tokens", str(args.e2e_max_new)]
+        log(f"end to end: {' '.join(cmd)}")
+        t0 = time.time()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.e2e_timeout)
+            r = {"rc": p.returncode, "stdout_tail": p.stdout[-1500:], "stderr_tail": p.stderr[-1500:]}
+        except subprocess.TimeoutExpired:
+            r = {"rc": "timeout", "error": f"over {args.e2e_timeout} s"}
+        r.update(command=" ".join(cmd), seconds=round(time.time() - t0, 1))
+        res["phases"]["eval_end_to_end"] = r
+        log(f"end to end: rc {r['rc']} in {r['seconds']} s")
         save()
 
     # ---------------------------------------------------------------- summary
-    base = res["phases"].get("baseline_generate", {})
-    fast_r = res["phases"].get("hf_fast", {})
-    if base.get("items_per_s") and fast_r.get("items_per_s"):
-        res["speedup"] = round(fast_r["items_per_s"] / base["items_per_s"], 2)
+    ph = res["phases"]
+
+    def ips(name):
+        return ph.get(name, {}).get("items_per_s")
+
+    for wl in ("fixed", "paper"):
+        new_e, static_e = ips(f"{wl}/engine"), ips(f"{wl}/static_engine")
+        if new_e and static_e:
+            res[f"{wl}_speedup_over_static"] = round(new_e / static_e, 2)
     save()
     print()
-    print(f"eval_speed on {res['device']} ({res['model']}; {plen} prompt + {new} new tokens)")
-    print(f"{'path':<28}{'items':>7}{'batch':>7}{'seconds':>9}{'items/s':>9}  notes")
-    for name, label in (("baseline_generate", "model.generate (baseline)"), ("hf_fast", "hf backend, fast engine"),
-                        ("hf_fast_eager", "fast engine, no CUDA graphs")):
-        if name == "hf_fast_eager" and name not in res["phases"]:
-            continue
-        r = res["phases"].get(name, {})
+    print(f"eval_speed on {res['device']} ({res['model']})")
+    print(f"{'phase':<28}{'items':>6}{'slots':>6}{'seconds':>9}{'items/s':>9}{'tok/s':>9}  notes")
+    for name, r in ph.items():
         if "items_per_s" in r:
-            note = (f"warm-up {r['warmup_seconds']} s (capture {r['graph_capture_seconds']} s); prefill "
-                    f"{r['prefill_seconds']} s, decode {r['decode_seconds']} s") if "warmup_seconds" in r else ""
-            print(f"{label:<28}{r['items']:>7}{r['batch']:>7}{r['seconds']:>9}{r['items_per_s']:>9}  {note}")
+            note = (f"warm-up {r['warmup_seconds']} s; prefill {r['prefill_seconds']} s, decode "
+                    f"{r['decode_seconds']} s; {r.get('graph_captures', 0)} graphs {r.get('capture_seconds', 0)} s"
+                    if "prefill_seconds" in r else f"warm-up {r['warmup_seconds']} s")
+            if r.get("peak_memory_gib"):
+                note += f"; peak {r['peak_memory_gib']} GiB"
+            if r.get("token_mismatch"):
+                note += f"; {r['token_mismatch']}"
+            print(f"{name:<28}{r['items']:>6}{r.get('slots', r.get('batch', '')):>6}{r['seconds']:>9}"
+                  f"{r['items_per_s']:>9}{r['new_tokens_per_s']:>9}  {note}")
+        elif name == "eval_end_to_end":
+            print(f"{name:<28}{'':>21}{r['seconds']:>9}  rc {r['rc']}")
         else:
-            print(f"{label:<28}  {r.get('error') or r.get('skipped') or 'not run'}")
-    if "speedup" in res:
-        print(f"speedup: {res['speedup']}x")
+            print(f"{name:<28}  {r.get('error') or r.get('skipped')}")
+    for wl in ("fixed", "paper"):
+        if f"{wl}_speedup_over_static" in res:
+            print(f"{wl}: engine / static engine = {res[f'{wl}_speedup_over_static']}x")
     for sc in res["spot_checks"]:
-        if "error" in sc:
-            print(f"greedy spot-check {sc['label']}: error {sc['error']}")
-        else:
-            print(f"greedy spot-check {sc['label']}: {sc['identical']}/{sc['prompts']} prompts token-identical")
+        print(f"greedy spot-check {sc['label']}: " + (f"error {sc['error']}" if "error" in sc else
+                                                       f"{sc['identical']}/{sc['prompts']} prompts token-identical"))
     print(f"total {res['total_seconds']} s; results: {out_dir / 'eval_speed.json'}")
-    ok = "items_per_s" in fast_r and "items_per_s" in base
-    return 0 if ok else 1
+    return 0 if all(ips(f"{wl}/engine") for wl in ("fixed", "paper") if args.workload in (wl, "both")) else 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ CPU its per-call overhead is the smallest, so the numbers measure the server.
 
     python scripts/bench/serve_load.py --out /tmp/serve_load                 # CPU, ~1.5 min
     python scripts/bench/serve_load.py --smoke --out /tmp/serve_load_smoke   # CPU, ~30 s
+    python scripts/bench/serve_load.py --url http://127.0.0.1:8765 --out /tmp/sl  # a server already running
+
+With ``--url`` the load goes to a server someone else started (one phase, its own --max-batch;
+no SIGTERM at the end): the graded-items check uses /health before and after the phase, and the
+malformed requests use the limits /health reports.
 
 Exits 1 if any check fails.  Prints a summary table; writes everything to
 ``--out``/serve_load.json.
@@ -104,6 +109,15 @@ def start_server(judge: str, port_args: list[str], extra: list[str]) -> tuple[su
     return proc, m.group(1)
 
 
+def get_health(host: str, port: int) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.request("GET", "/health")
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    return resp.status, body
+
+
 def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | None) -> dict:
     extra = ["--greedy", "--max-new-tokens", str(args.max_new_tokens), "--retries", "0",
              "--max-batch", str(max_batch), "--max-items", str(args.max_items),
@@ -112,9 +126,19 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         extra += ["--backend-option", f"device={args.device}"]
     if args.engine:
         extra += ["--backend-option", f"engine={args.engine}"]
-    proc, url = start_server(judge, [], extra)
+    if args.url:
+        proc, url = None, args.url.rstrip("/")
+    else:
+        proc, url = start_server(judge, [], extra)
     host, port = url.split("//")[1].split(":")
     port = int(port)
+    graded_before = 0
+    max_items, max_body = args.max_items, args.max_body_bytes
+    if proc is None:
+        _, h0 = get_health(host, port)
+        graded_before = h0["batching"]["items"]
+        max_items, max_body = h0["limits"]["max_items"], h0["limits"]["max_body_bytes"]
+        max_batch = h0["limits"].get("max_batch", max_batch)
     lat: list[float] = []
     errors: list[str] = []
     faults = {"sent": 0, "ok": 0}
@@ -171,7 +195,7 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         conn.close()
 
     def fault_client():
-        cases = fault_cases(args.max_items, args.max_body_bytes)
+        cases = fault_cases(max_items, max_body)
         k = 0
         while not stop.wait(args.fault_interval):
             label, path, raw, want = cases[k % len(cases)]
@@ -205,28 +229,27 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
     wall = time.perf_counter() - t0
 
     # the server is still serving, and graded exactly what came back
-    conn = http.client.HTTPConnection(host, port, timeout=60)
-    conn.request("GET", "/health")
-    resp = conn.getresponse()
-    health = json.loads(resp.read())
-    conn.close()
-    if resp.status != 200:
-        errors.append(f"/health answered {resp.status} after the run")
-    graded = health["batching"]["items"] - warm_items
+    status, health_after = get_health(host, port)
+    if status != 200:
+        errors.append(f"/health answered {status} after the run")
+    graded = health_after["batching"]["items"] - graded_before - warm_items
     if graded != got_items[0]:
         errors.append(f"the server graded {graded} items but the clients got {got_items[0]} answers")
     if got_items[0] != sent_items[0]:
         errors.append(f"{sent_items[0] - got_items[0]} items were sent but not answered")
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        code = "killed"
-    err_tail = proc.stderr.read()[-2000:]
-    if code != 0:
-        errors.append(f"the server exited with {code} after SIGTERM: {err_tail}")
-    batches = health["batching"]["batches"]
+    code = None  # a server we did not start keeps running
+    if proc is not None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = "killed"
+        err_tail = proc.stderr.read()[-2000:]
+        if code != 0:
+            errors.append(f"the server exited with {code} after SIGTERM: {err_tail}")
+    health = health_after
+    batches = health["batching"]["batches"] - (h0["batching"]["batches"] if proc is None else 0)
     res = {
         "phase": name,
         "max_batch": max_batch,
@@ -240,7 +263,7 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
         "latency_p50_ms": 1000 * percentile(lat, 0.5),
         "latency_p99_ms": 1000 * percentile(lat, 0.99),
         "latency_mean_ms": 1000 * statistics.fmean(lat) if lat else float("nan"),
-        "mean_batch": (health["batching"]["items"] / batches) if batches else 0.0,
+        "mean_batch": ((health["batching"]["items"] - graded_before) / batches) if batches else 0.0,
         "max_batch_seen": health["batching"]["max_batch_seen"],
         "batch_sizes": health["batching"]["batch_sizes"],
         "faults_sent": faults["sent"],
@@ -260,6 +283,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="folder for serve_load.json")
     p.add_argument("--smoke", action="store_true", help="small and short (CI / a quick check)")
     p.add_argument("--judge", default=None, help="model folder (default: a tiny scripted judge)")
+    p.add_argument("--url", default=None,
+                   help="load a server that is already running (http://127.0.0.1:PORT): one phase, no SIGTERM")
     p.add_argument("--device", default=None, help="backend device (default: cuda if available, else cpu)")
     p.add_argument("--engine", default="generate",
                    help="hf engine: generate (default here: plain model.generate, the least per-call overhead on "
@@ -284,7 +309,10 @@ def main(argv=None) -> int:
     check_score = None
     judge = args.judge
     with tempfile.TemporaryDirectory(prefix="jf-serve-load-") as scratch:  # the scripted judge goes with it
-        if judge is None:
+        if args.url:
+            args.no_baseline = True
+            judge = args.url
+        elif judge is None:
             from judgeforge.judge import make_scripted_judge
 
             judge = str(make_scripted_judge(Path(scratch) / "judge"))

@@ -1,0 +1,96 @@
+"""The fast engine's continuous batching on the CPU tiny model: refilled and compacted slots keep greedy
+tokens equal to plain model.generate, one prefill serves a prompt's n samples, forced stop lengths,
+and impossible requests refused before any work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_eval_fastgen import prompts, sharpen  # noqa: F401 - the shared fixture
+
+from judgeforge.backends import Sampling
+from judgeforge.backends.fastgen import FastGenerator
+from judgeforge.backends.plain import plain_generate
+from judgeforge.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    return sharpen(AutoModelForCausalLM.from_pretrained(tiny_model).eval(), seed=1)
+
+
+def _early_eos(model, prompts):  # noqa: F811
+    """A token the model emits at different steps for different prompts: outputs of varied lengths."""
+    ref = plain_generate(model, prompts, Sampling.greedy(14), 1, batch_size=6, pad_id=0, eos_id=None)
+    best = None
+    for tok in {t for r in ref for t in r[0]}:
+        stops = [r[0].index(tok) if tok in r[0] else 14 for r in ref]
+        if best is None or len(set(stops)) > len(set(best[1])):
+            best = (tok, stops)
+    assert len(set(best[1])) >= 3, best
+    return best[0]
+
+
+@pytest.mark.parametrize("slots", [2, 16])
+def test_refilled_and_compacted_slots_keep_greedy_tokens(model, prompts, slots):  # noqa: F811
+    eos = _early_eos(model, prompts)
+    s = Sampling.greedy(14)
+    ref = plain_generate(model, prompts, s, 1, batch_size=3, pad_id=0, eos_id=eos)
+    fast = FastGenerator(model, pad_id=0, eos_id=eos, batch_size=slots)
+    fast.check_every = 3
+    got = fast.generate(prompts, s, 1)
+    assert got == ref
+    assert len({len(r[0]) for r in ref}) >= 3  # varied lengths: slots stopped at different steps
+    if slots == 2:
+        assert fast.stats["batches"] >= 3  # stopped slots were refilled with waiting prompts
+    else:
+        assert fast.stats.get("compactions", 0) >= 1  # the tail ran on fewer rows
+
+
+def test_one_prefill_serves_all_samples_and_stop_lengths(model, prompts):  # noqa: F811
+    fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=9)
+    stop = [[1, 4, 30], [0, 7, 2], [5, 5, 5]]
+    s = Sampling(max_new_tokens=9, ignore_eos=True, seed=3)
+    got = fast.generate(prompts[:3], s, 3, stop_at=stop)
+    assert [[len(t) for t in per] for per in got] == [[1, 4, 9], [0, 7, 2], [5, 5, 5]]
+    assert fast.stats["prefills"] == 1 and fast.stats["batches"] == 1  # 3 prompts, 9 slots: one pass
+    assert got[2][0] != got[2][1]  # the samples of a prompt are separate draws
+    assert fast.generate(prompts[:3], s, 3, stop_at=stop) == got  # seeded: reproducible
+
+
+def test_samples_wait_for_slots_and_match_sequential_calls(model, prompts):  # noqa: F811
+    """More samples than slots: prompts queue for free slots; greedy with stop lengths equals each alone."""
+    stop = [[3, 8], [6, 1], [2, 2], [8, 4]]
+    s = Sampling.greedy(8)
+    ref = plain_generate(model, prompts[:4], s, 1, batch_size=4, pad_id=0, eos_id=None)
+    eos = next(t for t in range(3, 1000) if all(t not in r[0] for r in ref))  # only the forced stops end a row
+    fast = FastGenerator(model, pad_id=0, eos_id=eos, batch_size=3)
+    got = fast.generate(prompts[:4], s, 2, stop_at=stop)
+    assert got == [[ref[i][0][:m] for m in stop[i]] for i in range(4)]
+
+
+def test_impossible_request_is_refused_before_any_work(tiny_model, prompts):  # noqa: F811
+    from transformers import AutoModelForCausalLM
+
+    from judgeforge.backends.hf import HFBackend
+
+    m = AutoModelForCausalLM.from_pretrained(tiny_model, max_position_embeddings=len(prompts[3]) + 4).eval()
+    fast = FastGenerator(m, pad_id=0, eos_id=2, batch_size=4)
+    with pytest.raises(UserError, match=r"request 3 \(id q3\): prompt of \d+ tokens \+ max_new_tokens 5"):
+        fast.generate(prompts, Sampling.greedy(5), 1, ids=[f"q{k}" for k in range(len(prompts))])
+    assert fast.stats["steps"] == 0 and fast.stats["prefills"] == 0
+    assert fast.generate(prompts[:3], Sampling.greedy(4), 1)  # what fits still runs
+    b = HFBackend(m, tokenizer=str(tiny_model), engine="generate")
+    with pytest.raises(UserError, match="request 3: .* over the judge's context"):
+        b.generate_tokens(prompts, Sampling.greedy(5))
+
+
+def test_cpu_generator_state_untouched_by_seeded_engine(model, prompts):  # noqa: F811
+    fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=2)
+    torch.manual_seed(9)
+    before = torch.get_rng_state()
+    a = fast.generate(prompts[:3], Sampling(1.0, 0.9, 5, 1.03, seed=4), 3, stop_at=[[5, 2, 3]] * 3)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert [len(t) for t in a[0]] == [5, 2, 3]

@@ -1,0 +1,155 @@
+"""The training recipe's inputs checked before anything heavy loads: the base model folder, a
+random model's sizes, optimizer numbers, the output folder, the checkpoint to resume from and the
+loggers.  Every mistake is one :class:`UserError` line (the recipe's ``validate`` calls
+:func:`check_inputs`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from judgeforge.errors import UserError
+
+
+def check_inputs(recipe, where: str) -> None:
+    from judgeforge.weights import check_local_model
+
+    def bad(key: str, msg: str) -> UserError:
+        return UserError(f"{where}: {key} {msg}")
+
+    if recipe.model is not None:
+        check_local_model(recipe.model, f"{where}: model")  # config + safetensors only, headers checked
+    spec = recipe.init_from_config
+    if isinstance(spec, dict):
+        check_init_config(spec, where)
+    if isinstance(spec, str) and Path(spec).is_dir():
+        raise bad("init_from_config", f"'{spec}' is a folder; give its config.json")
+    for key in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(recipe, key) < 1:
+            raise bad(key, f"must be in [0, 1), got {getattr(recipe, key)}")
+    if not recipe.adam_epsilon > 0:
+        raise bad("adam_epsilon", f"must be > 0, got {recipe.adam_epsilon}")
+    for key in ("seed", "split_seed", "dataloader_workers"):
+        if getattr(recipe, key) < 0:
+            raise bad(key, f"must be an integer >= 0, got {getattr(recipe, key)}")
+    out = Path(recipe.output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise bad("output_dir", f"'{recipe.output_dir}' is a file; give a folder for checkpoints and the model")
+    if recipe.resume not in ("auto", "never"):
+        check_checkpoint(Path(recipe.resume), f"{where}: resume")
+    elif recipe.resume == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
+        done = [p for p in out.glob("checkpoint-*") if p.name[11:].isdigit() and (p / ".complete").exists()]
+        if done:
+            last = max(done, key=lambda p: int(p.name[11:]))
+            check_checkpoint(last, f"{where}: resume: auto")
+    for src in recipe.dataset_sources():
+        check_parquet(src, where)
+    if "wandb" in report_targets(recipe.report_to) and not _wandb_ready():
+        raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
+                  "WANDB_MODE=offline (or report_to: none)")
+
+
+def _wandb_ready() -> bool:
+    """wandb can log: an API key, a netrc login, or a mode that needs none (offline, disabled)."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled",
+                                                                                          "dryrun"):
+        return True
+    if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def check_parquet(src: str, where: str) -> None:
+    """Local parquet files of a dataset: their footers read now (cheap), so a corrupt file is one line
+    before the model loads rather than after."""
+    p = Path(src).expanduser()
+    files = sorted(p.rglob("*.parquet")) if p.is_dir() else [p] if p.suffix == ".parquet" and p.is_file() else []
+    if not files:
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            pq.ParquetFile(f)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise UserError(f"{where}: datasets: {f}: not a readable parquet file ({str(e).splitlines()[0]}); "
+                            "write it again") from None
+
+
+def check_init_config(spec: dict, where: str) -> None:
+    """Sizes of a random model that transformers would only refuse after tokenising (or never)."""
+    if "preset" in spec:
+        return
+    sizes = {k: spec.get(k) for k in ("hidden", "layers", "heads", "kv_heads", "intermediate", "vocab_size",
+                                       "max_positions") if spec.get(k) is not None}
+    for k, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise UserError(f"{where}: init_from_config.{k} must be a positive integer, got {v!r}")
+    hidden, heads = sizes.get("hidden", 64), sizes.get("heads", 4)
+    kv = sizes.get("kv_heads", 2)  # tiny_config's default
+    if hidden % heads:
+        raise UserError(f"{where}: init_from_config.hidden ({hidden}) must be a multiple of heads ({heads})")
+    if heads % kv:
+        raise UserError(f"{where}: init_from_config.heads ({heads}) must be a multiple of kv_heads ({kv})")
+
+
+def check_checkpoint(ck: Path, where: str) -> None:
+    """A checkpoint folder to resume from: trainer_state.json, readable weights, and every torch file
+    (optimizer, scheduler, RNG, DeepSpeed shards) a whole zip archive, so a cut copy is refused now."""
+    import zipfile
+
+    if not (ck / "trainer_state.json").is_file():
+        raise UserError(f"{where}: '{ck}' is not a training checkpoint (no trainer_state.json); give a "
+                        "checkpoint-N folder from output_dir, or resume: auto")
+    try:
+        json.loads((ck / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{where}: {ck / 'trainer_state.json'} is unreadable ({e}); resume from another "
+                        "checkpoint") from None
+    from judgeforge.weights import read_header
+
+    for f in sorted(ck.rglob("*")):
+        if f.suffix == ".safetensors":
+            read_header(f)
+        elif f.suffix in (".pt", ".pth", ".bin") and f.is_file():
+            try:
+                with zipfile.ZipFile(f) as z:
+                    z.namelist()
+            except (OSError, zipfile.BadZipFile) as e:
+                raise UserError(f"{where}: {f} is damaged or truncated ({e}); resume from another checkpoint "
+                                "or delete this one") from None
+
+
+def check_finite(state_dict: dict, final: Path) -> None:
+    """Refuse to write a finished model whose weights hold NaN or inf (a diverged run)."""
+    import torch
+
+    for name, t in state_dict.items():
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UserError(f"training produced non-finite weights ('{name}' has NaN or inf); {final} is not "
+                            "written: lower learning_rate, check the data, or resume from an earlier checkpoint")
+
+
+def check_loggers(recipe) -> None:
+    import importlib.util
+
+    for name in report_targets(recipe.report_to):
+        mod = {"wandb": "wandb", "tensorboard": "tensorboard"}[name]
+        if importlib.util.find_spec(mod) is None:
+            raise UserError(
+                f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none"
+            )
+
+
+def report_targets(report_to: str | list) -> list[str]:
+    if isinstance(report_to, (list, tuple)):
+        items = list(report_to)
+    else:
+        items = [s.strip() for s in str(report_to).split(",")]
+    return [s for s in items if s and s != "none"]
