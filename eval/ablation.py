@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from judgeforge.cli_args import parser
+from judgeforge.cli_args import parser as cli_parser
 from judgeforge.errors import UserError
 from judgeforge.eval.reference import PAPER_TABLE5, PAPER_TABLE17
+from judgeforge.eval.scoring import too_few_note
 
 DA5 = ("vicuna", "mt_bench", "flask")
 PR5 = ("hhh", "mt_bench_human", "autoj")
@@ -44,48 +45,64 @@ def _accuracy(mode: dict):
 
 
 def headline(report: dict, table: str = "table5") -> dict:
-    """``{"da", "pr", "used", "missing", "parse_failure_rate"}`` for one eval report.
+    """``{"da", "pr", "used", "missing", "parse_failure_rate", "da_n", ...}`` for one eval report.
 
     ``table``: "table5" or "table17" (the paper's benchmark sets), or "all" (every benchmark).
+    ``da_n`` / ``da_total`` (``pr_n`` / ``pr_total``): items scored / items over the benchmarks
+    the mean is taken over; ``da_parse_failure_rate`` (``pr_...``): the share of those modes'
+    samples that did not parse; ``da_note`` (``pr_note``): why the value is None, e.g. "too few
+    parsed (n=5 of 100)" -- a mode below its ``min_scored`` has no value, so it never enters a mean.
     """
     benches = report.get("benchmarks", {})
     da_names, pr_names = {"table5": (DA5, PR5), "table17": (DA17, PR17)}.get(table, ((), ()))
     paper = any(n in benches for n in DA17 + PR17)
-    pearsons, accs, used, missing, fails = [], [], [], [], []
-    if paper and table != "all":
-        for n in da_names:
-            m = benches.get(n, {}).get("modes", {}).get("absolute")
-            if m is None or m.get("pearson") is None:
-                missing.append(n)
+    if not (paper and table != "all"):
+        da_names = [n for n, b in benches.items() if b.get("kind") == "absolute"]
+        pr_names = [n for n, b in benches.items() if "relative" in b.get("modes", {})]
+    used, missing, fails = [], [], []
+    out: dict = {}
+    for key, names, mode, value in (("da", da_names, "absolute", lambda m: m.get("pearson")),
+                                    ("pr", pr_names, "relative", _accuracy)):
+        vals, n, total, samples, failed = [], 0, 0, 0, 0
+        for name in names:
+            m = benches.get(name, {}).get("modes", {}).get(mode)
+            if m is None:
+                missing.append(name)
+                continue
+            n += m.get("n_scored") or 0
+            total += m.get("items") or 0
+            samples += m.get("samples") or 0
+            failed += m.get("parse_failures") or 0
+            if value(m) is None:
+                missing.append(name)
             else:
-                pearsons.append(m["pearson"])
-                used.append(n)
-        for n in pr_names:
-            m = benches.get(n, {}).get("modes", {}).get("relative")
-            if m is None or _accuracy(m) is None:
-                missing.append(n)
-            else:
-                accs.append(_accuracy(m))
-                used.append(n)
-    else:
-        for n, b in benches.items():
-            modes = b.get("modes", {})
-            if b.get("kind") == "absolute" and modes.get("absolute", {}).get("pearson") is not None:
-                pearsons.append(modes["absolute"]["pearson"])
-                used.append(n)
-            if _accuracy(modes.get("relative", {})) is not None:
-                accs.append(_accuracy(modes["relative"]))
-                used.append(n)
+                vals.append(value(m))
+                used.append(name)
+        out[key] = sum(vals) / len(vals) if vals else None
+        out[f"{key}_n"], out[f"{key}_total"] = n, total
+        out[f"{key}_parse_failure_rate"] = failed / samples if samples else None
+        out[f"{key}_note"] = None
+        if out[key] is None and total:
+            out[f"{key}_note"] = too_few_note(n, total)
     for b in benches.values():
         for mode in b.get("modes", {}).values():
             if mode.get("parse_failure_rate") is not None:
                 fails.append(mode["parse_failure_rate"])
+    out.update(used=sorted(set(used)), missing=missing,
+               parse_failure_rate=sum(fails) / len(fails) if fails else None)
+    return out
 
-    def mean(xs):
-        return sum(xs) / len(xs) if xs else None
 
-    return {"da": mean(pearsons), "pr": mean(accs), "used": sorted(set(used)), "missing": missing,
-            "parse_failure_rate": mean(fails)}
+def headline_cell(h: dict, key: str, pct: bool = False) -> str:
+    """A headline metric as a table cell with its n: "0.802 (n=100/100)" or "too few parsed (n=5 of 100)"."""
+    if h.get(key) is None:
+        return h.get(f"{key}_note") or "-"
+    v = f"{100 * h[key]:.1f}" if pct else f"{h[key]:.3f}"
+    return f"{v} (n={h.get(f'{key}_n')}/{h.get(f'{key}_total')})"
+
+
+def rate_cell(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
 
 
 def load_report(path: str | Path) -> dict:
@@ -118,30 +135,36 @@ def ablation_markdown(runs: dict[str, dict], methods: dict[str, dict] | None = N
     lines = ["## Single-format experts, joint training and weight merging (paper Table 5)", "",
              "DA: mean Pearson over Vicuna Bench, MT Bench, FLASK; PR: mean accuracy (%) over HHH, "
              "MT Bench Human Judgment, Auto-J (without ties).", "",
-             "| row | DA (yours) | DA (paper) | diff | PR (yours) | PR (paper) | diff | benchmarks missing |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "Each value carries n (items scored / items); a mean from fewer than 10 scored items per "
+             "benchmark is not shown.", "",
+             "| row | DA (yours) | DA parse failures % | DA (paper) | diff | PR (yours) | PR parse failures % "
+             "| PR (paper) | diff | benchmarks missing |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     shown = set()
     for name, rep in runs.items():
         h = headline(rep, "table5")
         row = RUN_ROWS.get(name, name)
         pda, ppr = PAPER_TABLE5.get(row, (None, None))
         shown.add(row)
-        lines.append(f"| {row} ({name}) | {_fmt(h['da'])} | {_fmt(pda)} | {_diff(h['da'], pda)} | "
-                     f"{_fmt(h['pr'], True)} | {_fmt(ppr) if ppr is None else f'{ppr:.2f}'} | "
+        lines.append(f"| {row} ({name}) | {headline_cell(h, 'da')} | {rate_cell(h['da_parse_failure_rate'])} | "
+                     f"{_fmt(pda)} | {_diff(h['da'], pda)} | {headline_cell(h, 'pr', True)} | "
+                     f"{rate_cell(h['pr_parse_failure_rate'])} | {_fmt(ppr) if ppr is None else f'{ppr:.2f}'} | "
                      f"{_diff(h['pr'], ppr, True)} | {', '.join(h['missing']) or '-'} |")
     for row, (pda, ppr) in PAPER_TABLE5.items():
         if row not in shown:
-            lines.append(f"| {row} (paper only) | - | {_fmt(pda)} | | - | {ppr:.2f} | | |")
+            lines.append(f"| {row} (paper only) | - | | {_fmt(pda)} | | - | | {ppr:.2f} | | |")
     if methods:
         lines += ["", "## Merge methods (paper Table 17)", "",
                   "DA adds Feedback Bench, PR adds Preference Bench to the means above.", "",
-                  "| method | DA (yours) | DA (paper) | diff | PR (yours) | PR (paper) | diff | benchmarks missing |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+                  "| method | DA (yours) | DA parse failures % | DA (paper) | diff | PR (yours) | PR parse failures % "
+                  "| PR (paper) | diff | benchmarks missing |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for method, rep in methods.items():
             h = headline(rep, "table17")
             pda, ppr = PAPER_TABLE17.get(method, (None, None))
-            lines.append(f"| {method} | {_fmt(h['da'])} | {_fmt(pda)} | {_diff(h['da'], pda)} | "
-                         f"{_fmt(h['pr'], True)} | {'-' if ppr is None else f'{ppr:.2f}'} | "
+            lines.append(f"| {method} | {headline_cell(h, 'da')} | {rate_cell(h['da_parse_failure_rate'])} | "
+                         f"{_fmt(pda)} | {_diff(h['da'], pda)} | {headline_cell(h, 'pr', True)} | "
+                         f"{rate_cell(h['pr_parse_failure_rate'])} | {'-' if ppr is None else f'{ppr:.2f}'} | "
                          f"{_diff(h['pr'], ppr, True)} | {', '.join(h['missing']) or '-'} |")
     return "\n".join(lines) + "\n"
 
@@ -156,13 +179,17 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def main(argv: list[str]) -> int:
-    ap = parser("judgeforge eval ablation", "Place evaluation runs beside the paper's Table 5 and Table 17.")
+def parser():
+    ap = cli_parser("judgeforge eval ablation", "Place evaluation runs beside the paper's Table 5 and Table 17.")
     ap.add_argument("--run", action="append", default=[],
                     help="NAME=DIR; NAME one of absolute, relative, joint, merged, prompting (or your own)")
     ap.add_argument("--method", action="append", default=[], help="METHOD=DIR for merge methods (Table 17)")
     ap.add_argument("-o", "--out", default=None, help="write the markdown here (and NAME.json beside it)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     runs = {k: load_report(v) for k, v in _pairs(args.run, "--run").items()}
     methods = {k: load_report(v) for k, v in _pairs(args.method, "--method").items()}
     if not runs and not methods:

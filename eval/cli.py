@@ -61,8 +61,34 @@ def main(argv: list[str]) -> int:
         from judgeforge.eval.ablation import main as ablation_main
 
         return ablation_main(argv[1:])
+    from judgeforge.eval.runner import evaluate
+
+    cfg = parse_config(argv)
+    if not cfg.judge:
+        raise UserError("no judge given; pass --judge MODEL (a local folder, a hub id or an API model name)")
+    results = evaluate(cfg.judge, cfg.suite, config=cfg)
+    from judgeforge.eval.report import to_markdown
+
+    print(to_markdown(results), end="")
+    if cfg.out:
+        print(f"\nreport: {cfg.out}/report.md, {cfg.out}/report.json", file=sys.stderr)
+    return 0
+
+
+def report_parser():
+    from judgeforge.cli_args import parser
+
+    ap = parser("judgeforge eval report", "merge shard caches into one report")
+    ap.add_argument("dirs", nargs="+", help="output folders of 'judgeforge eval --out' (one per shard)")
+    ap.add_argument("--out", help="where report.md/report.json go (default: the first folder)")
+    ap.add_argument("--data-dir", help="benchmark files, if not where the runs found them")
+    return ap
+
+
+def parse_config(argv: list[str]):
+    """``judgeforge eval`` options (``--config YAML`` and ``--key value``) as a checked EvalConfig."""
     from judgeforge.config import load_recipe
-    from judgeforge.eval.runner import EvalConfig, evaluate
+    from judgeforge.eval.runner import EvalConfig
 
     config_path = None
     rest = []
@@ -79,27 +105,14 @@ def main(argv: list[str]) -> int:
         else:
             rest.append(argv[k])
         k += 1
-    cfg = load_recipe(EvalConfig, config_path, _bool_flags(rest, EvalConfig))
-    if not cfg.judge:
-        raise UserError("no judge given; pass --judge MODEL (a local folder, a hub id or an API model name)")
-    results = evaluate(cfg.judge, cfg.suite, config=cfg)
-    from judgeforge.eval.report import to_markdown
-
-    print(to_markdown(results), end="")
-    if cfg.out:
-        print(f"\nreport: {cfg.out}/report.md, {cfg.out}/report.json", file=sys.stderr)
-    return 0
+    return load_recipe(EvalConfig, config_path, _bool_flags(rest, EvalConfig))
 
 
 def _report(argv: list[str]) -> int:
-    from judgeforge.cli_args import parser
     from judgeforge.eval.report import to_markdown
     from judgeforge.eval.shards import merge_report
 
-    ap = parser("judgeforge eval report", "merge shard caches into one report")
-    ap.add_argument("dirs", nargs="+", help="output folders of 'judgeforge eval --out' (one per shard)")
-    ap.add_argument("--out", help="where report.md/report.json go (default: the first folder)")
-    ap.add_argument("--data-dir", help="benchmark files, if not where the runs found them")
+    ap = report_parser()
     try:
         args = ap.parse_args(argv)
     except SystemExit as e:

@@ -33,13 +33,18 @@ def compare_with_paper(results: dict) -> list[dict]:
                     continue
                 value = m[metric]
                 paper = PAPER_7B.get((name, mode, metric))
+                human = metric.startswith("human_")
                 row = {
                     "benchmark": name, "title": b["title"], "mode": mode, "metric": metric, "value": value,
                     "ci": m.get(f"{metric}_ci"), "paper": paper,
                     "diff": (value - paper) if value is not None and paper is not None else None,
+                    "n_scored": m.get("human_n") if human else m.get("n_scored"), "n_total": m.get("items"),
+                    "parse_failure_rate": m.get("parse_failure_rate"),
                 }
                 if m.get("no_result"):
                     row["note"] = m["no_result"]
+                elif human and m.get("human_note"):
+                    row["note"] = m["human_note"]
                 rows.append(row)
     return rows
 
@@ -56,18 +61,24 @@ def _fmt_diff(metric: str, v) -> str:
     return f"{100 * v:+.2f}" if metric in PERCENT else f"{v:+.3f}"
 
 
+def _n(row: dict) -> str:
+    return "" if row.get("n_scored") is None else f"{row['n_scored']}/{row.get('n_total')}"
+
+
 def to_markdown(results: dict) -> str:
     lines = [f"# Evaluation of {results.get('judge')}", ""]
     lines.append(f"backend: {results.get('backend')}; sampling: {results.get('sampling')}; seed {results.get('seed')}"
                  + (f"; first {results['limit']} items per benchmark" if results.get("limit") else ""))
     lines.append("")
-    lines.append(f"| benchmark | mode | metric | value | 95% CI | {PAPER_MODEL} | diff |")
-    lines.append("|---|---|---|---:|---|---:|---:|")
+    lines.append(f"| benchmark | mode | metric | value | n (scored/items) | parse failures % | 95% CI | {PAPER_MODEL} "
+                 "| diff |")
+    lines.append("|---|---|---|---:|---:|---:|---|---:|---:|")
     for r in results.get("comparison", []):
         ci = r.get("ci")
         ci_s = f"[{_fmt(r['metric'], ci[0])}, {_fmt(r['metric'], ci[1])}]" if ci else ""
         lines.append(f"| {r['title']} | {r['mode']} | {r['metric']}{' (%)' if r['metric'] in PERCENT else ''} | "
-                     f"{r['note'] if r.get('note') else _fmt(r['metric'], r['value'])} | {ci_s} | {_fmt(r['metric'], r['paper'])} | "
+                     f"{r['note'] if r.get('note') else _fmt(r['metric'], r['value'])} | "
+                     f"{_n(r)} | {_fmt('accuracy', r.get('parse_failure_rate'))} | {ci_s} | {_fmt(r['metric'], r['paper'])} | "
                      f"{_fmt_diff(r['metric'], r['diff'])} |")
     lines += ["", "| benchmark | mode | items | scored | samples | parse failures | missing |",
               "|---|---|---:|---:|---:|---:|---:|"]

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judgeforge.backends import PAPER_SAMPLING, Backend, Request, Sampling, generate_parsed
+from judgeforge.backends import GIVE_UP_BELOW, PAPER_SAMPLING, Backend, Request, Sampling, generate_parsed
 from judgeforge.errors import UserError
 from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
 from judgeforge.eval.cache import GenerationCache, judge_fingerprint, slot_key, write_run_config
-from judgeforge.eval.scoring import jobs_for, score_benchmark
+from judgeforge.eval.scoring import MIN_SCORED, jobs_for, score_benchmark
 from judgeforge.io import sha256_text
 
 PAIR_MODES = ("auto", "relative", "absolute", "both")
@@ -61,6 +62,11 @@ class EvalConfig:
         "help": f"repetition penalty (paper: {PAPER_SAMPLING.repetition_penalty})"})
     greedy: bool = field(default=False, metadata={"help": "greedy decoding instead of the paper's sampling"})
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for 95% intervals (0: none)"})
+    min_scored: int = field(default=MIN_SCORED, metadata={
+        "help": "fewer scored items than this: a metric reads 'too few parsed (n=...)', never a number"})
+    give_up_below: float = field(default=GIVE_UP_BELOW, metadata={
+        "help": "stop retrying when fewer than this share of a first round parses (the judge fails nearly "
+                "everything; 0: always retry)"})
     judge_name: str | None = field(default=None, metadata={"help": "name for caches and reports (default: judge)"})
     fetch: bool = field(default=True, metadata={"help": "download missing benchmark files into the cache"})
     chunk_size: int = field(default=512, metadata={"help": "requests per generation call (cache written after each)"})
@@ -86,6 +92,10 @@ class EvalConfig:
                 raise UserError(f"{where}: {k} must be >= 1")
         if self.limit is not None and self.limit < 1:
             raise UserError(f"{where}: --limit must be >= 1")
+        if self.min_scored < 3:
+            raise UserError(f"{where}: --min-scored must be >= 3 (a correlation over two points is always +-1)")
+        if not 0.0 <= self.give_up_below <= 1.0:
+            raise UserError(f"{where}: --give-up-below must be in [0, 1]")
         from judgeforge.backends import check_count, check_generation_options
 
         Sampling(self.temperature, self.top_p, self.max_new_tokens, self.repetition_penalty,
@@ -192,50 +202,6 @@ def make_backend(judge, cfg: EvalConfig, tokenizer=None, **extra) -> Backend:
     return get_backend(cfg.backend, str(judge), **opts)
 
 
-class _Progress:
-    """rich progress bars with items/s and ETA on stderr (silent when disabled)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._p = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                ProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.text import Text
-
-            class Speed(ProgressColumn):
-                def render(self, task):
-                    sp = task.speed
-                    return Text(f"{sp:.2f} items/s" if sp else "- items/s")
-
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Speed(),
-                               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                               console=Console(stderr=True), transient=False)
-            self._p.__enter__()
-        return self
-
-    def add(self, desc: str, total: int):
-        return self._p.add_task(desc, total=total) if self._p else None
-
-    def advance(self, task, k: int = 1):
-        if self._p is not None and task is not None:
-            self._p.advance(task, k)
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.__exit__(*exc)
-
-
 def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | None = None, tokenizer=None,
              backend_options: dict | None = None, write_report: bool = True, **overrides) -> dict:
     """Run (or resume) an evaluation and return the report dict.
@@ -289,13 +255,27 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
 
     stats = {"jobs": len(jobs), "jobs_generated": len(todo), "slots_cached": cached_slots, "generations": 0}
     t0 = time.time()
+    from judgeforge.progress import Progress
+
     try:
-        with _Progress(cfg.progress and bool(todo)) as prog:
+        with Progress(cfg.progress and bool(todo)) as prog:
             by_bench: dict[str, list] = {}
             for job, done in todo:
                 by_bench.setdefault(job.bench, []).append((job, done))
             for bname, group in by_bench.items():
-                task = prog.add(f"{bname}", total=len(group))
+                # every generation counts: each sample of a job, and each retry once a round needs it
+                first = sum(1 for _, done in group for a in done if a < budget)
+                task = prog.task(f"eval {bname}", total=first, unit="generations")
+                retried = [0]
+
+                def tick(done, more, task=task, retried=retried):
+                    if more:
+                        retried[0] += more
+                        task.add_total(more)
+                        task.update(info=f"{retried[0]} retries")
+                    if done:
+                        task.advance(done)
+
                 # same n within a call; chunks bound what a kill can lose
                 by_n: dict[int, list] = {}
                 for job, done in group:
@@ -316,24 +296,11 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
                                 "result": sample.result, "error": sample.error,
                             })
 
-                        moved = [0]
-
-                        def step(k, chunk=chunk, moved=moved, task=task):  # per finished batch in a chunk
-                            k = min(k, len(chunk) - moved[0])
-                            moved[0] += k
-                            prog.advance(task, k)
-
-                        prev = getattr(backend, "progress", None)
-                        if hasattr(backend, "progress"):
-                            backend.progress = step
-                        try:
-                            generate_parsed(backend, reqs, sampling, n=n, retries=cfg.retries,
-                                            strict=cfg.strict_parse, on_attempt=on_attempt,
-                                            done_attempts=[d for _, d in chunk])
-                        finally:
-                            if hasattr(backend, "progress"):
-                                backend.progress = prev
-                        prog.advance(task, len(chunk) - moved[0])
+                        generate_parsed(backend, reqs, sampling, n=n, retries=cfg.retries,
+                                        strict=cfg.strict_parse, on_attempt=on_attempt,
+                                        done_attempts=[d for _, d in chunk], progress=tick,
+                                        give_up_below=cfg.give_up_below, log=_warn)
+                task.done()
     finally:
         cache.close()
         if own_backend:
@@ -353,6 +320,10 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
 
         _write(out, results)
     return results
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def samples_from_cache(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache: GenerationCache, fp: str,
@@ -392,6 +363,7 @@ def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache
     }
     for b in benches:
         results["benchmarks"][b.name] = score_benchmark(b, modes_for(b, cfg.pair_modes), samples.get(b.name, {}),
-                                                        seed=cfg.seed, swap=cfg.swap, boot=cfg.bootstrap)
+                                                        seed=cfg.seed, swap=cfg.swap, boot=cfg.bootstrap,
+                                                        min_scored=cfg.min_scored)
     results["comparison"] = compare_with_paper(results)
     return results

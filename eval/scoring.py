@@ -9,7 +9,10 @@
 
 Rules (as in the paper's harness): a sample that never parsed is a failure, never
 dropped -- in accuracies it counts as wrong; a mean score uses the parsed samples and an
-item with none is left out of correlations (``n_scored`` says how many count).  Relative
+item with none is left out of correlations (``n_scored`` says how many count).  A mode with
+fewer than ``min_scored`` scored items (default :data:`MIN_SCORED`) gets every metric None and
+``no_result`` "too few parsed (n=5 of 100)": a Pearson over two points is always +-1, so a
+number from almost nothing is never shown as a result.  Relative
 mode scores the first sample.  "accuracy_no_tie" drops gold ties; "accuracy_with_tie"
 keeps them: in relative mode a verdict is A or B, so a gold tie is always wrong; in
 absolute mode a pair is judged a tie when both mean scores are equal.
@@ -35,6 +38,7 @@ from judgeforge.eval.metrics import (
 from judgeforge.eval.preference_formats import headline
 
 ABS_JOB = "abs"
+MIN_SCORED = 10  # fewer scored items than this: "too few parsed", never a number
 
 
 def jobs_for(item: Item, mode: str, *, seed: int, swap: bool) -> list[str]:
@@ -123,6 +127,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
     outcomes, outcomes_tie, groups, all_s = [], [], {}, []
     first_w, second_w, both_orders, a_votes, edges, gold_ties = [], [], [], [], [], []
     per_item = {}  # id -> 1 when right (in both orders with swap), for the formats' own headline scores
+    n_scored = 0  # items whose scored verdict parsed
     for it in bench.items:
         jobs = jobs_for(it, "relative", seed=seed, swap=swap)
         verdicts = []
@@ -135,6 +140,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
         v = verdicts[0]
         if v is not None:
             a_votes.append(1 if v == "A" else 0)
+            n_scored += 1
         ok = 1 if (v is not None and v == pos and not it.tie) else 0
         outcomes_tie.append(ok)
         if not it.tie:
@@ -155,7 +161,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
                 both_orders.append(ok)
                 both_orders.append(1 if verdicts[1] == pos2 else 0)
                 per_item[it.id] = ok * both_orders[-1]
-    out: dict = {"items": len(bench.items), "ties": sum(1 for i in bench.items if i.tie)}
+    out: dict = {"items": len(bench.items), "n_scored": n_scored, "ties": sum(1 for i in bench.items if i.tie)}
     out["accuracy_no_tie" if out["ties"] else "accuracy"] = accuracy(outcomes)
     out[("accuracy_no_tie" if out["ties"] else "accuracy") + "_ci"] = _acc_ci(outcomes, boot, seed)
     if out["ties"]:
@@ -181,7 +187,7 @@ def score_relative(bench: Benchmark, samples: dict, *, seed: int, swap: bool, bo
 
 def score_pairs_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, seed: int = 0) -> dict:
     outcomes, outcomes_tie, groups, all_s, winners = [], [], {}, [], {}
-    n = 0
+    n = n_scored = 0
     for it in bench.items:
         if it.chosen is None:
             continue
@@ -196,13 +202,15 @@ def score_pairs_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, s
             winners[it.id] = None
         else:
             ok = int(cs == rs) if it.tie else int(cs > rs)
+            n_scored += 1
             winners[it.id] = "tie" if cs == rs else ("chosen" if cs > rs else "rejected")
         outcomes_tie.append(ok)
         if not it.tie:
             outcomes.append(ok)
             if it.group is not None:
                 groups.setdefault(it.group, []).append(ok)
-    out: dict = {"items": n, "ties": sum(1 for i in bench.items if i.tie and i.chosen is not None)}
+    out: dict = {"items": n, "n_scored": n_scored,
+                 "ties": sum(1 for i in bench.items if i.tie and i.chosen is not None)}
     key = "accuracy_no_tie" if out["ties"] else "accuracy"
     out[key] = accuracy(outcomes)
     out[key + "_ci"] = _acc_ci(outcomes, boot, seed)
@@ -219,20 +227,31 @@ def score_pairs_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, s
 
 # what a mode's metrics keep when nothing parsed: counts, never a value computed from nothing
 _COUNTS = {"items", "ties", "n_scored", "samples", "parse_failures", "parse_failure_rate", "missing_samples",
-           "pairs", "pairs_parsed", "agreement_pairs", "triads", "human_n", "judged_ties", "score_histogram"}
+           "pairs", "pairs_parsed", "agreement_pairs", "triads", "human_n", "judged_ties", "score_histogram",
+           "min_scored"}
 
 
-def null_if_nothing_parsed(m: dict) -> dict:
-    """A mode with no parsed sample gets every metric None and a ``no_result`` reason (never 0.0)."""
+def null_if_too_few(m: dict, min_scored: int = MIN_SCORED) -> dict:
+    """A mode with no parsed sample, or fewer than ``min_scored`` scored items, gets every metric None
+    and a ``no_result`` reason ("no parsed outputs ...", "too few parsed (n=5 of 100)"); never 0.0 or a
+    Pearson over two points."""
     parsed = (m.get("samples") or 0) - (m.get("parse_failures") or 0)
-    if parsed > 0:
+    n = m.get("n_scored")
+    m["min_scored"] = min_scored
+    if m.get("human_n") is not None and m["human_n"] < min_scored:  # the human-rated subset alone
+        for k in [k for k in m if k.startswith("human_") and k != "human_n"]:
+            m[k] = None
+        m["human_note"] = too_few_note(m["human_n"], m.get("items"))
+    if parsed > 0 and (n is None or n >= min_scored):
         return m
-    if m.get("samples"):
+    if parsed > 0:
+        m["no_result"] = too_few_note(n, m.get("items"))
+    elif m.get("samples"):
         m["no_result"] = f"no parsed outputs ({m['parse_failures']} of {m['samples']} samples failed to parse)"
     else:
         m["no_result"] = f"no outputs ({m.get('missing_samples') or 0} samples missing)"
     for k in list(m):
-        if k in _COUNTS or k == "no_result" or k.startswith("_"):
+        if k in _COUNTS or k in ("no_result", "human_note") or k.startswith("_"):
             continue
         if k == "by_group":
             m[k] = {g: {"accuracy": None, "items": v["items"]} for g, v in m[k].items()}
@@ -249,23 +268,28 @@ def _add_headline(metrics: dict, bench: Benchmark, outcomes: dict) -> None:
         metrics["headline"] = h if parsed > 0 else {"format": h["format"], "score": None}
 
 
+def too_few_note(n_scored, total) -> str:
+    """The one wording of a metric withheld for want of parsed items (tables, JSON, plots)."""
+    return f"too few parsed (n={n_scored} of {total})"
+
+
 def score_benchmark(bench: Benchmark, modes: list[str], samples: dict, *, seed: int, swap: bool,
-                    boot: int = 1000) -> dict:
+                    boot: int = 1000, min_scored: int = MIN_SCORED) -> dict:
     """``{"title", "kind", "items", "modes": {mode: metrics}}`` for one benchmark."""
     out: dict = {"title": bench.title, "kind": bench.kind, "items": len(bench.items), "source": bench.source,
                  "modes": {}}
     if bench.kind == ABSOLUTE_KIND:
-        out["modes"]["absolute"] = null_if_nothing_parsed(score_absolute(bench, samples, boot=boot, seed=seed))
+        out["modes"]["absolute"] = null_if_too_few(score_absolute(bench, samples, boot=boot, seed=seed), min_scored)
         return out
     rel = abs_ = None
     if "relative" in modes:
-        rel = out["modes"]["relative"] = null_if_nothing_parsed(
-            score_relative(bench, samples, seed=seed, swap=swap, boot=boot))
+        rel = out["modes"]["relative"] = null_if_too_few(
+            score_relative(bench, samples, seed=seed, swap=swap, boot=boot), min_scored)
         _add_headline(rel, bench, rel.pop("_outcomes"))
     if "absolute" in modes:
         abs_ = score_pairs_absolute(bench, samples, boot=boot, seed=seed)
         winners = abs_.pop("_winners")
-        out["modes"]["absolute"] = null_if_nothing_parsed(abs_)
+        out["modes"]["absolute"] = null_if_too_few(abs_, min_scored)
         ties = {it.id for it in bench.items if it.tie}
         _add_headline(abs_, bench, {i: int(w == "chosen") for i, w in winners.items() if i not in ties})
         if rel is not None:

@@ -49,9 +49,10 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from judgeforge.devices import quiet_threads
+    from judgeforge.devices import quiet_deepspeed_on_cpu, quiet_threads
 
     quiet_threads()  # before torch loads: idle OpenMP threads sleep instead of spinning
+    quiet_deepspeed_on_cpu()  # no "Setting accelerator to CPU" warning on every command of a CPU machine
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage(), end="")
         return 0 if argv else 2

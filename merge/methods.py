@@ -75,6 +75,12 @@ def all_methods() -> dict[str, MethodInfo]:
 
 
 def get_method(name: str, where: str = "method") -> MethodInfo:
+    known = _cached_names()  # a misspelt name is answered from the cached listing, before mergekit loads
+    if known is not None and name not in known:
+        raise UserError(
+            f"{where}: unknown merge method '{name}'{did_you_mean(name, known)}; "
+            "run 'judgeforge merge --list-methods' for the list"
+        )
     methods = all_methods()
     if name not in methods:
         raise UserError(
@@ -84,20 +90,65 @@ def get_method(name: str, where: str = "method") -> MethodInfo:
     return methods[name]
 
 
+def _cached_names() -> list[str] | None:
+    path = _listing_path()
+    if path is None or not path.exists():
+        return None
+    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _listing_path():
+    """Where the listing of this mergekit install is cached (None when mergekit is not installed)."""
+    import importlib.util
+    import os
+
+    from judgeforge.io import sha256_text
+    from judgeforge.tokenization import cache_root
+
+    spec = importlib.util.find_spec("mergekit")  # finds the package without importing it
+    if spec is None or not spec.origin:
+        return None
+    key = sha256_text(f"{spec.origin}:{os.stat(spec.origin).st_mtime_ns}")[:16]
+    return cache_root() / f"merge-methods-{LISTING_FORMAT}-{key}.txt"
+
+
 def describe_methods() -> str:
+    """The ``--list-methods`` text.  Built from mergekit's registry (seconds: it imports torch and
+    mergekit) once per mergekit version, then read from the cache so the listing answers at once."""
+    path = _listing_path()
+    if path is not None and path.exists():
+        return path.read_text(encoding="utf-8")
+    text = _describe(all_methods())
+    if path is not None:
+        try:
+            from judgeforge.io import atomic_write_text
+
+            atomic_write_text(path, text)
+        except OSError:  # a read-only home: list without caching
+            pass
+    return text
+
+
+LISTING_FORMAT = 2  # bump when _describe's wording changes, so old cached listings are not shown
+
+
+def _describe(methods: dict[str, MethodInfo]) -> str:
     lines = []
-    for m in sorted(all_methods().values(), key=lambda m: m.name):
+    for m in sorted(methods.values(), key=lambda m: m.name):
         params = ", ".join(
             f"{p.name}{'' if p.scope == 'shared' else '[per model]'}"
             + ("" if p.required else f"={p.default}")
             for p in m.params
         )
-        base = {
-            "required": "needs --base",
-            "optional": "base optional",
-            "ignored": "no base",
-            "forbidden": "no base",
-        }[m.base]
+        if m.name in FIRST_IS_BASE and m.base == "required":
+            base = "base: --base, or else the first model"
+        else:
+            base = {
+                "required": "needs --base",
+                "optional": "base optional",
+                "ignored": "no base",
+                "forbidden": "no base",
+            }[m.base]
         lines.append(f"  {m.name:<18} {m.pretty} ({base}); parameters: {params or '-'}")
     return "\n".join(lines)
 

@@ -134,3 +134,22 @@ def test_one_device_choice(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
     assert resolve_device("cpu") == "cpu"
+
+
+def test_deepspeed_cpu_notice_is_dropped_only_without_a_gpu():
+    import logging
+
+    import torch
+
+    from judgeforge.devices import _drop_cpu_notice, quiet_deepspeed_on_cpu
+
+    quiet_deepspeed_on_cpu()
+    quiet_deepspeed_on_cpu()  # once, however often it is called
+    assert logging.getLogger("DeepSpeed").filters.count(_drop_cpu_notice) == 1
+
+    def rec(msg):
+        return logging.LogRecord("DeepSpeed", logging.WARNING, "real_accelerator.py", 213, msg, None, None)
+
+    notice = rec("Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it.")
+    assert _drop_cpu_notice(notice) is torch.cuda.is_available()  # kept where a GPU is there to be found
+    assert _drop_cpu_notice(rec("Setting ds_accelerator to cpu (auto detect)")) is True  # other lines untouched

@@ -235,3 +235,28 @@ def test_generate_parsed_retries_then_reports_failures():
 def test_generate_parsed_greedy_local_does_not_retry(hf):
     res = generate_parsed(hf, _requests(2), Sampling.greedy(4), n=2, retries=10)
     assert all(s.attempts == 1 and s.result is None for per in res for s in per)
+
+
+def test_generate_parsed_gives_up_when_a_judge_fails_nearly_everything():
+    """1 of 12 first outputs parse (< 10%): no retries, one line says why; progress counts generations."""
+    lines, ticks = [], {"done": 0, "retries": 0}
+
+    def reply(kind, body, call_no):
+        return ["fine [RESULT] 4" if "Question 0?" in body["prompt"] else "no tag"] * body["n"]
+
+    def tick(done, more):
+        ticks["done"] += done
+        ticks["retries"] += more
+
+    with ScriptedOpenAIServer(reply) as srv:
+        res = generate_parsed(_fast(srv), _requests(12), Sampling(seed=1), n=1, retries=10, progress=tick,
+                              log=lines.append)
+        calls = len(srv.requests)
+    assert calls == 12 and ticks == {"done": 12, "retries": 0}
+    assert [r[0].result for r in res].count(None) == 11 and all(r[0].attempts == 1 for r in res)
+    assert len(lines) == 1 and "only 1 of 12 outputs parsed" in lines[0] and "--give-up-below 0" in lines[0]
+    # a judge that parses sometimes keeps its retries, and each retry is counted
+    with ScriptedOpenAIServer(reply) as srv:
+        res = generate_parsed(_fast(srv), _requests(12), Sampling(seed=1), n=1, retries=2, progress=tick,
+                              give_up_below=0.0)
+    assert all(r[0].attempts == 3 for r in res[1:]) and ticks["retries"] == 22 and ticks["done"] == 12 + 12 + 22

@@ -103,7 +103,7 @@ def test_score_absolute_by_hand():
         ("2", "abs"): [_s(None), _s(None), _s(None)],  # never parsed: out of correlations, wrong in exact match
         ("3", "abs"): [_s(5), _s(4), _s(5)],  # 14/3; exact yes
     }
-    m = score_benchmark(b, ["absolute"], samples, seed=0, swap=False, boot=0)["modes"]["absolute"]
+    m = score_benchmark(b, ["absolute"], samples, seed=0, swap=False, boot=0, min_scored=1)["modes"]["absolute"]
     c = metrics.correlations([1.5, 3.0, 14 / 3], [1.0, 2.0, 5.0])
     assert m["pearson"] == pytest.approx(c["pearson"]) and m["kendall"] == pytest.approx(1.0)
     assert m["n_scored"] == 3 and m["items"] == 4
@@ -140,7 +140,7 @@ def test_score_relative_and_with_ties_by_hand():
     for i, (c, r) in enumerate([(4, 2), (3, 4), (3, 3), (2, 2)]):
         samples[(str(i), "a2r:chosen")] = [_s(c)]
         samples[(str(i), "a2r:rejected")] = [_s(r)]
-    out = score_benchmark(b, ["relative", "absolute"], samples, seed=seed, swap=True, boot=0)
+    out = score_benchmark(b, ["relative", "absolute"], samples, seed=seed, swap=True, boot=0, min_scored=1)
     rel, ab = out["modes"]["relative"], out["modes"]["absolute"]
     assert rel["ties"] == 1
     assert rel["accuracy_no_tie"] == pytest.approx(1 / 3)  # items 0, 1, 2: one right
@@ -202,7 +202,7 @@ def test_agreement_without_gold_ties_is_one_number():
         p = it.chosen_position(0)
         samples[(it.id, f"rel:{p}")] = [_s(p if r1 else other[p])]
         samples[(it.id, f"rel:{other[p]}")] = [_s(other[p] if r2 else p)]
-    rel = score_benchmark(b, ["relative"], samples, seed=0, swap=True, boot=0)["modes"]["relative"]
+    rel = score_benchmark(b, ["relative"], samples, seed=0, swap=True, boot=0, min_scored=1)["modes"]["relative"]
     assert rel["accuracy"] == pytest.approx(2 / 3)  # first order only
     assert rel["accuracy_both_orders"] == pytest.approx(3 / 6)
     assert rel["agreement"] == pytest.approx(1 / 3)
@@ -225,7 +225,8 @@ def test_nothing_parsed_gives_no_metric_and_a_reason():
     results["comparison"] = compare_with_paper(results)
     md = to_markdown(results)
     row = next(line for line in md.splitlines() if line.startswith("| HHH Alignment | relative | accuracy"))
-    assert "no parsed outputs (3 of 3 samples failed to parse)" in row and "0.00" not in row
+    assert "no parsed outputs (3 of 3 samples failed to parse)" in row and "| 0.00 |" not in row
+    assert "| 0/3 | 100.00 |" in row  # n and the failure rate beside it
     assert "74.66" in row  # the paper's number is still shown beside it
 
 
@@ -259,3 +260,33 @@ def test_vectorised_bootstrap_equals_scipy_to_the_seed():
         acc = list(rng.integers(0, 2, n))
         assert metrics.bootstrap_ci(metrics.mean, [acc], n_resamples=40, seed=seed) == pytest.approx(
             metrics.scipy_bootstrap_ci(metrics.mean, [acc], n_resamples=40, seed=seed), abs=1e-12)
+
+
+def test_too_few_parsed_is_no_number():
+    """5 of 40 items parsed: a correlation or accuracy from them is noise; the mode says so, with its n."""
+    from judgeforge.eval.report import compare_with_paper, to_markdown
+
+    items = [Item("vicuna", str(i), "absolute", prompt="p", gold=float(i % 5 + 1)) for i in range(40)]
+    b = Benchmark("vicuna", "Vicuna Bench", "absolute", items, "x", BENCHMARKS["vicuna"])
+    samples = {(it.id, "abs"): [_s(int(it.gold) if k < 5 else None)] for k, it in enumerate(items)}
+    m = score_benchmark(b, ["absolute"], samples, seed=0, swap=False, boot=0)["modes"]["absolute"]
+    assert m["n_scored"] == 5 and m["items"] == 40 and m["pearson"] is None and m["min_scored"] == 10
+    assert m["no_result"] == "too few parsed (n=5 of 40)"
+    assert m["parse_failures"] == 35  # counts stay
+    ok = score_benchmark(b, ["absolute"], samples, seed=0, swap=False, boot=0, min_scored=5)["modes"]["absolute"]
+    assert ok["pearson"] == pytest.approx(1.0) and "no_result" not in ok
+    pairs = [_pair(i) for i in range(12)]
+    hb = Benchmark("hhh", "HHH Alignment", "pair", pairs, "x", BENCHMARKS["hhh"])
+    rs = {(it.id, f"rel:{it.chosen_position(0)}"): [_s(it.chosen_position(0) if k < 2 else None)]
+          for k, it in enumerate(pairs)}
+    rel = score_benchmark(hb, ["relative"], rs, seed=0, swap=False, boot=0)["modes"]["relative"]
+    assert rel["n_scored"] == 2 and rel["accuracy"] is None and rel["no_result"] == "too few parsed (n=2 of 12)"
+    results = {"judge": "j", "benchmarks": {"hhh": {"title": "HHH Alignment", "kind": "pair", "modes": {"relative": rel}},
+                                            "vicuna": {"title": "Vicuna Bench", "kind": "absolute",
+                                                       "modes": {"absolute": ok}}}}
+    results["comparison"] = compare_with_paper(results)
+    md = to_markdown(results)
+    row = next(line for line in md.splitlines() if line.startswith("| HHH Alignment | relative | accuracy"))
+    assert "too few parsed (n=2 of 12)" in row and "| 2/12 | 83.33 |" in row
+    row = next(line for line in md.splitlines() if line.startswith("| Vicuna Bench | absolute | pearson"))
+    assert "| 1.000 | 5/40 | 87.50 |" in row

@@ -517,3 +517,30 @@ def test_interrupted_merge_removes_its_partial_folder(models, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_help_errors_and_cached_listing_start_without_torch(tmp_path):
+    """Answers in well under a second: --help, a command-line error and --list-methods (once cached)
+    load neither torch nor mergekit; slerp is listed as running without --base."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JUDGEFORGE_CACHE": str(tmp_path)}
+    probe = ("import sys; from judgeforge import cli\n"
+             "try: code = cli.main(sys.argv[1:])\n"
+             "except SystemExit as e: code = e.code\n"
+             "print('HEAVY', sorted(m for m in ('torch', 'mergekit', 'transformers') if m in sys.modules))\n")
+
+    def run_(*argv):
+        return subprocess.run([sys.executable, "-c", probe, "merge", *argv], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    first = run_("--list-methods")  # builds the cache from mergekit's registry
+    assert "slerp" in first.stdout and "(base: --base, or else the first model)" in first.stdout
+    for argv in (["--list-methods"], ["--help"], ["--weights", "x", "a", "b", "-o", "c"],
+                 ["--method", "slurp", "a", "b", "-o", "c"]):
+        p = run_(*argv)
+        assert "HEAVY []" in p.stdout, (argv, p.stdout[-300:], p.stderr[-300:])
+    assert run_("--list-methods").stdout.split("HEAVY")[0] == first.stdout.split("HEAVY")[0]
+    p = run_("--method", "slurp", "a", "b", "-o", "c")
+    assert "unknown merge method 'slurp' (did you mean 'slerp'?)" in p.stderr

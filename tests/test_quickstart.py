@@ -24,15 +24,27 @@ def quickstart(tmp_path_factory):
     return out, proc.stdout
 
 
+# Thresholds from the measured spread, not one run (seed 0 fp32 on an AVX2 CPU: absolute-only DA 0.802,
+# relative-only PR 97%; on an Intel bf16 CPU 0.787 / 95%, and one run with relative-only PR 72%).  PR over
+# 100 pairs: chance is 50% and a coin exceeds 60% with probability ~3%, so 65% says "learned" with room
+# under the lowest run seen; DA: Pearson 0.5 is far under 0.79-0.80.  Each expert must also beat the
+# other on its own format (relative-only DA was 0.08-0.11, absolute-only PR 47%).
+MIN_ABSOLUTE_DA = 0.5
+MIN_RELATIVE_PR = 0.65
+
+
 def test_each_expert_learns_its_own_format(quickstart):
     out, stdout = quickstart
     report = json.loads((out / "report.json").read_text())
     res = report["results"]
-    assert res["absolute only"]["da"] >= 0.5, res  # absolute expert: Pearson on held-out mini data
-    assert res["relative only"]["pr"] >= 0.75, res  # relative expert: accuracy on held-out mini data
-    # the merged judge is reported as it comes out
-    assert set(res["merged"]) >= {"da", "pr", "parse_failure_rate"}
-    assert "| merged |" in stdout and "DA: Pearson" in stdout
+    ab, rel = res["absolute only"], res["relative only"]
+    assert ab["da"] >= MIN_ABSOLUTE_DA and ab["da_n"] >= 10, ab  # absolute expert: Pearson on held-out data
+    assert rel["pr"] >= MIN_RELATIVE_PR and rel["pr_n"] >= 10, rel  # relative expert: accuracy on held-out data
+    assert ab["pr"] is None or ab["pr"] < rel["pr"], res
+    assert rel["da"] is None or rel["da"] < ab["da"], res
+    # the merged judge is reported as it comes out, every value with its n and parse failures
+    assert set(res["merged"]) >= {"da", "da_n", "pr", "pr_n", "da_parse_failure_rate", "pr_parse_failure_rate"}
+    assert "| merged |" in stdout and "DA: Pearson (n)" in stdout
 
 
 def test_quickstart_folder_has_report_plots_and_loadable_models(quickstart):
@@ -55,7 +67,7 @@ def test_rerun_reuses_finished_stages(quickstart):
     proc = subprocess.run([sys.executable, "-m", "judgeforge", "quickstart", "-o", str(out), "--no-progress"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("reused") == 4  # base, both experts, the merge
+    assert proc.stderr.count("reused") == 4, proc.stderr  # base, both experts, the merge
 
 
 def test_three_point_sweep_on_the_quickstart_experts(quickstart, tmp_path):
@@ -65,7 +77,7 @@ def test_three_point_sweep_on_the_quickstart_experts(quickstart, tmp_path):
     cmd = [sys.executable, "-m", "judgeforge", "sweep", "--absolute", str(out / "models/absolute/model"),
            "--relative", str(out / "models/relative/model"), "--alphas", "0.3,0.5,0.7", "--suite", suite,
            "--limit", "10", "--greedy", "--max-new-tokens", "40", "--samples-absolute", "1", "--retries", "0",
-           "--out", str(sweep_out), "--no-progress"]
+           "--min-scored", "5", "--out", str(sweep_out), "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((sweep_out / "sweep.json").read_text())

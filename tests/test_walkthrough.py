@@ -130,3 +130,156 @@ def test_full_walkthrough_runs_as_written(tmp_path):
     text = json.dumps(report)
     assert "heldout_absolute" in text and "heldout_relative" in text
     assert (out / "eval" / "report.md").exists()
+
+
+# --------------------------------------------------------------------------- every doc's commands
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _doc_commands() -> list[tuple[str, list[str], bool]]:
+    """Every ``judgeforge ...`` command in the code blocks of README.md and docs/*.md (also after ``&&``),
+    with whether the doc shows it in part (``...`` for "as above", or a ``[--option]`` synopsis)."""
+    out = []
+    for doc in DOCS:
+        code = _code(doc.read_text()).replace("\\\n", " ")
+        for line in code.splitlines():
+            for seg in line.split("&&"):
+                seg = seg.strip()
+                partial = "..." in seg.split(" #")[0] or "[-" in seg
+                seg = re.sub(r"\[[^\]]*\]", "", seg) if "[-" in seg else seg
+                for argv in _commands(seg):
+                    out.append((doc.name, argv, partial))
+    return out
+
+
+def _parse(argv: list[str], partial: bool = False) -> None:
+    """``judgeforge ARGV`` through the command's real parser (argparse, or the recipe loaders), no run.
+    ``partial``: the doc elides part of the command, so a missing required option is not a fault."""
+    name, rest = argv[0], argv[1:]
+    sub = rest[0] if rest else ""
+    if name == "quickstart":
+        from judgeforge.pipeline.quickstart import _parser as p
+    elif name == "sweep":
+        from judgeforge.pipeline.sweep import _parser as p
+    elif name == "serve":
+        from judgeforge.serve import _parser as p
+    elif name == "merge":
+        from judgeforge.merge.cli import build_recipe
+
+        build_recipe(rest)
+        return
+    elif name == "data" and sub in ("synthesize", "pair"):
+        from judgeforge.synth import _parser
+
+        _argparse(_parser(sub), rest[1:], partial)
+        return
+    elif name == "data":
+        from judgeforge.data.cli import _parser as p
+    elif name == "eval" and sub == "report":
+        from judgeforge.eval.cli import report_parser
+
+        _argparse(report_parser(), rest[1:], partial)
+        return
+    elif name == "eval" and sub == "ablation":
+        from judgeforge.eval.ablation import parser
+
+        _argparse(parser(), rest[1:], partial)
+        return
+    elif name == "eval":
+        from judgeforge.eval.cli import parse_config
+
+        parse_config(rest)
+        return
+    elif name == "train":
+        from judgeforge.train.recipe import load
+
+        load(rest[0] if rest and not rest[0].startswith("--") else None,
+             rest[1:] if rest and not rest[0].startswith("--") else rest)
+        return
+    else:
+        raise AssertionError(f"unknown command {name}")
+    _argparse(p(), rest, partial)
+
+
+def _argparse(parser, args: list[str], partial: bool) -> None:
+    if not partial:
+        parser.parse_args(args)
+        return
+    parser.error = lambda message: (_ for _ in ()).throw(ValueError(message))
+    try:
+        parser.parse_args(args)
+    except ValueError as e:
+        if "are required" not in str(e):
+            raise SystemExit(f"{e}") from None
+
+
+def test_every_command_in_readme_and_docs_parses_with_the_real_parsers():
+    from judgeforge.errors import UserError
+
+    cmds = _doc_commands()
+    seen = {(doc, c[0]) for doc, c, _ in cmds}
+    assert {("README.md", n) for n in ("quickstart", "train", "merge", "eval", "sweep", "serve", "data")} <= seen
+    bad = []
+    for doc, argv, partial in cmds:
+        if "--help" in argv or "-h" in argv:
+            continue
+        try:
+            _parse(argv, partial)
+        except UserError as e:
+            # an input the doc makes in an earlier step, or a placeholder path, is not this test's business
+            if "does not exist" not in str(e) and "not found" not in str(e) and "no such" not in str(e).lower():
+                bad.append(f"{doc}: judgeforge {' '.join(argv)}: {e}")
+        except SystemExit as e:
+            if e.code not in (0, None):
+                bad.append(f"{doc}: judgeforge {' '.join(argv)}: argparse exit {e.code}")
+    assert not bad, "\n".join(bad)
+    assert len(cmds) > 30
+
+
+def test_readme_python_snippet_compiles_and_matches_judge():
+    import ast
+    import inspect
+
+    from judgeforge import Judge
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert blocks
+    checked = 0
+    for src in blocks:
+        tree = ast.parse(src)  # valid Python, not "{..., ...}" pseudo-code
+        compile(tree, "README.md", "exec")
+        judges = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                  and getattr(node.value.func, "id", None) == "Judge" for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if getattr(f, "id", None) == "Judge":
+                target = Judge.__init__
+                bound_self = True
+            elif isinstance(f, ast.Attribute) and getattr(f.value, "id", None) in judges:
+                assert hasattr(Judge, f.attr), f"README: Judge has no method {f.attr}"
+                target, bound_self = getattr(Judge, f.attr), True
+            else:
+                continue
+            args = [None] * (len(node.args) + bound_self)
+            inspect.signature(target).bind(*args, **{k.arg: None for k in node.keywords})  # TypeError on drift
+            checked += 1
+    assert checked >= 3
+
+
+def test_readme_walkthrough_passes_what_the_script_passes():
+    """The README's walkthrough and scripts/domain_walkthrough.sh are one walkthrough: each train/eval
+    option the script passes (its small settings) is in the README's command too."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## A judge for your own domain"):]
+    section = section[:section.index("\n## ", 5)]
+    readme = _commands(_code(section))
+    script = _commands(SCRIPT.read_text())
+    for name in ("train", "eval", "merge"):
+        want = {t for c in script if c[0] == name for t in c if t.startswith("--")} - {"--progress"}  # a display choice
+        have = [{t for t in c if t.startswith("--")} for c in readme if c[0] == name]
+        assert have and all(want <= h for h in have), (name, want, have)
+    assert "scripted_teacher.py" in section and "PORT" in section  # where the teacher and its port come from

@@ -60,28 +60,35 @@ def _help_text() -> str:
 
 
 def _printer():
-    state = {"last": -1}
+    """Training progress as plain lines on stderr (judgeforge.progress): one per ``logging_steps`` log,
+    and one at least every 30 s of wall time whatever ``logging_steps`` says."""
+    from judgeforge.progress import Progress
+
+    prog = Progress(live=False)
+    state = {"task": None, "loss": None, "lr": None}
 
     def show(event: dict) -> None:
-        if os.environ.get("RANK", "0") != "0":
+        if os.environ.get("RANK", "0") != "0" or event.get("stage") not in ("train", "log") or "step" not in event:
             return
-        if event.get("stage") != "log" or "loss" not in event:
-            return
-        step, total = event["step"], event.get("total_steps") or 0
-        if step == state["last"]:
-            return
-        state["last"] = step
-        parts = [f"step {step}/{total}"]
+        if state["task"] is None:
+            state["task"] = prog.task("judgeforge train", total=event.get("total_steps"), unit="steps")
         if event.get("loss") is not None:
-            parts.append(f"loss {event['loss']:.4f}")
+            state["loss"] = event["loss"]
         if event.get("learning_rate") is not None:
-            parts.append(f"lr {event['learning_rate']:.2e}")
+            state["lr"] = event["learning_rate"]
+        parts = []
+        if state["loss"] is not None:
+            parts.append(f"loss {state['loss']:.4f}")
+        if state["lr"] is not None:
+            parts.append(f"lr {state['lr']:.2e}")
         if event.get("tokens_per_s"):
             parts.append(f"{event['tokens_per_s']:,.0f} tok/s")
-        if event.get("eta_s") is not None:
-            m, s = divmod(int(event["eta_s"]), 60)
-            parts.append(f"eta {m}m{s:02d}s")
-        print("judgeforge train: " + ", ".join(parts), file=sys.stderr, flush=True)
+        task = state["task"]
+        logged = event["stage"] == "log" and "loss" in event
+        task.update(completed=event["step"], total=event.get("total_steps"), info=", ".join(parts),
+                    force_line=logged and event["step"] != state.get("last"))
+        if logged:
+            state["last"] = event["step"]
 
     return show
 
@@ -102,12 +109,30 @@ def main(argv: list[str]) -> int:
     from judgeforge.train.run import train
 
     final = train(recipe, progress=_printer())
+    _close_process_group()  # on success only: a failed rank exits at once and the launcher stops the rest
     if os.environ.get("RANK", "0") == "0":
         print(final)
     return 0
 
 
+def _close_process_group() -> None:
+    """Take the process group down while Python still runs.  Left to the interpreter's exit, gloo's
+    worker threads could be destroyed still joinable ("terminate called without an active exception",
+    SIGABRT) after a run that had finished and written everything."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    try:
+        dist.barrier()  # no process leaves while another still talks to it
+    finally:
+        dist.destroy_process_group()
+
+
 if __name__ == "__main__":  # `python -m judgeforge.train.cli` (what the launchers in scripts/ run)
+    from judgeforge.devices import quiet_deepspeed_on_cpu
     from judgeforge.errors import run_command
 
+    quiet_deepspeed_on_cpu()
     sys.exit(run_command("judgeforge.train.cli", sys.argv[1:]))

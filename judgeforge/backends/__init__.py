@@ -243,6 +243,32 @@ class Sample:
         return self.error is None
 
 
+GIVE_UP_BELOW = 0.1  # a first round with fewer parsed outputs than this share: no retries
+GIVE_UP_MIN = 10  # ... when it had at least this many samples (a small round says little)
+
+
+def _generate_counted(backend: Backend, requests: list[Request], sampling: Sampling, k: int, tick) -> list:
+    """``backend.generate`` with its finished batches reported to ``tick`` as generations (prompts x k)."""
+    has_hook = hasattr(backend, "progress")
+    prev = getattr(backend, "progress", None)
+    moved = [0]
+
+    def step(m):
+        m = min(m, len(requests) - moved[0])
+        moved[0] += m
+        tick(m * k, 0)
+
+    if has_hook:
+        backend.progress = step
+    try:
+        texts = backend.generate(requests, sampling, n=k)
+    finally:
+        if has_hook:
+            backend.progress = prev
+    tick((len(requests) - moved[0]) * k, 0)
+    return texts
+
+
 def generate_parsed(
     backend: Backend,
     requests: list[Request],
@@ -254,6 +280,9 @@ def generate_parsed(
     on_sample: Callable[[int, int, Sample], None] | None = None,
     on_attempt: Callable[[int, int, Sample, bool], None] | None = None,
     done_attempts: list[list[int]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    give_up_below: float = GIVE_UP_BELOW,
+    log: Callable[[str], None] | None = None,
 ) -> list[list[Sample]]:
     """``n`` parsed samples per request; outputs that do not parse are regenerated.
 
@@ -262,17 +291,22 @@ def generate_parsed(
     the parser's reason in ``error`` -- it is never dropped, so failure rates stay honest.
     With greedy decoding on a deterministic backend a retry would return the same text,
     so none is made.  ``sampling.seed`` (when set) is shifted on each retry round, so a
-    seeded retry is a new draw.
+    seeded retry is a new draw.  When fewer than ``give_up_below`` of a first round's
+    (at least :data:`GIVE_UP_MIN` new) samples parse, the judge fails nearly everything and
+    ten more rounds would only multiply the time: no retry is made and ``log`` says so in one line.
 
     Callbacks (caches write there): ``on_attempt(i, j, sample, final)`` after every
     generation of request ``i``'s sample ``j``; ``on_sample(i, j, sample)`` once per final
     sample.  ``done_attempts[i][j]``: failed attempts already spent on that sample in an
-    earlier, interrupted run (they count against ``retries``).
+    earlier, interrupted run (they count against ``retries``).  ``progress(done, retries)``:
+    generations finished (live, per batch where the backend reports batches) and retries added
+    to the planned total as each retry round starts (the caller plans the first attempts).
     """
     from judgeforge.format.parsing import parse
 
     if n < 1:
         raise ValueError("n must be >= 1")
+    tick = progress or (lambda done, more: None)
     budget = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, retries))
     out: list[list[Sample | None]] = [[None] * n for _ in requests]
     attempts = {(i, j): (done_attempts[i][j] if done_attempts else 0) for i in range(len(requests)) for j in range(n)}
@@ -286,7 +320,10 @@ def generate_parsed(
         else:
             pending.append((i, j))
     round_no = 0
+    gave_up = False
     while pending:
+        if round_no:
+            tick(0, len(pending))
         by_req: dict[int, list[int]] = {}
         for i, j in pending:
             by_req.setdefault(i, []).append(j)
@@ -294,25 +331,34 @@ def generate_parsed(
         counts: dict[int, list[int]] = {}  # requests needing k new samples -> one call per k
         for i in sorted(by_req):
             counts.setdefault(len(by_req[i]), []).append(i)
-        still: list[tuple[int, int]] = []
+        made: list[tuple[int, int, Sample, bool]] = []  # the round's generations, reported once it is decided
         for k, idx in sorted(counts.items()):
-            texts = backend.generate([requests[i] for i in idx], s, n=k)
+            texts = _generate_counted(backend, [requests[i] for i in idx], s, k, tick)
             if len(texts) != len(idx) or any(len(t) != k for t in texts):
                 raise RuntimeError(f"backend {backend.name} returned the wrong number of outputs")
             for i, outs in zip(idx, texts):
                 for j, text in zip(by_req[i], outs):
                     attempts[(i, j)] += 1
                     p = parse(text, requests[i].mode, strict=strict)
-                    final = p.ok or attempts[(i, j)] >= budget
-                    sample = Sample(text, p.result, p.feedback, p.error, attempts[(i, j)])
-                    if on_attempt is not None:
-                        on_attempt(i, j, sample, final)
-                    if final:
-                        out[i][j] = sample
-                        if on_sample is not None:
-                            on_sample(i, j, sample)
-                    else:
-                        still.append((i, j))
+                    made.append((i, j, Sample(text, p.result, p.feedback, p.error, attempts[(i, j)]), p.ok))
+        if round_no == 0 and budget > 1 and len(made) >= GIVE_UP_MIN and give_up_below > 0:
+            parsed = sum(ok for *_, ok in made)
+            if parsed < give_up_below * len(made):
+                gave_up = True
+                if log is not None:
+                    log(f"judgeforge: only {parsed} of {len(made)} outputs parsed on the first attempt; the judge "
+                        f"fails nearly everything, so no retries are made (--give-up-below 0 retries anyway)")
+        still: list[tuple[int, int]] = []
+        for i, j, sample, ok in made:
+            final = ok or gave_up or sample.attempts >= budget
+            if on_attempt is not None:
+                on_attempt(i, j, sample, final)
+            if final:
+                out[i][j] = sample
+                if on_sample is not None:
+                    on_sample(i, j, sample)
+            else:
+                still.append((i, j))
         pending = still
         round_no += 1
     return out  # type: ignore[return-value]

@@ -58,6 +58,10 @@ TINY_RECIPE = {
 REAL_BASE = {"train_rows": 200, "test_rows": 24, "absolute_steps": 20, "relative_steps": 20, "batch_size": 4,
              "expert_learning_rate": 1e-4}
 
+# what each judge's row keeps of judgeforge.eval.ablation.headline: values, n, parse failures, notes
+HEADLINE_KEYS = ("da", "da_n", "da_total", "da_parse_failure_rate", "da_note",
+                 "pr", "pr_n", "pr_total", "pr_parse_failure_rate", "pr_note", "parse_failure_rate")
+
 
 @dataclass
 class QuickstartConfig:
@@ -119,53 +123,37 @@ def main(argv: list[str]) -> int:
 
 
 class _Display:
-    """One live line per stage (rich), or plain lines when not a terminal / --no-progress."""
+    """The quickstart's stages on the one progress helper (judgeforge.progress): a live bar per stage
+    on a terminal, plain lines (one at least every 30 s inside a long stage) anywhere else."""
 
     def __init__(self, live: bool):
-        self.live = live
-        self._progress = None
+        from judgeforge.progress import Progress
+
+        self._progress = Progress(live=live)
         self._task = None
-        self.t0 = time.time()
 
     def __enter__(self):
-        if self.live:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description:<24}"), BarColumn(bar_width=24),
-                TextColumn("{task.completed:>3}/{task.total:<3}"), TextColumn("{task.fields[info]:<12}"),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                transient=False,
-            )
-            self._progress.__enter__()
+        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
+        self._progress.__exit__(*exc)
 
-    def stage(self, name: str, total: int | None = None):
-        if self._progress is not None:
-            self._task = self._progress.add_task(name, total=total or 1, info="")
-        else:
-            print(f"[{time.time() - self.t0:6.1f}s] {name}", flush=True)
+    def stage(self, name: str, total: int | None = None, unit: str = "parts"):
+        self._task = self._progress.task(name, total=total or 1, unit=unit)
         return self
 
     def update(self, completed: int | None = None, info: str = "", total: int | None = None):
-        if self._progress is not None and self._task is not None:
-            kw = {"info": info}
-            if completed is not None:
-                kw["completed"] = completed
-            if total is not None:
-                kw["total"] = total
-            self._progress.update(self._task, **kw)
+        if self._task is not None:
+            self._task.update(completed=completed, total=total, info=info)
+
+    def advance(self, k: int):
+        if self._task is not None:
+            self._task.advance(k)
 
     def done(self, info: str = ""):
-        if self._progress is not None and self._task is not None:
-            task = self._progress.tasks[-1]
-            self._progress.update(self._task, completed=task.total, info=info)
-        elif info:
-            print(f"          {info}", flush=True)
+        if self._task is not None:
+            self._task.done(info)
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -200,7 +188,7 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
         overrides["init_from_config"] = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": 4, "kv_heads": 2,
                                          "tie": True}
     recipe = load(None, overrides)
-    display.stage(name, steps)
+    display.stage(name, steps, unit="steps")
 
     def on_event(ev: dict):
         if ev.get("stage") in ("train", "log") and "step" in ev:
@@ -236,12 +224,11 @@ def _evaluate(display: _Display, name: str, model: Path, files: dict[str, Path],
     suite = f"{files['absolute_test']},{files['relative_test']}"
     report = evaluate(
         str(model), suite, out=str(out), greedy=True, max_new_tokens=cfg.max_new_tokens, samples_absolute=1,
-        retries=0, bootstrap=200, judge_name=name, progress=False, pair_modes="relative", seed=cfg.seed,
+        retries=0, bootstrap=200, judge_name=name, progress=True, pair_modes="relative", seed=cfg.seed,
     )
     display.done()
     h = headline(report, "all")
-    return {"da": h["da"], "pr": h["pr"], "parse_failure_rate": h["parse_failure_rate"], "model": str(model),
-            "report": str(out / "report.json")}
+    return {**{k: h[k] for k in HEADLINE_KEYS}, "model": str(model), "report": str(out / "report.json")}
 
 
 def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
@@ -306,16 +293,14 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     return report
 
 
-def _fmt(x, pct=False):
-    if x is None:
-        return "n/a"
-    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
-
-
 def _table_md(results: dict) -> str:
-    lines = ["| judge (tiny, mini data) | DA: Pearson | PR: accuracy % | parse failures % |", "|---|---:|---:|---:|"]
+    from judgeforge.eval.ablation import headline_cell, rate_cell
+
+    lines = ["| judge (tiny, mini data) | DA: Pearson (n) | DA parse failures % | PR: accuracy % (n) "
+             "| PR parse failures % |", "|---|---:|---:|---:|---:|"]
     for name, r in results.items():
-        lines.append(f"| {name} | {_fmt(r['da'])} | {_fmt(r['pr'], True)} | {_fmt(r['parse_failure_rate'], True)} |")
+        lines.append(f"| {name} | {headline_cell(r, 'da')} | {rate_cell(r.get('da_parse_failure_rate'))} | "
+                     f"{headline_cell(r, 'pr', True)} | {rate_cell(r.get('pr_parse_failure_rate'))} |")
     return "\n".join(lines)
 
 
@@ -338,7 +323,8 @@ def _report_md(report: dict) -> str:
         "Shaped like the paper's Table 5 (single-format experts vs their weight merge). DA: Pearson",
         "correlation between the judge's score and the gold score on held-out absolute rows; PR: accuracy on",
         "held-out relative rows. Greedy decoding; a failed parse counts as wrong (PR) and is left out of the",
-        "correlation (DA); parse failures: the share of all outputs (both formats) that did not parse.",
+        "correlation (DA); n: items scored / held-out items; a value from fewer than 10 scored items reads",
+        "'too few parsed'. Parse failures: the share of that format's outputs that did not parse.",
         "",
         report["table_md"],
         "",
@@ -355,24 +341,29 @@ def _report_md(report: dict) -> str:
 
 
 def _plot(results: dict, path: Path) -> None:
+    """Bars for the values that exist, each labelled with its n; a judge whose value is withheld gets
+    no bar but its reason ("too few parsed (n=5 of 100)") written where the bar would be."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
-    da = [results[n]["da"] or 0.0 for n in names]
-    pr = [results[n]["pr"] or 0.0 for n in names]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    axes[0].bar(names, da, color="#4C72B0")
-    axes[0].set_title("direct assessment (Pearson)")
-    axes[0].set_ylim(min(0.0, min(da)), 1.0)
-    axes[1].bar(names, pr, color="#DD8452")
-    axes[1].set_title("pairwise ranking (accuracy)")
-    axes[1].set_ylim(0.0, 1.0)
-    axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")
-    for ax in axes:
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
+    for ax, key, title, color in ((axes[0], "da", "direct assessment (Pearson)", "#4C72B0"),
+                                  (axes[1], "pr", "pairwise ranking (accuracy)", "#DD8452")):
+        vals = [results[n].get(key) for n in names]
+        ax.bar(names, [v if v is not None else 0.0 for v in vals], color=[color if v is not None else "none"
+                                                                         for v in vals])
+        ax.set_ylim(min([0.0] + [v for v in vals if v is not None]), 1.0)
+        for x, (n, v) in enumerate(zip(names, vals)):
+            r = results[n]
+            label = (f"n={r.get(key + '_n')}/{r.get(key + '_total')}" if v is not None
+                     else (r.get(key + "_note") or "no result").replace(" (", "\n("))
+            ax.text(x, (v if v is not None and v > 0 else 0.0) + 0.02, label, ha="center", va="bottom", fontsize=7)
+        ax.set_title(title)
         ax.tick_params(axis="x", labelsize=8)
+    axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=PAPER_SAMPLING.max_new_tokens)
     p.add_argument("--samples-absolute", type=int, default=3, help="samples per absolute item (paper: 3)")
     p.add_argument("--retries", type=int, default=10, help="regenerate unparseable outputs up to N times")
+    p.add_argument("--min-scored", type=int, default=10,
+                   help="fewer scored items than this: 'too few parsed (n=...)' instead of a number")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -84,7 +86,7 @@ def main(argv: list[str]) -> int:
         suite=args.suite, out=args.out, device=args.device, dtype=args.dtype, seed=args.seed,
         eval_options=dict(data_dir=args.data_dir, limit=args.limit, greedy=args.greedy,
                           max_new_tokens=args.max_new_tokens, samples_absolute=args.samples_absolute,
-                          retries=args.retries, progress=not args.no_progress),
+                          retries=args.retries, min_scored=args.min_scored, progress=not args.no_progress),
     )
     print(result["table_md"])
     print(f"\nsweep: {Path(args.out) / 'sweep.md'}, plots: sweep_da.png, sweep_pr.png")
@@ -97,7 +99,7 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     """Evaluate every (method, alpha); returns ``{"points": [...], "table_md": ...}`` and writes the files."""
     if not 0 < density <= 1:  # also refuses NaN
         raise UserError(f"--density {density}: the fraction of weights kept must be in (0, 1]")
-    from judgeforge.eval.ablation import headline
+    from judgeforge.eval.ablation import headline, headline_cell, rate_cell
     from judgeforge.eval.runner import evaluate
     from judgeforge.io import atomic_write_json, atomic_write_text
     from judgeforge.merge.inmemory import InMemoryMerger
@@ -130,8 +132,8 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
             h = headline(report, "table17")
             points.append({"method": method, "alpha": alpha, **h, "seconds": round(time.time() - t, 2),
                            "report": str(out / name / "report.json")})
-            log(f"judgeforge sweep: {name}: DA {_fmt(h['da'])}, PR {_fmt(h['pr'], pct=True)} "
-                f"({time.time() - t:.1f} s)")
+            log(f"judgeforge sweep: {name}: DA {headline_cell(h, 'da')}, PR {headline_cell(h, 'pr', True)}, "
+                f"parse failures {rate_cell(h['parse_failure_rate'])}% ({time.time() - t:.1f} s)")
     table = _table(points)
     result = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base),
               "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
@@ -144,21 +146,21 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     return result
 
 
-def _fmt(x, pct=False):
-    if x is None:
-        return "n/a"
-    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
-
-
 def _table(points: list[dict]) -> str:
-    lines = ["| method | alpha (absolute) | DA (Pearson) | PR (accuracy %) | parse failures % |", "|---|---|---|---|---|"]
+    from judgeforge.eval.ablation import headline_cell, rate_cell
+
+    lines = ["| method | alpha (absolute) | DA (Pearson, n) | DA parse failures % | PR (accuracy %, n) "
+             "| PR parse failures % |", "|---|---|---|---|---|---|"]
     for p in points:
-        lines.append(f"| {p['method']} | {p['alpha']:g} | {_fmt(p['da'])} | {_fmt(p['pr'], True)} | "
-                     f"{_fmt(p['parse_failure_rate'], True)} |")
+        lines.append(f"| {p['method']} | {p['alpha']:g} | {headline_cell(p, 'da')} | "
+                     f"{rate_cell(p.get('da_parse_failure_rate'))} | {headline_cell(p, 'pr', True)} | "
+                     f"{rate_cell(p.get('pr_parse_failure_rate'))} |")
     return "\n".join(lines)
 
 
 def plot(points: list[dict], out: Path) -> None:
+    """One line per method; every point labelled with its n.  A point without a value (too few parsed)
+    is never dropped silently: a hollow marker on the x axis with its reason in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,15 +168,24 @@ def plot(points: list[dict], out: Path) -> None:
 
     for key, fname, label in (("da", "sweep_da.png", "direct assessment (mean Pearson)"),
                               ("pr", "sweep_pr.png", "pairwise ranking (mean accuracy)")):
-        fig, ax = plt.subplots(figsize=(5, 3.4))
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        values = [p[key] for p in points if p.get(key) is not None]
+        floor = min([0.0] + values)
         for method in dict.fromkeys(p["method"] for p in points):
-            xs = [p["alpha"] for p in points if p["method"] == method and p[key] is not None]
-            ys = [p[key] for p in points if p["method"] == method and p[key] is not None]
-            ax.plot(xs, ys, marker="o", label=method)
+            mine = [p for p in points if p["method"] == method]
+            good = [p for p in mine if p.get(key) is not None]
+            line, = ax.plot([p["alpha"] for p in good], [p[key] for p in good], marker="o", label=method)
+            for p in good:
+                ax.annotate(f"n={p.get(key + '_n')}", (p["alpha"], p[key]), textcoords="offset points",
+                            xytext=(0, 5), ha="center", fontsize=6)
+            bad = [p for p in mine if p.get(key) is None]
+            if bad:
+                ax.scatter([p["alpha"] for p in bad], [floor] * len(bad), marker="x", color=line.get_color(),
+                           label=f"{method}: too few parsed at alpha " + ", ".join(f"{p['alpha']:g}" for p in bad))
         ax.set_xlabel("weight of the absolute expert (alpha)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / fname, dpi=110)
         plt.close(fig)

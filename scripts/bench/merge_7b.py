@@ -8,8 +8,9 @@ One run, on one GPU machine, most important numbers first (each written to --out
  2. ``judgeforge merge A B -o OUT --device cuda`` (inputs page-cached), its wall time and peak host memory
     (VmHWM of the child process) against the largest shard;
  3. the disk floor: bytes written / write throughput (a file written and fdatasync-ed), bytes read / read
-    throughput, page-cached and cold (caches dropped with /proc/sys/vm/drop_caches when allowed, else
-    evicted per file with posix_fadvise(DONTNEED));
+    throughput, page-cached and cold (the bench's own files evicted with posix_fadvise(DONTNEED); the
+    whole machine's page cache is dropped through /proc/sys/vm/drop_caches only with --drop-caches,
+    never by default: on a shared machine that empties everyone's cache);
  4. ``mergekit-yaml --cuda`` on the same inputs (per-tensor sha256 compared with judgeforge's output);
  5. in-memory alpha switch on the GPU (InMemoryMerger: linear, and DARE-linear with a base);
  6. ``mergekit-yaml`` on the CPU;
@@ -192,21 +193,26 @@ def files_of(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 
+DROP_CACHES = False  # --drop-caches: the whole machine's page cache (root only); off by default
+
+
 def evict(files: list[Path]) -> str:
-    """Drop page-cached data of ``files``: drop_caches when allowed (root), else posix_fadvise(DONTNEED)."""
+    """Drop page-cached data of ``files`` with posix_fadvise(DONTNEED); with --drop-caches (and root),
+    the machine's whole page cache through /proc/sys/vm/drop_caches instead."""
     os.sync()
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("1\n")
-        return "drop_caches"
-    except OSError:
-        pass
+    if DROP_CACHES:
+        try:
+            Path("/proc/sys/vm/drop_caches").write_text("1\n")
+            return "drop_caches"
+        except OSError:
+            pass
     for f in files:
         fd = os.open(f, os.O_RDONLY)
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
-    return "posix_fadvise(DONTNEED) per file (no permission for drop_caches)"
+    return "posix_fadvise(DONTNEED) per file" + (" (no permission for drop_caches)" if DROP_CACHES else "")
 
 
 def read_throughput(groups: list[list[Path]], block: int = 64 << 20) -> tuple[float, int]:
@@ -505,11 +511,15 @@ def main(argv=None) -> int:
         "--skip", default="", help="comma-separated steps to skip: mk_cuda,mk_cpu,inmem,cold,floor"
     )
     p.add_argument("--keep", action="store_true", help="keep the checkpoints in --work")
+    p.add_argument("--drop-caches", action="store_true",
+                   help="drop the WHOLE machine's page cache for cold reads (root; never on a shared machine)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--spec", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args.child, json.loads(args.spec))
+    global DROP_CACHES
+    DROP_CACHES = args.drop_caches
     if not args.out:
         p.error("--out is required")
 

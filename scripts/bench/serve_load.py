@@ -396,18 +396,19 @@ def main(argv=None) -> int:
     judge = args.judge
     if args.backend == "openai":
         return main_remote(args, out)
-    if args.url:
-        args.no_baseline = True
-        judge = args.url
-    elif judge is None:
-        from judgeforge.judge import make_scripted_judge
+    with tempfile.TemporaryDirectory(prefix="jf-serve-load-") as scratch:  # the scripted judge goes with it
+        if args.url:
+            args.no_baseline = True
+            judge = args.url
+        elif judge is None:
+            from judgeforge.judge import make_scripted_judge
 
-        judge = str(make_scripted_judge(Path(tempfile.mkdtemp(prefix="jf-serve-load-")) / "judge"))
-        check_score = 3
-    phases = []
-    if not args.no_baseline:
-        phases.append(run_phase("unbatched", args, judge, 1, check_score))
-    phases.append(run_phase("batched", args, judge, args.max_batch, check_score))
+            judge = str(make_scripted_judge(Path(scratch) / "judge"))
+            check_score = 3
+        phases = []
+        if not args.no_baseline:
+            phases.append(run_phase("unbatched", args, judge, 1, check_score))
+        phases.append(run_phase("batched", args, judge, args.max_batch, check_score))
 
     return report(args, out, judge if args.judge else "scripted tiny judge (hidden 64, 2 layers)", phases)
 

@@ -1,0 +1,83 @@
+"""Top-level tables and plots (quickstart, sweep, ablation): every value with its n and parse failures;
+a value from too few parsed items is a reason, never a number, a bar or a silently missing point."""
+
+from __future__ import annotations
+
+from judgeforge.eval.ablation import ablation_markdown, headline
+from judgeforge.pipeline import quickstart, sweep
+
+
+def _report(da_n: int, pr_n: int) -> dict:
+    def mode(n, key, value):
+        m = {"items": 100, "n_scored": n, "samples": 100, "parse_failures": 100 - n,
+             "parse_failure_rate": (100 - n) / 100, key: value if n >= 10 else None}
+        if n < 10:
+            m["no_result"] = f"too few parsed (n={n} of 100)"
+        return m
+
+    return {"benchmarks": {
+        "mine_abs": {"kind": "absolute", "title": "a", "modes": {"absolute": mode(da_n, "pearson", 0.91)}},
+        "mine_rel": {"kind": "pair", "title": "r", "modes": {"relative": mode(pr_n, "accuracy", 0.62)}}}}
+
+
+def test_headline_carries_n_and_withholds_too_few():
+    h = headline(_report(5, 80), "all")
+    assert h["da"] is None and h["da_note"] == "too few parsed (n=5 of 100)" and h["da_parse_failure_rate"] == 0.95
+    assert h["pr"] == 0.62 and (h["pr_n"], h["pr_total"]) == (80, 100) and h["pr_parse_failure_rate"] == 0.2
+
+
+def test_quickstart_table_and_plot(tmp_path):
+    results = {name: {**{k: headline(rep, "all")[k] for k in quickstart.HEADLINE_KEYS}}
+               for name, rep in (("absolute only", _report(100, 90)), ("relative only", _report(5, 97)))}
+    md = quickstart._table_md(results)
+    assert "| absolute only | 0.910 (n=100/100) | 0.0 | 62.0 (n=90/100) | 10.0 |" in md
+    assert "| relative only | too few parsed (n=5 of 100) | 95.0 | 62.0 (n=97/100) | 3.0 |" in md
+    assert "0.910 (n=5" not in md
+    quickstart._plot(results, tmp_path / "q.png")
+    assert (tmp_path / "q.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_table_and_plot_keep_a_point_without_value(tmp_path):
+    points = [{"method": m, "alpha": a, **headline(_report(da, 50), "all")}
+              for m, a, da in (("linear", 0.3, 40), ("dare_linear", 0.3, 2), ("dare_linear", 0.7, 60))]
+    md = sweep._table(points)
+    assert "| dare_linear | 0.3 | too few parsed (n=2 of 100) | 98.0 | 62.0 (n=50/100) | 50.0 |" in md
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    seen = []
+    orig = plt.Axes.scatter
+    plt.Axes.scatter = lambda self, *a, **k: seen.append(k.get("label")) or orig(self, *a, **k)
+    try:
+        sweep.plot(points, tmp_path)
+    finally:
+        plt.Axes.scatter = orig
+    assert "dare_linear: too few parsed at alpha 0.3" in seen  # marked, not dropped
+
+
+def test_ablation_markdown_shows_n_and_failures():
+    md = ablation_markdown({"relative": _report(5, 97)})
+    row = next(line for line in md.splitlines() if line.startswith("| relative only (relative) |"))
+    assert "too few parsed (n=5 of 100) | 95.0 |" in row and "62.0 (n=97/100) | 3.0 | 72.61 |" in row
+
+
+def test_readme_table_is_replaced_by_the_quickstarts_own():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("rqt", root / "scripts" / "readme_quickstart_table.py")
+    rqt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rqt)
+    results = {"absolute only": {k: headline(_report(100, 90), "all")[k] for k in quickstart.HEADLINE_KEYS}}
+    report = {"table_md": quickstart._table_md(results), "config": {"seed": 0}, "dtype": "float32",
+              "timings": {"base_s": 61.2, "absolute_s": 20.4, "relative_s": 70.0, "merge_s": 0.12, "eval_s": 11.0,
+                          "total_s": 176.0}}
+    readme = (root / "README.md").read_text()
+    new = rqt.updated(readme, report)
+    assert report["table_md"] in new and "| absolute only | 0.910 (n=100/100) |" in new
+    assert "(2 min 56 s in all: shared base 61 s" in new and new.count("in all:") == readme.count("in all:")
+    assert rqt.updated(new, report) == new  # idempotent
+    assert len(new.splitlines()) < len(readme.splitlines())  # two rows replaced by one, nothing else
