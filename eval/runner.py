@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from judgeforge.backends import GIVE_UP_BELOW, PAPER_SAMPLING, Backend, Request, Sampling, generate_parsed
 from judgeforge.errors import UserError
@@ -51,7 +52,9 @@ class EvalConfig:
     samples_pair_absolute: int = field(default=1, metadata={"help": "samples per response of a pair graded alone"})
     seed: int = field(default=42, metadata={"help": "position randomisation and sampling seed"})
     retries: int = field(default=10, metadata={"help": "regenerate an unparseable output up to N times"})
-    strict_parse: bool = field(default=False, metadata={"help": "the paper's strict parser instead of the tolerant one"})
+    strict_parse: bool | Literal["harness"] = field(default=False, metadata={
+        "help": "parse rule: false = tolerant, true = the prometheus-eval package's rule, harness = the paper "
+                "script's (eval/run_evaluate.py: exactly one [RESULT], then only the value)"})
     temperature: float = field(default=PAPER_SAMPLING.temperature, metadata={
         "help": f"sampling temperature (paper: {PAPER_SAMPLING.temperature})"})
     top_p: float = field(default=PAPER_SAMPLING.top_p, metadata={

@@ -107,9 +107,10 @@ def _coerce(value, tp, where: str, key: str):
                 continue
             try:
                 return _coerce(value, alt, where, key)
-            except UserError as e:
-                errors.append(str(e).split(": ", 1)[-1])
-        raise UserError(f"{where}: {' or '.join(errors)}")
+            except UserError as e:  # "...must be X, got V" -> X
+                text = str(e)
+                errors.append(text.split(" must be ", 1)[-1].split(", got ", 1)[0])
+        raise UserError(f"{where}: key '{key}' must be {' or '.join(errors)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise UserError(f"{where}: key '{key}' must be a mapping")

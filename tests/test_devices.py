@@ -153,3 +153,15 @@ def test_deepspeed_cpu_notice_is_dropped_only_without_a_gpu():
     notice = rec("Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it.")
     assert _drop_cpu_notice(notice) is torch.cuda.is_available()  # kept where a GPU is there to be found
     assert _drop_cpu_notice(rec("Setting ds_accelerator to cpu (auto detect)")) is True  # other lines untouched
+
+
+def test_a_union_key_takes_either_form_and_names_both_in_its_error():
+    from judgeforge.config import load_recipe
+    from judgeforge.eval.runner import EvalConfig
+
+    def strict(v):
+        return load_recipe(EvalConfig, overrides=["--judge", "x", "--strict_parse", v]).strict_parse
+
+    assert (strict("harness"), strict("true"), strict("false")) == ("harness", True, False)
+    with pytest.raises(UserError, match=r"key 'strict_parse' must be true or false or one of harness, got 'maybe'"):
+        strict("maybe")

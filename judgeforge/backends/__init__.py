@@ -276,7 +276,7 @@ def generate_parsed(
     n: int = 1,
     retries: int = 10,
     *,
-    strict: bool = False,
+    strict: bool | str = False,
     on_sample: Callable[[int, int, Sample], None] | None = None,
     on_attempt: Callable[[int, int, Sample, bool], None] | None = None,
     done_attempts: list[list[int]] | None = None,
