@@ -5,9 +5,10 @@ local server (vLLM, TGI, llama.cpp) that serves the judge gets exactly the train
 format.  ``api="chat"`` posts ``Request.messages()`` to ``/v1/chat/completions``: an API
 model such as GPT-4 as a baseline judge.  ``chat()`` always uses the chat API.
 
-Requests run in a thread pool of ``concurrency`` workers over one keep-alive connection
-pool (:class:`judgeforge.http.HTTPClient`, up to ``concurrency`` connections, reused
-across calls).  HTTP 408, 409, 429 and 5xx, timeouts and connection errors are retried up
+Requests run in a thread pool of ``concurrency`` workers per call over one keep-alive
+connection pool (:class:`judgeforge.http.HTTPClient`, reused across calls).  The pool is not
+where concurrency is capped: it holds up to ``max(64, concurrency)`` connections, so that
+several calls at once (``judgeforge serve --inflight-batches``) are not serialised behind it.  HTTP 408, 409, 429 and 5xx, timeouts and connection errors are retried up
 to ``max_retries`` times with exponential backoff (``backoff * 2**attempt``, capped at
 ``backoff_max``, with jitter; a ``Retry-After`` header is honoured); other HTTP errors (a
 bad key, an unknown model) stop at once with one clear line.
@@ -68,7 +69,8 @@ class OpenAIBackend(Backend):
             else send_repetition_penalty
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
         self._http = HTTPClient(timeout=timeout, max_retries=max_retries, backoff=backoff,
-                                backoff_max=backoff_max, headers=headers, max_connections=concurrency)
+                                backoff_max=backoff_max, headers=headers,
+                                max_connections=max(64, concurrency))
 
     @property
     def calls(self) -> int:
