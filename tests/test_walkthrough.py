@@ -164,14 +164,14 @@ def _parse(argv: list[str], partial: bool = False) -> None:
     elif name == "sweep":
         from judgeforge.pipeline.sweep import _parser as p
     elif name == "serve":
-        from judgeforge.serve import _parser as p
+        from judgeforge.serve.cli import _parser as p
     elif name == "merge":
         from judgeforge.merge.cli import build_recipe
 
         build_recipe(rest)
         return
     elif name == "data" and sub in ("synthesize", "pair"):
-        from judgeforge.synth import _parser
+        from judgeforge.synth.cli import _parser
 
         _argparse(_parser(sub), rest[1:], partial)
         return
