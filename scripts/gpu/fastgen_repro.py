@@ -19,13 +19,14 @@ def main() -> int:
     a = ap.parse_args()
     import torch
 
-    from judgeforge.eval.backends import Sampling
-    from judgeforge.eval.fastgen import FastGenerator
-    from judgeforge.eval.hf_backend import load_model
+    from judgeforge.backends import Sampling
+    from judgeforge.backends.fastgen import FastGenerator
+    from judgeforge.backends.hf import load_model
 
     model = load_model(a.judge)
     gen = FastGenerator(model, pad_id=0, eos_id=2)
-    orig = gen._graph_step
+    runner = gen.runner  # the engine's cache and graphs (judgeforge/backends/fastgen_runner.py)
+    orig = runner._graph
 
     def traced(*args, **kw):
         try:
@@ -34,7 +35,7 @@ def main() -> int:
             print("CAPTURE FAILED at key", args[:2], "\n", traceback.format_exc(), flush=True)
             raise
 
-    gen._graph_step = traced
+    runner._graph = traced
     rnd = random.Random(0)
     prompts = [[1] + [rnd.randrange(3, 32000) for _ in range(rnd.randrange(200, 1800))] for _ in range(a.items)]
     s = Sampling(1.0, 0.9, a.max_new, 1.03, 0)
