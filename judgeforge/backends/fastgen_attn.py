@@ -47,7 +47,8 @@ def _kernel():
     @triton.jit
     def decode_kernel(Q, K, V, Out, CUR, scale_log2,
                       s_qb, s_qh, s_qg, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_ob, s_oh, s_og,
-                      GROUPS: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
+                      GROUPS: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
+                      PREC: tl.constexpr):
         b = tl.program_id(0)
         h = tl.program_id(1)
         n_valid = tl.load(CUR + b).to(tl.int32) + 1
@@ -64,14 +65,14 @@ def _kernel():
             n = start + tl.arange(0, BLOCK)
             nmask = n < n_valid
             k = tl.load(kb + n[:, None] * s_kn + d[None, :], mask=nmask[:, None], other=0.0)
-            s = tl.dot(q, tl.trans(k)) * scale_log2  # (G_PAD, BLOCK), in log2 units
+            s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale_log2  # (G_PAD, BLOCK), in log2 units
             s = tl.where(nmask[None, :], s, float("-inf"))
             m_new = tl.maximum(m, tl.max(s, 1))
             p = tl.exp2(s - m_new[:, None])
             alpha = tl.exp2(m - m_new)
             den = den * alpha + tl.sum(p, 1)
             v = tl.load(vb + n[:, None] * s_vn + d[None, :], mask=nmask[:, None], other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
             m = m_new
         out = acc / den[:, None]
         tl.store(Out + b * s_ob + h * s_oh + g[:, None] * s_og + d[None, :], out.to(Out.dtype.element_ty), mask=gmask)
@@ -91,5 +92,6 @@ def triton_decode(q, k, v, cur, scale: float):
         q, k, v, out, cur, scale * 1.4426950408889634,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
-        GROUPS=groups, G_PAD=g_pad, D=dim, BLOCK=BLOCK_N, num_warps=4, num_stages=2)
+        GROUPS=groups, G_PAD=g_pad, D=dim, BLOCK=BLOCK_N, num_warps=4, num_stages=2,
+        PREC="ieee" if q.dtype == torch.float32 else "tf32")  # float32 stays float32 (no TF32)
     return out
