@@ -31,7 +31,7 @@ class Runner:
     def __init__(self, model, *, use_graphs: bool, stats: dict, attention: str = "auto"):
         import torch
 
-        from judgeforge.backends.fastgen_attn import triton_available
+        from judgeforge.backends.fastgen_attn import kernel_works, triton_available
 
         self.model = model
         self._torch = torch
@@ -54,6 +54,12 @@ class Runner:
         pow2 = self.head_dim & (self.head_dim - 1) == 0
         if attention == "auto":
             attention = "triton" if triton_available(self.device) and pow2 else "sdpa"
+            why = kernel_works(self.device, self.dtype, self.n_kv, self.groups, self.head_dim) \
+                if attention == "triton" else None
+            if why is not None:
+                warnings.warn(f"fast engine: the Triton decode kernel is not usable here ({why}); "
+                              "using PyTorch attention", stacklevel=3)
+                attention = "sdpa"
         elif attention == "triton" and not (triton_available(self.device) and pow2):
             raise ValueError("attention='triton' needs a CUDA device, the triton package and a power-of-2 head size")
         elif attention != "sdpa":
