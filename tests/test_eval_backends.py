@@ -216,36 +216,42 @@ def _sent_prompt(srv, model, **kw) -> str:
     return body["prompt"], backend.describe()
 
 
+def _sent_prompt_of(tokenizer) -> str:
+    with ScriptedOpenAIServer(lambda k, b, n: "ok [RESULT] 3") as srv:
+        return _sent_prompt(srv, "g", tokenizer=tokenizer, chat_format="model")[0]
+
+
 def test_openai_completions_prompt_follows_the_judge_chat_format(smollm2_dir, smollm2_tokenizer, tokenizer,
                                                                   tmp_path):
-    import copy
-
     from judgeforge.format.prompts import ABS_SYSTEM_PROMPT
 
     chatml = (f"<|im_start|>system\n{ABS_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nGrade this.<|im_end|>\n"
               "<|im_start|>assistant\n")
     mistral = f"[INST] {ABS_SYSTEM_PROMPT}\n\nGrade this. [/INST]"  # the server's tokenizer adds <s>
     judge = tmp_path / "judge"  # a judge folder trained with the raw format (its tokenizer and chat_format.json)
-    smollm2_tokenizer.save_pretrained(judge)
+    judge.mkdir()
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (judge / f).symlink_to(smollm2_dir / f)
     (judge / "chat_format.json").write_text('{"chat_format": "raw"}')
-    gemma_like = copy.deepcopy(tokenizer)  # a template that writes the BOS the server adds too
-    gemma_like.chat_template = ("{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + m['role'] + '\\n' + "
-                                "m['content'] + '<end_of_turn>\\n' }}{% endfor %}{{ '<start_of_turn>model\\n' }}")
+    saved = tokenizer.chat_template  # the session's Mistral tokenizer, given a template that writes BOS itself
+    tokenizer.chat_template = ("{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + m['role'] + '\\n' + "
+                               "m['content'] + '<end_of_turn>\\n' }}{% endfor %}{{ '<start_of_turn>model\\n' }}")
+    try:
+        gemma_like = _sent_prompt_of(tokenizer)
+    finally:
+        tokenizer.chat_template = saved
+    assert gemma_like == (  # sent without the BOS, as the server's tokenizer adds one
+        f"<start_of_turn>system\n{ABS_SYSTEM_PROMPT}<end_of_turn>\n<start_of_turn>user\nGrade this.<end_of_turn>\n"
+        "<start_of_turn>model\n")
     with ScriptedOpenAIServer(lambda k, b, n: "ok [RESULT] 3") as srv:
-        # a local folder: its ChatML template, detected
-        assert _sent_prompt(srv, smollm2_dir) == (chatml, f"openai:{smollm2_dir}+chat=model")
-        assert _sent_prompt(srv, "smol", tokenizer=smollm2_tokenizer)[0] == chatml  # a remote name + its tokenizer
+        # a remote name + its tokenizer: the ChatML template, detected
+        assert _sent_prompt(srv, "smol", tokenizer=smollm2_tokenizer) == (chatml, "openai:smol+chat=model")
         # a remote name with the format given; detected from a Mistral tokenizer; an override beats the template
         assert _sent_prompt(srv, "prometheus", chat_format="mistral") == (mistral, "openai:prometheus")
         assert _sent_prompt(srv, "prometheus", tokenizer=tokenizer)[0] == mistral
         assert _sent_prompt(srv, "smol", tokenizer=smollm2_tokenizer, chat_format="mistral")[0] == mistral
-        # a judge folder given as the tokenizer: its chat_format.json
-        assert _sent_prompt(srv, "j", tokenizer=str(judge)) == (f"{ABS_SYSTEM_PROMPT}\n\nGrade this.",
-                                                                "openai:j+chat=raw")
-        # a template that writes BOS itself: sent without it, as the server's tokenizer adds one
-        assert _sent_prompt(srv, "g", tokenizer=gemma_like, chat_format="model")[0] == (
-            f"<start_of_turn>system\n{ABS_SYSTEM_PROMPT}<end_of_turn>\n<start_of_turn>user\nGrade this.<end_of_turn>\n"
-            "<start_of_turn>model\n")
+        # the judge named by its local folder (as `vllm serve DIR` names it): its tokenizer and chat_format.json
+        assert _sent_prompt(srv, judge) == (f"{ABS_SYSTEM_PROMPT}\n\nGrade this.", f"openai:{judge}+chat=raw")
 
 
 def test_openai_completions_for_a_remote_model_needs_its_chat_format():
