@@ -339,7 +339,7 @@ def _absolute_rendered(bench: str, i: int, r: dict, where: str) -> Item:
     group = r.get("category") or r.get("group")
     return Item(bench, str(rid), ABSOLUTE_KIND, prompt=prompt, gold=_mean(gold), gold_scores=gold,
                 human=_mean(human) if human else None, group=group,
-                extra={**extra, **{k: r[k] for k in ("idx", "response_source") if k in r}})
+                extra={**extra, **{k: r[k] for k in ("idx", "response_source", "gpt4_feedback") if k in r}})
 
 
 def _pair_parts(item: Item, chosen: str, rejected: str, where: str) -> Item:

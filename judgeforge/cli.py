@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("data", "synthesize"): "judgeforge.synth",
     ("data", "pair"): "judgeforge.synth",
+    ("data", "from-benchmarks"): "judgeforge.pipeline.benchmark_data",  # reads with the eval stage's reader
 }
 
 USAGE = """usage: judgeforge <command> [options]

@@ -1,4 +1,4 @@
-"""``judgeforge data``: validate | convert | show | split | mini (and synthesize | pair).
+"""``judgeforge data``: validate | convert | show | split | mini (and synthesize | pair | from-benchmarks).
 
     judgeforge data mini -o DIR                     write the built-in mini datasets
     judgeforge data validate FILE [FILE ...]        one line per problem, exit 1 if any
@@ -6,6 +6,8 @@
                                                     or --to collection (the collections' schemas)
     judgeforge data show IN [--row N] [--prompt]    a row as the judge sees it
     judgeforge data split IN -o DIR                 the paper's 1% hold-out (seed 42)
+    judgeforge data from-benchmarks -o DIR          rows from Vicuna/MT Bench's GPT-4 feedbacks
+                                                    (judgeforge.pipeline.benchmark_data)
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ SUBCOMMANDS = {
     # domain-specific data (registered by judgeforge.synth)
     "synthesize": "synthesize absolute rows for your rubric with a teacher model",
     "pair": "make relative rows from absolute rows (as the Preference Collection did)",
+    # registered by judgeforge.pipeline.benchmark_data (it reads with the eval stage's reader)
+    "from-benchmarks": "training rows from Vicuna/MT Bench's GPT-4 feedbacks, split by question",
 }
 
 SCHEMA_HELP = (
@@ -89,11 +93,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("synthesize", help=SUBCOMMANDS["synthesize"], add_help=False)
     sub.add_parser("pair", help=SUBCOMMANDS["pair"], add_help=False)
+    sub.add_parser("from-benchmarks", help=SUBCOMMANDS["from-benchmarks"], add_help=False)
     return p
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in ("synthesize", "pair"):  # the synth wing's; judgeforge.cli routes them
+    if argv and argv[0] in ("synthesize", "pair", "from-benchmarks"):  # judgeforge.cli routes them
         raise UserError(f"data {argv[0]}: run it as 'judgeforge data {argv[0]} ...'")
     p = _parser()
     args = p.parse_args(argv)
