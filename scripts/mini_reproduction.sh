@@ -134,7 +134,7 @@ if has eval; then
     say "6. sweep the linear merge over alpha $ALPHAS (first $SWEEP_LIMIT items of each benchmark)"
     $JF sweep --absolute "$OUT/absolute/model" --relative "$OUT/relative/model" --alphas "$ALPHAS" \
       --methods linear --suite "$SUITE" --data-dir "$DATA_DIR" --limit "$SWEEP_LIMIT" --out "$OUT/sweep" \
-      --greedy --max-new-tokens "$TOKENS" --samples-absolute 1 --retries 1 --no-progress
+      --greedy --max-new-tokens "$TOKENS" --samples-absolute 1 --retries 1 --engine "$ENGINE" --no-progress
   fi
 
   say "7. report shaped like the paper's Table 5 and Figure 3: $OUT/table5.md"

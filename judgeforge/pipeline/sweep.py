@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the merged judges' chat format (default: the experts' chat_format.json, which must agree)")
     p.add_argument("--min-scored", type=int, default=10,
                    help="fewer scored items than this: 'too few parsed (n=...)' instead of a number")
+    p.add_argument("--engine", default="fast", choices=("fast", "generate"),
+                   help="generation engine, as for 'judgeforge eval --engine' (generate: the reference path)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -88,7 +90,8 @@ def main(argv: list[str]) -> int:
         suite=args.suite, out=args.out, device=args.device, dtype=args.dtype, seed=args.seed,
         chat_format=args.chat_format, eval_options=dict(data_dir=args.data_dir, limit=args.limit, greedy=args.greedy,
                           max_new_tokens=args.max_new_tokens, samples_absolute=args.samples_absolute,
-                          retries=args.retries, min_scored=args.min_scored, progress=not args.no_progress),
+                          retries=args.retries, min_scored=args.min_scored, progress=not args.no_progress,
+                          engine=args.engine),
     )
     print(result["table_md"])
     print(f"\nsweep: {Path(args.out) / 'sweep.md'}, plots: sweep_da.png, sweep_pr.png")
