@@ -26,7 +26,9 @@
 #     x 2 epochs (4.7M tokens) ~120 s; each training adds ~20 s of start-up; three merges ~15 s each.
 #   run 2 (STAGES=eval, ~8 min): per judge 384 greedy generations of <= 256 tokens (64 + 64 held-out
 #     items, 64 HHH pairs, 64 Auto-J pairs relative + both responses graded alone for the ties), ~40 s
-#     with loading, x 7 judges; the sweep 9 points x SWEEP_LIMIT=32 items per benchmark, ~20 s a point.
+#     with loading, x 7 judges; the sweep 9 points x SWEEP_LIMIT=32 items per benchmark, ~20 s a point
+#     (measured before: 32 Vicuna judgments of <= 256 tokens in 4.1 s with the fast engine; this script
+#     uses ENGINE=generate, batches of 64, which the issue's 384 held-out judgments were made with).
 #   If run 2 nears its 10 minutes: SWEEP_LIMIT=16, or LIMIT=48; a rerun resumes from the caches.
 # The machine stays warm between two consecutive runs and keeps files outside the checkout: put OUT
 # there (e.g. OUT=/tmp/mini-repro) so run 2 finds run 1's models.
