@@ -30,19 +30,19 @@ def check_inputs(recipe, where: str) -> None:
             raise bad(key, f"must be in [0, 1), got {getattr(recipe, key)}")
     if not recipe.adam_epsilon > 0:
         raise bad("adam_epsilon", f"must be > 0, got {recipe.adam_epsilon}")
-    for key in ("seed", "split_seed", "dataloader_workers"):
+    for key in ("seed", "split_seed", "dataloader_num_workers"):
         if getattr(recipe, key) < 0:
             raise bad(key, f"must be an integer >= 0, got {getattr(recipe, key)}")
     out = Path(recipe.output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise bad("output_dir", f"'{recipe.output_dir}' is a file; give a folder for checkpoints and the model")
-    if recipe.resume not in ("auto", "never"):
-        check_checkpoint(Path(recipe.resume), f"{where}: resume")
-    elif recipe.resume == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
+    if recipe.resume_from_checkpoint not in ("auto", "never"):
+        check_checkpoint(Path(recipe.resume_from_checkpoint), f"{where}: resume_from_checkpoint")
+    elif recipe.resume_from_checkpoint == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
         done = [p for p in out.glob("checkpoint-*") if p.name[11:].isdigit() and (p / ".complete").exists()]
         if done:
             last = max(done, key=lambda p: int(p.name[11:]))
-            check_checkpoint(last, f"{where}: resume: auto")
+            check_checkpoint(last, f"{where}: resume_from_checkpoint: auto")
     for src in recipe.dataset_sources():
         check_parquet(src, where)
     if "wandb" in report_targets(recipe.report_to) and not _wandb_ready():
@@ -106,7 +106,7 @@ def check_checkpoint(ck: Path, where: str) -> None:
 
     if not (ck / "trainer_state.json").is_file():
         raise UserError(f"{where}: '{ck}' is not a training checkpoint (no trainer_state.json); give a "
-                        "checkpoint-N folder from output_dir, or resume: auto")
+                        "checkpoint-N folder from output_dir, or resume_from_checkpoint: auto")
     try:
         json.loads((ck / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

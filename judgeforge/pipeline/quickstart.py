@@ -38,10 +38,10 @@ TINY_RECIPE = {
     "tokenizer": "mistral-v1",
     "max_length": 1024,
     "overlong": "drop",
-    "lr_scheduler": "cosine",
+    "lr_scheduler_type": "cosine",
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
-    "epochs": 1,
+    "num_train_epochs": 1,
     "gradient_accumulation_steps": 1,
     "bf16": "auto",  # bf16 only where the CPU computes it natively (judgeforge.devices.choose_dtype)
     "gradient_checkpointing": False,
@@ -175,10 +175,10 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
         "max_steps": steps,
         "output_dir": str(out),
         "seed": cfg.seed,
-        "per_device_batch_size": cfg.batch_size,
+        "per_device_train_batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate if model is None else cfg.expert_learning_rate,
         "eval_split": 0.0,
-        "overwrite": True,
+        "overwrite_output_dir": True,
     }
     if model is not None:
         overrides.update(model=str(model), init_from_config=None)
