@@ -37,11 +37,11 @@ def test_aliases_are_one_rule_and_canonical_names_are_stored(tmp_path):
 
 
 def test_canonical_names_are_the_installed_training_arguments_names():
-    from judgeforge.train.arguments import OWNED, RECIPE_KEYS, training_args_fields
-
     import dataclasses
 
     from transformers import TrainingArguments
+
+    from judgeforge.train.arguments import OWNED, RECIPE_KEYS, training_args_fields
 
     fields = training_args_fields()
     assert fields == [f.name for f in dataclasses.fields(TrainingArguments) if f.init]  # read without importing

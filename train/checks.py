@@ -45,6 +45,12 @@ def check_inputs(recipe, where: str) -> None:
             check_checkpoint(last, f"{where}: resume_from_checkpoint: auto")
     for src in recipe.dataset_sources():
         check_parquet(src, where)
+    if recipe.push_to_hub or recipe.hub_model_id:
+        from judgeforge.hub import check_repo_id
+
+        if recipe.push_to_hub and not recipe.hub_model_id:
+            raise bad("push_to_hub", "needs hub_model_id (owner/name); set --hub_model_id")
+        check_repo_id(recipe.hub_model_id, f"{where}: hub_model_id")
     if "wandb" in report_targets(recipe.report_to) and not _wandb_ready():
         raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
                   "WANDB_MODE=offline (or report_to: none)")

@@ -319,8 +319,6 @@ class TrainRecipe:
         if self.resume_from_checkpoint not in ("auto", "never") and not Path(self.resume_from_checkpoint).is_dir():
             raise bad("resume_from_checkpoint",
                       f"'{self.resume_from_checkpoint}' is neither auto, never nor a checkpoint folder")
-        if self.push_to_hub and not self.hub_model_id:
-            raise bad("push_to_hub", "needs hub_model_id (owner/name); set --hub_model_id")
         check_optimisation(self, where)
         for name in report_targets(self.report_to):
             if name not in ("wandb", "tensorboard"):

@@ -476,6 +476,11 @@ def train(
     }
     if save:
         save_final(trainer, recipe, tokenizer, final, results, chat)
+        if recipe.push_to_hub and rank == 0:
+            from judgeforge.hub import push_folder
+
+            url = push_folder(final, recipe.hub_model_id, private=recipe.hub_private_repo)
+            _log(f"pushed {final} to {recipe.hub_model_id}: {url}")
     elif rank == 0:
         from judgeforge.io import atomic_write_json
 
@@ -583,6 +588,9 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
         chat and chat.save(tmp)
         dump_recipe(recipe, tmp / "train_recipe.yaml")
         atomic_write_json(tmp / "train_results.json", results)
+        from judgeforge.train.card import expert_card
+
+        (tmp / "README.md").write_text(expert_card(recipe, results, tmp), encoding="utf-8")
         usual_permissions(tmp)
     atomic_write_json(final.parent / "train_results.json", results)
     usual_permissions(final.parent / "train_results.json")

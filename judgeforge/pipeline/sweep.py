@@ -28,6 +28,7 @@ from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 
 DEFAULT_DENSITY = 0.9  # DARE keeps 90% of each task vector (drop rate p = 0.1)
+PUSHED = ["README.md", "sweep.json", "sweep.md", "*.png", "*/report.json", "*/report.md"]  # not the caches
 
 
 def parse_alphas(text: str) -> list[float]:
@@ -75,11 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-scored", type=int, default=10,
                    help="fewer scored items than this: 'too few parsed (n=...)' instead of a number")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--push-to-hub", "--push_to_hub", action="store_true",
+                   help="upload the results (README.md card, sweep.md/json, plots, reports) to --hub-model-id")
+    p.add_argument("--hub-model-id", "--hub_model_id", default=None, help="the hub repository (owner/name)")
+    p.add_argument("--hub-private-repo", "--hub_private_repo", action="store_true", help="create it as private")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.push_to_hub or args.hub_model_id:
+        from judgeforge.hub import check_repo_id
+
+        if not args.hub_model_id:
+            raise UserError("sweep: --push-to-hub needs --hub-model-id owner/name")
+        check_repo_id(args.hub_model_id, "sweep: --hub-model-id")
     result = sweep(
         args.absolute, args.relative, alphas=parse_alphas(args.alphas),
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], base=args.base, density=args.density,
@@ -90,6 +101,12 @@ def main(argv: list[str]) -> int:
     )
     print(result["table_md"])
     print(f"\nsweep: {Path(args.out) / 'sweep.md'}, plots: sweep_da.png, sweep_pr.png")
+    if args.push_to_hub:
+        from judgeforge.hub import push_folder
+
+        url = push_folder(args.out, args.hub_model_id, private=args.hub_private_repo, where="sweep: --push-to-hub",
+                          allow_patterns=PUSHED)
+        print(f"sweep: pushed to {args.hub_model_id}: {url}")
     return 0
 
 
@@ -101,6 +118,7 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
         raise UserError(f"--density {density}: the fraction of weights kept must be in (0, 1]")
     from judgeforge.eval.ablation import headline, headline_cell, rate_cell
     from judgeforge.eval.runner import evaluate
+    from judgeforge.hub import resolve_model
     from judgeforge.io import atomic_write_json, atomic_write_text
     from judgeforge.merge.inmemory import InMemoryMerger
     from judgeforge.merge.methods import FIRST_IS_BASE, get_method
@@ -113,10 +131,14 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
         raise UserError(f"--methods {','.join(needs_base)}: task-vector methods need --base (the model both "
                         "experts were fine-tuned from)")
     out = Path(out)
+    named = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base)}
+    local = {k: resolve_model(v, f"--{k}") if isinstance(v, (str, Path)) else v
+             for k, v in (("absolute", absolute), ("relative", relative), ("base", base))}  # hub ids -> snapshots
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    merger = InMemoryMerger(absolute, relative, base=base if needs_base else None, device=device, dtype=dtype)
-    tokenizer = load_tokenizer(str(absolute))
+    merger = InMemoryMerger(local["absolute"], local["relative"], base=local["base"] if needs_base else None,
+                            device=device, dtype=dtype)
+    tokenizer = load_tokenizer(str(local["absolute"]))
     log(f"judgeforge sweep: experts loaded on {merger.device} in {time.time() - t0:.1f} s; "
         f"{len(methods)} method(s) x {len(alphas)} alpha(s)")
     points = []
@@ -135,15 +157,31 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
             log(f"judgeforge sweep: {name}: DA {headline_cell(h, 'da')}, PR {headline_cell(h, 'pr', True)}, "
                 f"parse failures {rate_cell(h['parse_failure_rate'])}% ({time.time() - t:.1f} s)")
     table = _table(points)
-    result = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base),
-              "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
+    result = {**named, "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
               "points": points, "table_md": table}
     atomic_write_json(out / "sweep.json", result)
     atomic_write_text(out / "sweep.md", "# Merge-ratio sweep\n\nalpha = weight of the absolute expert "
                       f"({absolute}); 1 - alpha goes to the relative expert ({relative}).\nDA: mean Pearson over the "
                       "absolute benchmarks; PR: mean accuracy over the relative benchmarks.\n\n" + table + "\n")
     plot(points, out)
+    atomic_write_text(out / "README.md", _card(named, result, table))
     return result
+
+
+def _card(named: dict, result: dict, table: str) -> str:
+    """The results folder's card (what --push-to-hub uploads): the experts' lineage and the table."""
+    from judgeforge.hub import card, lineage
+
+    bases, datasets = lineage([v for v in named.values() if v])
+    meta = {"base_model": bases, "datasets": datasets, "library_name": "transformers",
+            "tags": ["judgeforge", "merge", "merge-sweep", "llm-as-a-judge"]}
+    body = ["# Merge-ratio sweep", "", f"Experts: absolute `{named['absolute']}`, relative `{named['relative']}`"
+            + (f", base `{named['base']}`" if named["base"] else "") + f"; suite `{result['suite']}`, methods "
+            f"{', '.join(result['methods'])}, seed {result['seed']}.", "",
+            "alpha = weight of the absolute expert. DA: mean Pearson over the absolute benchmarks; PR: mean "
+            "accuracy over the relative benchmarks. Each point's full report is in `METHOD-ALPHA/report.json`.",
+            "", table, "", "![DA](sweep_da.png) ![PR](sweep_pr.png)"]
+    return card(meta, body, name="merge-ratio sweep")
 
 
 def _table(points: list[dict]) -> str:
