@@ -197,29 +197,33 @@ def _table(points: list[dict]) -> str:
 
 
 def plot(points: list[dict], out: Path) -> None:
-    """One line per method; every point labelled with its n.  A point without a value (too few parsed)
-    is never dropped silently: a hollow marker on the x axis with its reason in the legend."""
+    """One line per method, each point with its 95% interval as an error bar and labelled with its n.  A
+    point without a value (n/a: too few parsed) is never drawn as 0 nor dropped silently: the line breaks
+    there, and a hollow marker at the foot of the axis carries its reason in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from judgeforge.pipeline.quickstart import error_bars
+
     for key, fname, label in (("da", "sweep_da.png", "direct assessment (mean Pearson)"),
                               ("pr", "sweep_pr.png", "pairwise ranking (mean accuracy)")):
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        values = [p[key] for p in points if p.get(key) is not None]
-        floor = min([0.0] + values)
         for method in dict.fromkeys(p["method"] for p in points):
-            mine = [p for p in points if p["method"] == method]
-            good = [p for p in mine if p.get(key) is not None]
-            line, = ax.plot([p["alpha"] for p in good], [p[key] for p in good], marker="o", label=method)
-            for p in good:
-                ax.annotate(f"n={p.get(key + '_n')}", (p["alpha"], p[key]), textcoords="offset points",
-                            xytext=(0, 5), ha="center", fontsize=6)
+            mine = sorted((p for p in points if p["method"] == method), key=lambda p: p["alpha"])
+            ys, yerr = error_bars([p.get(key) for p in mine], [p.get(key + "_ci") for p in mine])
+            bars = ax.errorbar([p["alpha"] for p in mine], ys, yerr=yerr, marker="o", capsize=3, label=method)
+            color = bars.lines[0].get_color()
+            for p in mine:
+                if p.get(key) is not None:
+                    ax.annotate(f"n={p.get(key + '_n')}", (p["alpha"], p[key]), textcoords="offset points",
+                                xytext=(0, 5), ha="center", fontsize=6)
             bad = [p for p in mine if p.get(key) is None]
             if bad:
-                ax.scatter([p["alpha"] for p in bad], [floor] * len(bad), marker="x", color=line.get_color(),
-                           label=f"{method}: too few parsed at alpha " + ", ".join(f"{p['alpha']:g}" for p in bad))
+                ax.scatter([p["alpha"] for p in bad], [0.02] * len(bad), transform=ax.get_xaxis_transform(),
+                           marker="o", facecolors="none", edgecolors=color,
+                           label=f"{method}: n/a (too few parsed) at alpha " + ", ".join(f"{p['alpha']:g}" for p in bad))
         ax.set_xlabel("weight of the absolute expert (alpha)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
