@@ -86,7 +86,7 @@ def test_plots_draw_intervals_as_error_bars_and_n_a_as_missing(tmp_path):
     finally:
         plt.Axes.errorbar, plt.Axes.bar, plt.Axes.scatter = orig_eb, orig_bar, orig_sc
     da = [d for d in drawn if d[0] in ("errorbar", "bar") and d[1][0] == 0.91]
-    assert [d[0] for d in da] == ["errorbar", "bar"]  # the sweep's DA line and the quickstart's DA bars
+    assert {d[0] for d in da} == {"errorbar", "bar"}  # the sweep's DA line and the quickstart's DA bars
     for _kind, ys, yerr in da:
         assert math.isnan(ys[1])  # the n/a point: no value drawn, not 0
         assert [round(e[0], 6) for e in yerr] == [0.05, 0.03]  # the interval below and above 0.91
