@@ -113,6 +113,17 @@ def test_short_form_writes_a_complete_model_folder(models, tmp_path, capsys):
     assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # not the temp folder's private mode
 
 
+def test_json_summary_on_stdout(models, tmp_path, capsys):
+    out = tmp_path / "judge"
+    code, stdout, err = run(["--weights", "0.3,0.7", models["abs"], models["rel"], "-o", out, "--json"], capsys)
+    assert code == 0, err
+    got = json.loads(stdout)
+    assert got["output"] == str(out) and got["method"] == "linear" and got["weights"] == [0.3, 0.7]
+    assert got["models"] == [str(models["abs"]), str(models["rel"])] and got["engine"] == "judgeforge fast linear"
+    assert got["bytes_written"] > 0 and got["card"] == str(out / "README.md") and got["hub_url"] is None
+    assert "--json" not in (out / "README.md").read_text()  # the card's reproduce command has no output flag
+
+
 def test_task_arithmetic_through_mergekit_equals_its_formula(models, tmp_path, capsys):
     out = tmp_path / "ta"
     code, _, err = run(

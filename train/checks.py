@@ -6,10 +6,10 @@ loggers.  Every mistake is one :class:`UserError` line (the recipe's ``validate`
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from judgeforge.errors import UserError
+from judgeforge.tracking import report_targets, wandb_ready
 
 
 def check_inputs(recipe, where: str) -> None:
@@ -51,23 +51,9 @@ def check_inputs(recipe, where: str) -> None:
         if recipe.push_to_hub and not recipe.hub_model_id:
             raise bad("push_to_hub", "needs hub_model_id (owner/name); set --hub_model_id")
         check_repo_id(recipe.hub_model_id, f"{where}: hub_model_id")
-    if "wandb" in report_targets(recipe.report_to) and not _wandb_ready():
+    if "wandb" in report_targets(recipe.report_to) and not wandb_ready():
         raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
                   "WANDB_MODE=offline (or report_to: none)")
-
-
-def _wandb_ready() -> bool:
-    """wandb can log: an API key, a netrc login, or a mode that needs none (offline, disabled)."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled",
-                                                                                          "dryrun"):
-        return True
-    if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    try:
-        return "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
 
 
 def check_parquet(src: str, where: str) -> None:
@@ -151,11 +137,3 @@ def check_loggers(recipe) -> None:
             raise UserError(
                 f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none"
             )
-
-
-def report_targets(report_to: str | list) -> list[str]:
-    if isinstance(report_to, (list, tuple)):
-        items = list(report_to)
-    else:
-        items = [s.strip() for s in str(report_to).split(",")]
-    return [s for s in items if s and s != "none"]

@@ -80,11 +80,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="upload the results (README.md card, sweep.md/json, plots, reports) to --hub-model-id")
     p.add_argument("--hub-model-id", "--hub_model_id", default=None, help="the hub repository (owner/name)")
     p.add_argument("--hub-private-repo", "--hub_private_repo", action="store_true", help="create it as private")
+    p.add_argument("--report-to", "--report_to", default="none",
+                   help="none | wandb: one wandb run, a step per point (WANDB_MODE=offline writes it under --out)")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from judgeforge.tracking import check_report_to
+
+    check_report_to(args.report_to, "sweep: --report-to")
     if args.push_to_hub or args.hub_model_id:
         from judgeforge.hub import check_repo_id
 
@@ -99,6 +104,8 @@ def main(argv: list[str]) -> int:
                           max_new_tokens=args.max_new_tokens, samples_absolute=args.samples_absolute,
                           retries=args.retries, min_scored=args.min_scored, progress=not args.no_progress),
     )
+    if "wandb" in check_report_to(args.report_to, "sweep: --report-to"):
+        print(f"sweep: wandb run {to_wandb(result, args.out)}")
     print(result["table_md"])
     print(f"\nsweep: {Path(args.out) / 'sweep.md'}, plots: sweep_da.png, sweep_pr.png")
     if args.push_to_hub:
@@ -166,6 +173,17 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     plot(points, out)
     atomic_write_text(out / "README.md", _card(named, result, table))
     return result
+
+
+def to_wandb(result: dict, out) -> str:
+    """The sweep as one wandb run: a step per (method, alpha) with DA, PR, their n and parse failures
+    under ``METHOD/...`` (n/a left out, never 0); returns the run's folder."""
+    from judgeforge.tracking import log_metrics
+
+    keys = ("da", "da_n", "da_parse_failure_rate", "pr", "pr_n", "pr_parse_failure_rate")
+    steps = [{"alpha": p["alpha"], **{f"{p['method']}/{k}": p.get(k) for k in keys}} for p in result["points"]]
+    config = {k: result[k] for k in ("absolute", "relative", "base", "suite", "alphas", "methods", "density", "seed")}
+    return log_metrics(steps, name=f"sweep-{Path(out).name}", config=config, out_dir=out, job_type="sweep")
 
 
 def _card(named: dict, result: dict, table: str) -> str:
