@@ -155,3 +155,17 @@ def test_bad_hub_options_are_one_line_before_anything_runs(tmp_path):
     with pytest.raises(UserError, match="needs hub_model_id"):
         build_recipe(["a", "b", "-o", str(tmp_path / "o"), "--push_to_hub", "true"])
     assert json.loads("{}") == {}
+
+
+def test_sweep_takes_hub_ids_for_its_experts(hub, tiny_model, tmp_path):
+    """README's sweep example names hub ids: both experts are fetched and loaded from their snapshots (the
+    run then stops at the made-up suite, before any generation)."""
+    from judgeforge.pipeline.sweep import sweep
+
+    for name in ("owner/abs", "owner/rel"):
+        hub.add_repo(name, _model_files(tiny_model))
+    with pytest.raises(UserError, match="no-such-suite"):
+        sweep("owner/abs", "owner/rel", alphas=[0.5], methods=["linear"], suite="no-such-suite", out=tmp_path / "s",
+              base="owner/never-fetched", device="cpu", log=lambda *a: None)
+    fetched = {p.split("/resolve/")[0].strip("/") for m, p in hub.requests if "/resolve/" in p}
+    assert fetched == {"owner/abs", "owner/rel"}  # linear uses no base: it is not downloaded

@@ -140,7 +140,8 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     out = Path(out)
     named = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base)}
     local = {k: resolve_model(v, f"--{k}") if isinstance(v, (str, Path)) else v
-             for k, v in (("absolute", absolute), ("relative", relative), ("base", base))}  # hub ids -> snapshots
+             for k, v in (("absolute", absolute), ("relative", relative), ("base", base if needs_base else None))}
+    # (hub ids -> their snapshot folders; the base only when a method uses it)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     merger = InMemoryMerger(local["absolute"], local["relative"], base=local["base"] if needs_base else None,
