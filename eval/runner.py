@@ -86,6 +86,8 @@ class EvalConfig:
     concurrency: int = field(default=8, metadata={"help": "openai backend: parallel requests"})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs per judge"})
     progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
+    report_to: str = field(default="none", metadata={
+        "help": "none | wandb: send the metrics to a wandb run (WANDB_MODE=offline writes it under --out)"})
 
     def validate(self, where: str) -> None:
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
@@ -111,6 +113,9 @@ class EvalConfig:
         check_count(where, "chunk_size", self.chunk_size, minimum=1)
         check_count(where, "concurrency", self.concurrency, minimum=1)
         check_count(where, "tensor_parallel_size", self.tensor_parallel_size, minimum=1)
+        from judgeforge.tracking import check_report_to
+
+        check_report_to(self.report_to, where)
         if self.backend not in ("hf", "vllm", "openai"):
             from judgeforge.errors import did_you_mean
 

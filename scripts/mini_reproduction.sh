@@ -56,8 +56,8 @@ for EXPERT in absolute relative; do
   say "3. train the $EXPERT expert from $BASE ($STEPS steps x $BATCH rows, lr $LR)"
   $JF train configs/train/tiny-cpu.yaml --model "$BASE" --init_from_config null --tokenizer null \
     --expert "$EXPERT" --datasets "$OUT/data/${EXPERT}_train.jsonl" --output_dir "$OUT/$EXPERT" \
-    --max_steps "$STEPS" --per_device_batch_size "$BATCH" --learning_rate "$LR" --eval_split 0 \
-    --overwrite true
+    --max_steps "$STEPS" --per_device_train_batch_size "$BATCH" --learning_rate "$LR" --eval_split 0 \
+    --overwrite_output_dir true
 done
 
 if [ ! -f "$OUT/merged/config.json" ]; then
