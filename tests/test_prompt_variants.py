@@ -233,3 +233,45 @@ def test_default_variant_is_unchanged_and_a_wrong_variant_is_one_line(shared_dat
     assert jobs["a2r:chosen"].chat_text() == P.chat_prompt(it.chosen, "absolute")
     with pytest.raises(UserError, match="unknown prompt variant 'paper-harnes'.*did you mean 'paper-harness'"):
         EvalConfig(prompt_variant="paper-harnes").validate("evaluate")
+
+
+# --------------------------------------------------------------------------- the script's sections
+
+
+def test_the_scripts_sections_agree_with_parse_rendered_up_to_outer_whitespace(shared_data):
+    """Every rendered prompt of the shared files: the script's extract_sections rule (harness_sections)
+    against parse_rendered, section by section (docs/evaluation.md has the same numbers)."""
+    import json
+    from collections import Counter
+
+    from judgeforge.eval.prompt_variants import harness_sections
+
+    prompts = [(name, r["instruction"]) for name in ("vicuna", "mt_bench")
+               for r in json.loads((shared_data / f"{name}_eval.json").read_text())]
+    prompts += [("hhh", r[k]) for r in json.loads((shared_data / "hhh_alignment_eval.json").read_text())
+                for k in ("chosen_instruction", "rejected_instruction")]
+    exact, differ = Counter(), Counter()
+    for name, prompt in prompts:
+        ours, theirs = P.parse_rendered(prompt), harness_sections(prompt)
+        mine = {"instruction": ours.instruction, "response": ours.response, "rubric": ours.rubric_text,
+                "reference_answer": ours.reference_answer}
+        assert {k for k, v in mine.items() if v is not None} == set(theirs) - {"task_description", "feedback"}
+        same = True
+        for key, value in mine.items():
+            if value is not None and value != theirs[key]:
+                assert value.strip() == theirs[key]  # only outer whitespace ever differs
+                differ[(name, key)] += 1
+                same = False
+        exact[name] += same
+    assert len(prompts) == 1082 and sum(exact.values()) == 760
+    assert exact == {"hhh": 442, "vicuna": 318, "mt_bench": 0}
+    assert differ == {("mt_bench", "instruction"): 320, ("mt_bench", "reference_answer"): 8,
+                      ("vicuna", "response"): 2}
+
+
+def test_a_hash_heading_in_a_response_cuts_the_scripts_section():
+    from judgeforge.eval.prompt_variants import harness_sections
+
+    prompt = P.render_absolute("Q", "Intro\n### Step 1\nDo it", P.PRESET_RUBRICS["helpfulness"])
+    assert P.parse_rendered(prompt).response == "Intro\n### Step 1\nDo it"
+    assert harness_sections(prompt)["response"] == "Intro"
