@@ -294,7 +294,7 @@ grp_serve() {
     kill -0 "$spid" 2>/dev/null || break
     sleep 0.5
   done
-  check serve "server answers /health" rc_is "$up" 1
+  check serve "server answers /health" bash -c "[[ $up == 1 ]] && echo 'answered after $i polls of 0.5 s' || { echo 'no answer from /health'; exit 1; }"
   if [[ $up == 1 ]]; then
     check serve "README curl /grade/absolute" ok bash -c "curl -s -f $url/grade/absolute -d '{\"rubric\": \"helpfulness\", \"items\": [{\"instruction\": \"What is the capital of France?\", \"response\": \"Paris.\"}]}' | grep -q '\"results\"' && echo 200"
     check serve "README curl /grade/relative" ok bash -c "curl -s -f $url/grade/relative -d '{\"rubric\": \"factual_validity\", \"items\": [{\"instruction\": \"What is 7 x 8?\", \"response_a\": \"56\", \"response_b\": \"54\"}]}' | grep -q '\"results\"' && echo 200"
