@@ -169,6 +169,47 @@ def ablation_markdown(runs: dict[str, dict], methods: dict[str, dict] | None = N
     return "\n".join(lines) + "\n"
 
 
+def _bench_metric(bench: dict) -> tuple[str, dict | None, object]:
+    """A benchmark's Table 5 column: ("absolute", mode, Pearson) or ("relative", mode, accuracy w/o ties)."""
+    modes = bench.get("modes", {})
+    if bench.get("kind") == "absolute":
+        m = modes.get("absolute")
+        return "absolute", m, None if m is None else m.get("pearson")
+    m = modes.get("relative")
+    return "relative", m, None if m is None else _accuracy(m)
+
+
+def benchmarks_markdown(runs: dict[str, dict], names: list[str]) -> str:
+    """Per benchmark, the paper's Table 5 columns for each run: Pearson with the gold scores (absolute
+    benchmarks) or accuracy % without ties (relative ones), each with n (scored / items), then the parse
+    failures (failed / samples) of the same mode."""
+    kinds = {}
+    for name in names:
+        bench = next((r["benchmarks"][name] for r in runs.values() if name in r.get("benchmarks", {})), None)
+        kinds[name] = "absolute" if bench is None or bench.get("kind") == "absolute" else "relative"
+    head = " | ".join(f"{n} ({'Pearson' if kinds[n] == 'absolute' else 'accuracy %'})" for n in names)
+    fails = " | ".join(f"{n} parse failures" for n in names)
+    lines = [f"| judge | {head} | {fails} |", "|---|" + "---:|" * (2 * len(names))]
+    for run, rep in runs.items():
+        values, failures = [], []
+        for name in names:
+            bench = rep.get("benchmarks", {}).get(name)
+            kind, m, v = _bench_metric(bench) if bench else (None, None, None)
+            if m is None:
+                values.append("-")
+                failures.append("-")
+                continue
+            n, total = m.get("n_scored") or 0, m.get("items") or 0
+            if v is None:
+                values.append(too_few_note(n, total))
+            else:
+                values.append(f"{100 * v:.1f}" if kind == "relative" else f"{v:.3f}")
+                values[-1] += f" (n={n}/{total})"
+            failures.append(f"{m.get('parse_failures') or 0}/{m.get('samples') or 0}")
+        lines.append(f"| {run} | " + " | ".join(values + failures) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
     out = {}
     for v in values or []:
@@ -184,6 +225,9 @@ def parser():
     ap.add_argument("--run", action="append", default=[],
                     help="NAME=DIR; NAME one of absolute, relative, joint, merged, prompting (or your own)")
     ap.add_argument("--method", action="append", default=[], help="METHOD=DIR for merge methods (Table 17)")
+    ap.add_argument("--benchmarks", default=None,
+                    help="also a table per benchmark, e.g. vicuna,mt_bench,hhh,autoj (Pearson / accuracy, n, "
+                         "parse failures)")
     ap.add_argument("-o", "--out", default=None, help="write the markdown here (and NAME.json beside it)")
     return ap
 
@@ -195,6 +239,13 @@ def main(argv: list[str]) -> int:
     if not runs and not methods:
         raise UserError("give at least one --run NAME=DIR or --method METHOD=DIR")
     md = "# Ablation against the paper\n\n" + ablation_markdown(runs, methods)
+    if args.benchmarks and runs:
+        names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
+        have = {n for r in runs.values() for n in r.get("benchmarks", {})}
+        if not set(names) <= have:
+            raise UserError(f"--benchmarks: no run has {', '.join(n for n in names if n not in have)}; "
+                            f"they have {', '.join(sorted(have)) or 'none'}")
+        md += "\n## Per benchmark\n\n" + benchmarks_markdown(runs, names)
     print(md, end="")
     if args.out:
         from judgeforge.io import atomic_write_json, atomic_write_text

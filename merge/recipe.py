@@ -57,6 +57,10 @@ class MergeRecipe:
     fsync: bool = _f(True, "fsync every output file before the folder is renamed into place")
     mergekit_options: dict = _f(help="extra mergekit MergeOptions, e.g. {low_cpu_memory: true}", factory=dict)
     name: str | None = _f(None, "title of the model card (default: the output folder's name)")
+    chat_format: str | None = _f(
+        None, "the merged judge's chat format (mistral | model | raw); default: the one the experts' "
+        "chat_format.json record, which must agree"
+    )
 
     def validate(self, where: str) -> None:
         from judgeforge.merge.methods import FIRST_IS_BASE, check_param_value, get_method
@@ -143,6 +147,10 @@ class MergeRecipe:
             )
         if self.chunk_mb <= 0:
             raise UserError(f"{where}: chunk_mb must be positive")
+        if self.chat_format is not None:
+            from judgeforge.format.chat import check_format
+
+            check_format(self.chat_format, f"{where}: chat_format")
 
     @property
     def resolved_weights(self) -> list[float] | None:

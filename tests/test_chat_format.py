@@ -156,3 +156,43 @@ def test_no_template_unknown_family_is_one_line(smollm2_dir):
     assert resolve_chat_format(tok, override="mistral").name == "mistral"
     with pytest.raises(UserError, match="needs a chat template"):
         resolve_chat_format(tok, override="model")
+
+
+# --------------------------------------------------------------------------- a forced format through the stages
+
+
+def test_a_forced_raw_format_survives_train_merge_sweep_and_eval(tiny_model, shared_data, tmp_path, capsys):
+    """A judge trained with --chat_format raw keeps it: train writes chat_format.json, merge copies it, eval
+    prompts the merged judge in raw text (its cache key says so); the in-memory sweep refuses experts
+    that disagree before it loads anything."""
+    import json
+
+    from judgeforge.cli import main
+    from judgeforge.format.chat import FORMAT_FILE
+    from judgeforge.pipeline.sweep import sweep
+    from judgeforge.train.recipe import load
+    from judgeforge.train.run import train
+
+    expert = train(load(None, {
+        "model": str(tiny_model), "chat_format": "raw", "expert": "absolute", "datasets": ["mini:absolute:2"],
+        "eval_split": 0.0, "max_steps": 1, "per_device_batch_size": 2, "packing": False, "bf16": False,
+        "output_dir": str(tmp_path / "abs"), "save_steps": 0, "report_to": "none", "deepspeed": None,
+        "max_length": 1024, "logging_steps": 1}))
+    assert json.loads((expert / FORMAT_FILE).read_text()) == {"chat_format": "raw"}
+    twin = tmp_path / "twin"  # a second expert of the same format (the same weights, linked)
+    twin.mkdir()
+    for f in expert.iterdir():
+        (twin / f.name).symlink_to(f)
+    assert main(["merge", str(expert), str(twin), "-o", str(tmp_path / "merged")]) == 0, capsys.readouterr().err
+    merged = tmp_path / "merged"
+    assert json.loads((merged / FORMAT_FILE).read_text()) == {"chat_format": "raw"}
+    fast = ["--suite", "hhh", "--limit", "2", "--data-dir", str(shared_data), "--no-fetch", "--greedy",
+            "--max_new_tokens", "2", "--bootstrap", "0", "--no-progress", "--engine", "generate"]
+    assert main(["eval", "--judge", str(merged), "--out", str(tmp_path / "ev"), *fast]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "ev" / "run.json").read_text())["judge_key"].endswith("+chat=raw")
+    (twin / FORMAT_FILE).unlink()
+    (twin / FORMAT_FILE).write_text('{"chat_format": "mistral"}')
+    with pytest.raises(UserError, match=r"^sweep: the experts were trained with different chat formats"):
+        sweep(expert, twin, alphas=[0.5], methods=["linear"], suite="hhh", out=tmp_path / "sw2", log=None)
+    assert not (tmp_path / "sw2").exists()  # refused before anything was written or loaded

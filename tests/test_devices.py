@@ -93,6 +93,31 @@ def test_a_cuda_out_of_memory_is_one_line_naming_the_flag(capsys, monkeypatch):
                    "--batch_size (the fast engine sizes it from free memory) or --max_new_tokens"]
 
 
+def test_a_missing_package_is_one_line_naming_the_install(capsys, monkeypatch):
+    """Seen on the GPU machine: `judgeforge merge` where mergekit was not installed ended in a traceback."""
+    import types
+
+    from judgeforge import cli
+
+    def boom(argv):
+        import mergekit_missing_for_this_test  # noqa: F401
+
+    monkeypatch.setitem(__import__("sys").modules, "jf.merge.fake", types.SimpleNamespace(main=boom))
+    monkeypatch.setitem(cli.COMMANDS, "merge", ("jf.merge.fake", "x"))
+    assert cli.main(["merge", "a", "b", "-o", "c"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("judgeforge merge: error: the 'mergekit_missing_for_this_test' "
+                                               "package is not installed"), err
+    assert "pip install mergekit-missing-for-this-test" in err[0]
+
+    def broken(argv):  # a judgeforge module that is missing is a bug: the traceback stays
+        raise ModuleNotFoundError("No module named 'judgeforge.nothing'", name="judgeforge.nothing")
+
+    monkeypatch.setitem(__import__("sys").modules, "jf.merge.fake", types.SimpleNamespace(main=broken))
+    with pytest.raises(ModuleNotFoundError):
+        cli.main(["merge", "a", "b", "-o", "c"])
+
+
 def test_other_runtime_errors_are_not_hidden(monkeypatch):
     import types
 

@@ -121,6 +121,7 @@ def test_hf_bad_model_path_is_user_error(tmp_path):
 
 def _fast(srv, **kw):
     kw.setdefault("backoff", 0.01)
+    kw.setdefault("chat_format", "mistral")
     return get_backend("openai", "judge", base_url=srv.base_url, **kw)
 
 
@@ -200,6 +201,68 @@ def test_openai_concurrency_limit_honoured():
         out = _fast(srv, concurrency=3).generate(_requests(9), Sampling())
     assert len(out) == 9
     assert state["peak"] == 3  # parallel, but never more than the limit
+
+
+# --------------------------------------------------------------------------- openai: the completions API's chat format
+
+
+def _sent_prompt(srv, model, **kw) -> str:
+    """The exact text the stub received for one absolute request through the completions API."""
+    before = len(srv.requests)
+    backend = get_backend("openai", str(model), base_url=srv.base_url, backoff=0.01, **kw)
+    backend.generate([Request("absolute", "Grade this.")], Sampling.greedy(8))
+    (kind, body), = srv.requests[before:]
+    assert kind == "completions" and body["model"] == str(model)
+    return body["prompt"], backend.describe()
+
+
+def _sent_prompt_of(tokenizer) -> str:
+    with ScriptedOpenAIServer(lambda k, b, n: "ok [RESULT] 3") as srv:
+        return _sent_prompt(srv, "g", tokenizer=tokenizer, chat_format="model")[0]
+
+
+def test_openai_completions_prompt_follows_the_judge_chat_format(smollm2_dir, smollm2_tokenizer, tokenizer,
+                                                                  tmp_path):
+    from judgeforge.format.prompts import ABS_SYSTEM_PROMPT
+
+    chatml = (f"<|im_start|>system\n{ABS_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nGrade this.<|im_end|>\n"
+              "<|im_start|>assistant\n")
+    mistral = f"[INST] {ABS_SYSTEM_PROMPT}\n\nGrade this. [/INST]"  # the server's tokenizer adds <s>
+    judge = tmp_path / "judge"  # a judge folder trained with the raw format (its tokenizer and chat_format.json)
+    judge.mkdir()
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (judge / f).symlink_to(smollm2_dir / f)
+    (judge / "chat_format.json").write_text('{"chat_format": "raw"}')
+    saved = tokenizer.chat_template  # the session's Mistral tokenizer, given a template that writes BOS itself
+    tokenizer.chat_template = ("{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + m['role'] + '\\n' + "
+                               "m['content'] + '<end_of_turn>\\n' }}{% endfor %}{{ '<start_of_turn>model\\n' }}")
+    try:
+        gemma_like = _sent_prompt_of(tokenizer)
+    finally:
+        tokenizer.chat_template = saved
+    assert gemma_like == (  # sent without the BOS, as the server's tokenizer adds one
+        f"<start_of_turn>system\n{ABS_SYSTEM_PROMPT}<end_of_turn>\n<start_of_turn>user\nGrade this.<end_of_turn>\n"
+        "<start_of_turn>model\n")
+    with ScriptedOpenAIServer(lambda k, b, n: "ok [RESULT] 3") as srv:
+        # a remote name + its tokenizer: the ChatML template, detected
+        assert _sent_prompt(srv, "smol", tokenizer=smollm2_tokenizer) == (chatml, "openai:smol+chat=model")
+        # a remote name with the format given; detected from a Mistral tokenizer; an override beats the template
+        assert _sent_prompt(srv, "prometheus", chat_format="mistral") == (mistral, "openai:prometheus")
+        assert _sent_prompt(srv, "prometheus", tokenizer=tokenizer)[0] == mistral
+        assert _sent_prompt(srv, "smol", tokenizer=smollm2_tokenizer, chat_format="mistral")[0] == mistral
+        # the judge named by its local folder (as `vllm serve DIR` names it): its tokenizer and chat_format.json
+        assert _sent_prompt(srv, judge) == (f"{ABS_SYSTEM_PROMPT}\n\nGrade this.", f"openai:{judge}+chat=raw")
+
+
+def test_openai_completions_for_a_remote_model_needs_its_chat_format():
+    with pytest.raises(UserError, match=r"^openai backend: .*chat format of remote model 'gpt' is unknown; pass "
+                                        r"--chat_format mistral .*or use --api chat$"):
+        get_backend("openai", "gpt")
+    with pytest.raises(UserError, match="chat_format model renders 'gpt''s chat template, and no local tokenizer"):
+        get_backend("openai", "gpt", chat_format="model")
+    with pytest.raises(UserError, match="unknown chat format 'chatml'"):
+        get_backend("openai", "gpt", chat_format="chatml")
+    assert get_backend("openai", "gpt", api="chat").chat_format is None  # the chat API: the server's own format
 
 
 # --------------------------------------------------------------------------- generate_parsed

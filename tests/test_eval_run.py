@@ -145,7 +145,8 @@ class Judge:
 
 
 def _eval(srv, out, *extra, suite="vicuna,hhh", limit="12"):
-    return cli_main(["eval", "--backend", "openai", "--judge", "judge", "--base-url", srv.base_url, "--suite", suite,
+    return cli_main(["eval", "--backend", "openai", "--judge", "judge", "--chat_format", "mistral",
+                     "--base-url", srv.base_url, "--suite", suite,
                      "--data-dir", DATA, "--limit", limit, "--out", str(out), "--no-fetch", "--bootstrap", "100",
                      "--no-progress", *extra])
 
@@ -207,7 +208,7 @@ def test_killed_run_resumes_without_generating_twice(shared_data, tmp_path):
 
     out = tmp_path / "k"
     with ScriptedOpenAIServer(slow) as srv:
-        cmd = [sys.executable, "-m", "judgeforge", "eval", "--backend", "openai", "--judge", "judge",
+        cmd = [sys.executable, "-m", "judgeforge", "eval", "--backend", "openai", "--judge", "judge", "--chat_format", "mistral",
                "--base-url", srv.base_url, "--suite", "hhh", "--data-dir", str(shared_data), "--limit", "30",
                "--out", str(out), "--no-fetch", "--chunk-size", "1", "--concurrency", "1", "--no-progress",
                "--pair-modes", "both"]
@@ -245,3 +246,7 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert "no judge given" in capsys.readouterr().err
     assert main(["eval", "report", str(tmp_path)]) == 1
     assert "no run.json" in capsys.readouterr().err
+    assert main(["eval", "--backend", "openai", "--judge", "remote", "--suite", "hhh", "--data-dir", DATA,
+                 "--no-fetch", "--limit", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "chat format of remote model 'remote' is unknown; pass --chat_format" in err

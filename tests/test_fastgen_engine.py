@@ -94,3 +94,26 @@ def test_cpu_generator_state_untouched_by_seeded_engine(model, prompts):  # noqa
     a = fast.generate(prompts[:3], Sampling(1.0, 0.9, 5, 1.03, seed=4), 3, stop_at=[[5, 2, 3]] * 3)
     assert torch.equal(torch.get_rng_state(), before)
     assert [len(t) for t in a[0]] == [5, 2, 3]
+
+
+def test_attention_choice_on_the_cpu(model):
+    """The Triton kernel is a CUDA path (checked on the GPU by scripts/bench/eval_speed.py's kernel_check);
+    on the CPU the engine keeps PyTorch's attention, and asking for the kernel or a bad name is an error."""
+    from judgeforge.backends.fastgen_attn import kernel_works, sdpa_decode, triton_available
+
+    assert FastGenerator(model, pad_id=0, eos_id=2).runner.attention == "sdpa"
+    assert not triton_available(torch.device("cpu"))
+    assert kernel_works(torch.device("cpu"), torch.float32, 2, 2, 32) is not None  # no kernel here: the reference
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        FastGenerator(model, pad_id=0, eos_id=2, attention="triton")
+    with pytest.raises(ValueError, match="auto, triton or sdpa"):
+        FastGenerator(model, pad_id=0, eos_id=2, attention="flash")
+    # the reference masks every entry past a row's own position: changing them changes nothing
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(2, 2, 2, 8, generator=g), torch.randn(3, 2, 10, 8, generator=g), torch.randn(3, 2, 10, 8, generator=g)
+    cur = torch.tensor([3, 9])
+    a = sdpa_decode(q, k, v, cur, 10, 8 ** -0.5)
+    k2, v2 = k.clone(), v.clone()
+    k2[0, :, 4:] = 1e3
+    v2[0, :, 4:] = -1e3
+    assert torch.allclose(a, sdpa_decode(q, k2, v2, cur, 10, 8 ** -0.5))

@@ -81,3 +81,14 @@ def test_readme_table_is_replaced_by_the_quickstarts_own():
     assert "(2 min 56 s in all: shared base 61 s" in new and new.count("in all:") == readme.count("in all:")
     assert rqt.updated(new, report) == new  # idempotent
     assert len(new.splitlines()) < len(readme.splitlines())  # two rows replaced by one, nothing else
+
+
+def test_per_benchmark_table_has_each_value_with_n_and_its_parse_failures():
+    from judgeforge.eval.ablation import benchmarks_markdown
+
+    md = benchmarks_markdown({"base": _report(5, 97), "merged": _report(100, 40)}, ["mine_abs", "mine_rel"])
+    lines = md.splitlines()
+    assert lines[0] == ("| judge | mine_abs (Pearson) | mine_rel (accuracy %) | mine_abs parse failures "
+                        "| mine_rel parse failures |")
+    assert lines[2] == "| base | too few parsed (n=5 of 100) | 62.0 (n=97/100) | 95/100 | 3/100 |"
+    assert lines[3] == "| merged | 0.910 (n=100/100) | 62.0 (n=40/100) | 0/100 | 60/100 |"

@@ -14,7 +14,7 @@ def _backend(srv, **kw):
     from judgeforge.backends.openai import OpenAIBackend
 
     kw.setdefault("backoff", 0.01)
-    return OpenAIBackend("stub-model", base_url=srv.base_url, **kw)
+    return OpenAIBackend("stub-model", base_url=srv.base_url, chat_format="mistral", **kw)
 
 
 def _requests(k):

@@ -239,7 +239,7 @@ def test_openai_backend_answers_follow_the_inputs_and_failures_are_retried():
         return text
 
     with ScriptedOpenAIServer(reply) as srv:
-        judge = Judge("stub-model", backend="openai", base_url=srv.base_url, retries=2, concurrency=4,
+        judge = Judge("stub-model", backend="openai", base_url=srv.base_url, chat_format="mistral", retries=2, concurrency=4,
                       backoff=0.01)
         responses = ["score=5 yes", "score=1 no", "flaky score=4", "never parses"]
         feedbacks, scores = judge.absolute_grade(instructions=["q"] * 4, responses=responses, rubric="helpfulness",

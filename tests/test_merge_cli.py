@@ -113,6 +113,36 @@ def test_short_form_writes_a_complete_model_folder(models, tmp_path, capsys):
     assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # not the temp folder's private mode
 
 
+def _with_format(src: Path, dst: Path, name: str | None) -> Path:
+    """``src`` (its weights linked, not copied) with ``chat_format.json`` naming ``name``."""
+    if not dst.exists():
+        _copy_side_files(src, dst)
+        (dst / "model.safetensors").symlink_to(src / "model.safetensors")
+    if name:
+        (dst / "chat_format.json").write_text(json.dumps({"chat_format": name}))
+    return dst
+
+
+def test_merge_keeps_the_experts_chat_format_and_refuses_disagreeing_ones(models, tmp_path, capsys):
+    r = models["root"]
+    raw_a = _with_format(models["abs"], r / "abs-raw", "raw")
+    raw_b = _with_format(models["rel"], r / "rel-raw", "raw")
+    model_b = _with_format(models["rel"], r / "rel-model", "model")
+    code, _, err = run([raw_a, raw_b, "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "m" / "chat_format.json").read_text()) == {"chat_format": "raw"}
+    assert "- chat format: raw" in (tmp_path / "m" / "README.md").read_text()
+    code, _, err = run([raw_a, model_b, "-o", tmp_path / "x"], capsys)  # disagreeing: refused, nothing written
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and not (tmp_path / "x").exists(), err
+    assert f"different chat formats ({raw_a}: raw, {model_b}: model)" in lines[0] and "--chat_format" in lines[0]
+    code, _, err = run([raw_a, model_b, "--chat_format", "model", "-o", tmp_path / "o"], capsys)  # overridden
+    assert code == 0, err
+    assert json.loads((tmp_path / "o" / "chat_format.json").read_text()) == {"chat_format": "model"}
+    code, _, err = run([models["abs"], models["rel"], "-o", tmp_path / "none"], capsys)  # none recorded: none
+    assert code == 0 and not (tmp_path / "none" / "chat_format.json").exists()
+
+
 def test_task_arithmetic_through_mergekit_equals_its_formula(models, tmp_path, capsys):
     out = tmp_path / "ta"
     code, _, err = run(

@@ -86,7 +86,7 @@ def stub_judge():
     from judgeforge import Judge
 
     with ScriptedOpenAIServer(_stub_reply) as api:
-        yield Judge("stub-model", backend="openai", base_url=api.base_url, retries=0, concurrency=8,
+        yield Judge("stub-model", backend="openai", base_url=api.base_url, chat_format="mistral", retries=0, concurrency=8,
                     max_retries=0)
 
 

@@ -77,7 +77,7 @@ def stub_server():
     from judgeforge.serve import JudgeServer, ServerConfig
 
     with ScriptedOpenAIServer(_stub_reply) as api:
-        judge = Judge("stub-model", backend="openai", base_url=api.base_url, retries=0, concurrency=16,
+        judge = Judge("stub-model", backend="openai", base_url=api.base_url, chat_format="mistral", retries=0, concurrency=16,
                       max_retries=0, backoff=0.01)
         cfg = ServerConfig(port=0, max_batch=16, max_items=8, batch_wait_ms=100)
         with JudgeServer(judge, cfg) as srv:
@@ -329,7 +329,8 @@ def test_full_queue_is_503_and_stop_finishes_queued_work():
         return Delay(0.3, _stub_reply(kind, body, call_no))
 
     with ScriptedOpenAIServer(slow) as api:
-        judge = Judge("stub-model", backend="openai", base_url=api.base_url, retries=0, max_retries=0)
+        judge = Judge("stub-model", backend="openai", base_url=api.base_url, chat_format="mistral", retries=0,
+                      max_retries=0)
         cfg = ServerConfig(port=0, max_batch=1, max_items=4, max_queue=4, batch_wait_ms=0, inflight_batches=1)
         srv = JudgeServer(judge, cfg).start()
         first: dict = {}

@@ -281,7 +281,7 @@ def test_inflight_batches_are_for_remote_backends(tokenizer):
 
 
 def _serve(api_url: str, *extra: str) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "judgeforge", "serve", "--judge", "stub-model", "--backend", "openai",
+    cmd = [sys.executable, "-m", "judgeforge", "serve", "--judge", "stub-model", "--backend", "openai", "--chat_format", "mistral",
            "--backend-option", f"base_url={api_url}", "--backend-option", "max_retries=0", "--retries", "0",
            "--port", "0", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
@@ -357,8 +357,8 @@ def test_several_batches_in_flight_against_a_slow_remote():
     from judgeforge.serve import JudgeServer, ServerConfig
 
     with ScriptedOpenAIServer(latency=0.5, keep_requests=False) as api:
-        judge = Judge("stub-model", backend="openai", base_url=api.base_url, retries=0, max_retries=0,
-                      concurrency=2)
+        judge = Judge("stub-model", backend="openai", base_url=api.base_url, chat_format="mistral", retries=0,
+                      max_retries=0, concurrency=2)
         with JudgeServer(judge, ServerConfig(port=0, max_batch=2, batch_wait_ms=0, inflight_batches=3)) as srv:
             t0 = time.monotonic()
             got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [GOOD] * 6})

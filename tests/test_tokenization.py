@@ -90,3 +90,32 @@ def test_tokenizer_matches_sentencepiece_on_real_prompts(tokenizer, shared_data)
     texts += [r["chosen_instruction"] for r in json.loads((shared_data / "hhh_alignment_eval.json").read_text())]
     mismatched = [t[:60] for t in texts if tokenizer(t)["input_ids"] != [1] + sp.encode(t)]
     assert mismatched == []
+
+
+def test_encode_many_equals_row_by_row(tokenizer, mini_data):
+    """The batched encoder (one tokenizer call per chunk) gives the ids and prompt lengths of the
+    row-by-row rule, boundary-straddling rows and chunk edges included."""
+    import judgeforge.tokenization as T
+    from judgeforge.data import load_examples
+    from judgeforge.format.records import training_row
+    from judgeforge.tokenization import encode_many
+
+    def one(prompt, completion):  # the rule, row by row, spelled out
+        full = tokenizer(prompt + completion)["input_ids"]
+        head = tokenizer(prompt)["input_ids"]
+        if full[: len(head)] != head:
+            offs = tokenizer(prompt + completion, return_offsets_mapping=True)["offset_mapping"]
+            head = full[: sum(1 for (_s, e) in offs if e <= len(prompt))]
+        return full + [tokenizer.eos_token_id], len(head)
+
+    rows = [training_row(ex) for ex in load_examples(str(mini_data["absolute_train"]))[:40]]
+    pairs = [(r["prompt"], r["completion"]) for r in rows] + [("Score: hel", "lo world"), ("a b", " c"), ("x", "")]
+    old = T.ENCODE_CHUNK
+    try:
+        T.ENCODE_CHUNK = 7  # several chunks, one partly filled
+        got = encode_many(tokenizer, [p for p, _ in pairs], [c for _, c in pairs])
+    finally:
+        T.ENCODE_CHUNK = old
+    want = [one(p, c) for p, c in pairs]
+    assert got == want
+    assert any(w[1] != len(tokenizer(p)["input_ids"]) for w, (p, _) in zip(want, pairs))  # a straddle was hit

@@ -156,14 +156,16 @@ def from_encoded(encoded: list[tuple[int, dict]], stats: dict) -> TokenizedRows:
 
 
 def _encode_shard(tokenizer, rows: list[dict], indices, max_length: int, overlong: str, chat=None):
-    from judgeforge.tokenization import EncodeStats, encode_for_training
+    from judgeforge.tokenization import EncodeStats, encode_for_training, encode_many
 
     stats = EncodeStats()
     out = []
-    for i in indices:
+    indices = list(indices)
+    pre = encode_many(tokenizer, [rows[i]["prompt"] for i in indices], [rows[i]["completion"] for i in indices], chat)
+    for i, e in zip(indices, pre):
         r = rows[i]
         enc = encode_for_training(
-            tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"), chat
+            tokenizer, r["prompt"], r["completion"], max_length, overlong, stats, r.get("id"), chat, encoded=e
         )
         if enc is not None:
             out.append((i, enc))

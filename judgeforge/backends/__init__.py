@@ -32,9 +32,11 @@ Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
 ``openai``  (:class:`judgeforge.backends.openai.OpenAIBackend`)
     Any OpenAI-compatible endpoint.  ``model``: the model name the server knows.
     Options: ``base_url`` (default ``$OPENAI_BASE_URL`` or ``http://127.0.0.1:8000/v1``),
-    ``api_key`` (default ``$OPENAI_API_KEY``), ``api="completions"`` (default; posts
-    ``Request.chat_text()`` to ``/v1/completions``, for local servers such as vLLM that
-    serve the judge) or ``api="chat"`` (posts ``Request.messages()`` to
+    ``api_key`` (default ``$OPENAI_API_KEY``), ``api="completions"`` (default; posts the
+    prompt in the judge's chat format to ``/v1/completions``, for local servers such as vLLM
+    that serve the judge; ``chat_format`` as for ``hf``, decided from ``tokenizer`` (a local
+    tokenizer or judge folder) or ``model`` when it is a local folder, and required for a
+    remote model without either) or ``api="chat"`` (posts ``Request.messages()`` to
     ``/v1/chat/completions``, for API models such as GPT-4), ``concurrency`` (parallel
     requests, default 8), ``max_retries`` (default 6; HTTP 408/409/429/5xx, timeouts and
     connection errors are retried with exponential backoff and jitter), ``timeout``
@@ -43,7 +45,7 @@ Backends (``BACKENDS``; options are keyword arguments of ``get_backend``)
 ``vllm``  (:class:`judgeforge.backends.vllm.VLLMBackend`)
     vLLM's offline ``LLM`` when installed (``pip install 'judgeforge[vllm]'``).
     Options: ``tensor_parallel_size``, ``dtype``, ``gpu_memory_utilization``,
-    ``max_model_len``, ``seed``.
+    ``max_model_len``, ``seed``, ``chat_format`` (as for ``hf``).
 
 Sampling
 --------

@@ -10,8 +10,10 @@ token, and a static batch decodes until its longest row stops.  This engine:
   prompt (longest first), in groups, so the GPU stays full on variable-length outputs;
 * prefills a prompt once for all of its ``n`` samples (its keys/values are copied into
   ``n`` slots);
-* decodes each step over only the filled part of the cache (its length bucketed to the
-  longest filled slot), as one CUDA graph per (slots, length) on GPUs, eager elsewhere;
+* decodes each step with every slot attending over its own length (a Triton kernel,
+  :mod:`judgeforge.backends.fastgen_attn`, on GPUs with Triton; elsewhere PyTorch's attention
+  over the filled part of the cache, its length bucketed to the longest filled slot), as one
+  CUDA graph per slot count (per (slots, length) without Triton) on GPUs, eager elsewhere;
   when no prompt is waiting and few slots are busy, the busy ones move to the front and
   the step runs on fewer rows (the tail of long samples);
 * samples on the GPU with the same processors as ``generate`` (repetition penalty,
@@ -105,7 +107,8 @@ class FastGenerator:
     check_every = 8  # decoding steps between looks at which slots stopped (one host sync each)
 
     def __init__(self, model, *, pad_id: int, eos_id: int | None, batch_size: int | None = None,
-                 cuda_graphs: bool | None = None, bucket: int = 128, prefill_tokens: int = 16384):
+                 cuda_graphs: bool | None = None, bucket: int = 128, prefill_tokens: int = 16384,
+                 attention: str = "auto"):
         import torch
 
         self.model = model
@@ -125,7 +128,7 @@ class FastGenerator:
         if self.reason is None:
             from judgeforge.backends.fastgen_runner import Runner
 
-            self.runner = Runner(model, use_graphs=use_graphs, stats=self.stats)
+            self.runner = Runner(model, use_graphs=use_graphs, stats=self.stats, attention=attention)
         self._use_graphs = use_graphs
         self._gen = None  # the sampling generator (see _generator)
         self._torch = torch

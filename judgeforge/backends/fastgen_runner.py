@@ -28,8 +28,10 @@ def _rotate_half(x):
 
 
 class Runner:
-    def __init__(self, model, *, use_graphs: bool, stats: dict):
+    def __init__(self, model, *, use_graphs: bool, stats: dict, attention: str = "auto"):
         import torch
+
+        from judgeforge.backends.fastgen_attn import kernel_works, triton_available
 
         self.model = model
         self._torch = torch
@@ -49,6 +51,20 @@ class Runner:
         self.scale = getattr(self.layers[0].self_attn, "scaling", self.head_dim ** -0.5)
         self.inv_freq = inner.rotary_emb.inv_freq
         self.rope_scaling = float(getattr(inner.rotary_emb, "attention_scaling", 1.0) or 1.0)
+        pow2 = self.head_dim & (self.head_dim - 1) == 0
+        if attention == "auto":
+            attention = "triton" if triton_available(self.device) and pow2 else "sdpa"
+            why = kernel_works(self.device, self.dtype, self.n_kv, self.groups, self.head_dim) \
+                if attention == "triton" else None
+            if why is not None:
+                warnings.warn(f"fast engine: the Triton decode kernel is not usable here ({why}); "
+                              "using PyTorch attention", stacklevel=3)
+                attention = "sdpa"
+        elif attention == "triton" and not (triton_available(self.device) and pow2):
+            raise ValueError("attention='triton' needs a CUDA device, the triton package and a power-of-2 head size")
+        elif attention != "sdpa":
+            raise ValueError(f"attention must be auto, triton or sdpa, not {attention!r}")
+        self.attention = attention  # triton: each slot over its own length (fastgen_attn)
         self.kv = None  # (k, v): (layers, slots, kv_heads, length, head_dim)
         self._graphs: dict = {}
         self._pool = None
@@ -145,25 +161,28 @@ class Runner:
 
     def step(self, tok, cur, rows: int, length: int):
         """One token for slots [0, rows): input ``tok`` (rows,) at position ``cur`` (rows,); attention over
-        cache entries [0, length).  Returns the next logits (rows, vocab)."""
+        cache entries [0, length) (``sdpa``) or over each slot's own ``cur + 1`` entries (``triton``).
+        Returns the next logits (rows, vocab)."""
         torch = self._torch
-        import torch.nn.functional as F
+        from judgeforge.backends.fastgen_attn import sdpa_decode, triton_decode
 
         kc, vc = self.kv
         h = self.model.model.embed_tokens(tok[:, None])
         cos, sin = self._rope(cur[:, None])
-        ar = torch.arange(length, device=self.device)
-        mask = (ar[None, :] <= cur[:, None])[:, None, None, :]  # (rows, 1, 1, length)
         rix = torch.arange(rows, device=self.device)
+        own_length = self.attention == "triton"
         for li, layer in enumerate(self.layers):
             x = layer.input_layernorm(h)
             q, k, v = self._qkv(layer, x, cos, sin)
-            kl, vl = kc[li, :rows, :, :length], vc[li, :rows, :, :length]
+            kl, vl = kc[li], vc[li]
             kl[rix, :, cur] = k[:, :, 0]
             vl[rix, :, cur] = v[:, :, 0]
             # grouped heads: the query heads that share a KV head become that head's query rows
             qg = q.reshape(rows, self.n_kv, self.groups, self.head_dim)
-            o = F.scaled_dot_product_attention(qg, kl, vl, attn_mask=mask, scale=self.scale)
+            if own_length:
+                o = triton_decode(qg, kl, vl, cur, self.scale)
+            else:
+                o = sdpa_decode(qg, kl, vl, cur, length, self.scale)
             o = o.reshape(rows, 1, self.n_heads * self.head_dim)
             h = h + layer.self_attn.o_proj(o)
             h = h + layer.mlp(layer.post_attention_layernorm(h))
@@ -189,7 +208,8 @@ class Runner:
         return bufs["out"].clone()
 
     def _graph(self, rows: int, length: int):
-        key = (rows, length)
+        # triton attention reads each slot's length on the device: one graph per row count serves all
+        key = (rows, 0 if self.attention == "triton" else length)
         if key in self._graphs:
             return self._graphs[key]
         torch = self._torch
@@ -197,8 +217,11 @@ class Runner:
         # the capture's warm-up writes garbage at entry length - 1 of every slot: the step this graph is
         # made for has every slot's position <= length - 1, so that entry is unfilled or the current
         # position, which the real replay rewrites before attending
+        # (with triton attention, at the cache's last entry, which no sequence reaches: its last token is
+        # never fed back, so positions stay <= longest prompt + max_new_tokens - 2)
+        at = self.kv[0].shape[3] - 1 if key[1] == 0 else length - 1
         bufs = {"tok": torch.zeros(rows, dtype=torch.long, device=self.device),
-                "cur": torch.full((rows,), length - 1, dtype=torch.long, device=self.device)}
+                "cur": torch.full((rows,), at, dtype=torch.long, device=self.device)}
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         s = torch.cuda.Stream()

@@ -1,9 +1,17 @@
 """The ``openai`` backend: any OpenAI-compatible HTTP endpoint (through :mod:`judgeforge.http`).
 
-``api="completions"`` (default) posts ``Request.chat_text()`` to ``/v1/completions``: a
-local server (vLLM, TGI, llama.cpp) that serves the judge gets exactly the training
-format.  ``api="chat"`` posts ``Request.messages()`` to ``/v1/chat/completions``: an API
-model such as GPT-4 as a baseline judge.  ``chat()`` always uses the chat API.
+``api="completions"`` (default) posts the judge prompt rendered in the judge's chat format
+(:mod:`judgeforge.format.chat`) to ``/v1/completions``: a local server (vLLM, TGI, llama.cpp)
+that serves the judge gets exactly the training format.  The format is decided as for the
+local backends where a tokenizer is at hand: ``chat_format`` (mistral | model | raw), else the
+judge folder's ``chat_format.json``, else detected from the tokenizer -- that of ``tokenizer``
+(a local tokenizer or judge folder) or of ``model`` when it names a local folder.  For a remote
+model with neither, the format cannot be known and ``chat_format`` is required (mistral or raw;
+model needs the tokenizer to render its template): one line says so.  The server adds the BOS
+when it tokenises the text, so a template's own leading BOS is not sent twice.
+``api="chat"`` posts ``Request.messages()`` to ``/v1/chat/completions``: an API model such as
+GPT-4 as a baseline judge (no chat format: the server applies its own).  ``chat()`` always
+uses the chat API.
 
 Requests run in a thread pool of ``concurrency`` workers per call over one keep-alive
 connection pool (:class:`judgeforge.http.HTTPClient`, reused across calls).  The pool is not
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from judgeforge.backends import Backend, Request, Sampling
 from judgeforge.errors import UserError
@@ -49,6 +58,9 @@ class OpenAIBackend(Backend):
         backoff_max: float = 60.0,
         extra_body: dict | None = None,
         send_repetition_penalty: bool | None = None,
+        chat_format: str | None = None,
+        tokenizer=None,
+        trust_remote_code: bool = False,
     ):
         if api not in ("completions", "chat"):
             raise UserError(f"openai backend: api must be 'completions' or 'chat', got '{api}'")
@@ -58,6 +70,9 @@ class OpenAIBackend(Backend):
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.api = api
+        # the completions API sends rendered text: decided now, so a missing format fails before any request
+        self.chat_format = completions_format(self.model, chat_format, tokenizer, trust_remote_code) \
+            if api == "completions" else None
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.timeout = timeout
@@ -81,7 +96,8 @@ class OpenAIBackend(Backend):
         self._http.close()
 
     def describe(self) -> str:
-        return f"openai:{self.model}"
+        fmt = self.chat_format.name if self.chat_format is not None else "mistral"
+        return f"openai:{self.model}" + ("" if fmt == "mistral" else f"+chat={fmt}")
 
     @property
     def deterministic_greedy(self) -> bool:
@@ -93,11 +109,21 @@ class OpenAIBackend(Backend):
         if self.api == "chat":
             jobs = [("chat", {"messages": r.messages()}) for r in requests]
         else:
-            jobs = [("completions", {"prompt": r.chat_text()}) for r in requests]
+            jobs = [("completions", {"prompt": self.prompt_text(r)}) for r in requests]
         return self._run(jobs, sampling, n)
 
     def chat(self, conversations: list[list[dict]], sampling: Sampling, n: int = 1) -> list[list[str]]:
         return self._run([("chat", {"messages": list(c)}) for c in conversations], sampling, n)
+
+    def prompt_text(self, request: Request) -> str:
+        """The text the completions API is sent for ``request``: its chat-format prompt, less a leading BOS
+        that the server's tokenizer adds again."""
+        text = request.chat_text(self.chat_format)
+        tok = self.chat_format.tokenizer
+        bos = getattr(tok, "bos_token", None)
+        if bos and text.startswith(bos) and _adds_bos(tok):
+            text = text[len(bos):]
+        return text
 
     # ------------------------------------------------------------------ internals
 
@@ -156,3 +182,34 @@ class OpenAIBackend(Backend):
                                     "request options") from None
             raise EndpointError(f"{url}: failed after {self.max_retries + 1} attempts (last: {e.detail}); "
                                 "is the server up? raise --max-retries or --timeout if it is slow") from None
+
+
+def _adds_bos(tokenizer) -> bool:
+    ids = tokenizer("x")["input_ids"]
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
+
+
+def completions_format(model: str, chat_format: str | None, tokenizer, trust_remote_code: bool = False):
+    """The :class:`~judgeforge.format.chat.ChatFormat` the completions API renders prompts in (see the
+    module's docstring); a remote model without ``chat_format`` or a tokenizer is one :class:`UserError`."""
+    from judgeforge.format.chat import MISTRAL, RAW, ChatFormat, check_format, resolve_chat_format
+
+    override = None if chat_format in (None, "auto") else check_format(chat_format, "openai backend: chat_format")
+    folder = model if Path(model).is_dir() else None
+    if tokenizer is None:
+        tokenizer = folder
+    if tokenizer is not None:
+        if isinstance(tokenizer, (str, os.PathLike)):
+            from judgeforge.tokenization import load_tokenizer
+
+            folder = folder or (str(tokenizer) if Path(tokenizer).is_dir() else None)
+            tokenizer = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code)
+        return resolve_chat_format(tokenizer, folder=folder, override=override, where=f"openai backend: {model}")
+    if override in (MISTRAL, RAW):
+        return ChatFormat(override, None, "set explicitly")
+    if override:
+        raise UserError(f"openai backend: chat_format model renders '{model}''s chat template, and no local tokenizer "
+                        "is given; pass --tokenizer DIR (the judge's tokenizer or folder), or use --api chat")
+    raise UserError(f"openai backend: the completions API sends the judge prompt chat-formatted, and the chat format "
+                    f"of remote model '{model}' is unknown; pass --chat_format mistral (Prometheus' [INST] folding), "
+                    "raw, or model with --tokenizer DIR, or use --api chat")

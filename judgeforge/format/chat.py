@@ -144,9 +144,14 @@ class ChatFormat:
 
     def save(self, folder: str | os.PathLike) -> None:
         """Write the format into a judge's folder, so every later stage wraps prompts the same way."""
-        from judgeforge.io import atomic_write_json
+        save_format(folder, self.name)
 
-        atomic_write_json(Path(folder) / FORMAT_FILE, {"chat_format": self.name})
+
+def save_format(folder: str | os.PathLike, name: str) -> None:
+    """Write ``chat_format.json`` naming ``name`` into a judge folder."""
+    from judgeforge.io import atomic_write_json
+
+    atomic_write_json(Path(folder) / FORMAT_FILE, {"chat_format": check_format(name)})
 
 
 def saved_format(folder) -> str | None:
@@ -162,6 +167,22 @@ def saved_format(folder) -> str | None:
         raise UserError(f"{path}: not a chat format file (expected {{\"chat_format\": \"mistral|model|raw\"}}); "
                         "fix or delete it") from None
     return check_format(name, str(path))
+
+
+def agreed_format(experts, override: str | None = None, where: str = "merge") -> str | None:
+    """The chat format a merge of judge folders keeps: ``override``, else the one their ``chat_format.json``
+    files record (None: no expert records one).  Experts recording different formats are one
+    :class:`UserError`: their merge would be prompted in a format one of them never saw."""
+    if override not in (None, "auto"):
+        return check_format(override, f"{where}: chat_format")
+    found = {str(e): saved_format(e) for e in experts
+             if isinstance(e, (str, os.PathLike)) and Path(e).is_dir()}
+    names = sorted({f for f in found.values() if f})
+    if len(names) > 1:
+        listing = ", ".join(f"{e}: {f or 'none recorded'}" for e, f in found.items())
+        raise UserError(f"{where}: the experts were trained with different chat formats ({listing}); merge experts "
+                        "of one format, or pass --chat_format mistral|model|raw to choose the merged judge's")
+    return names[0] if names else None
 
 
 def resolve_chat_format(tokenizer, *, folder=None, override: str | None = None, where: str | None = None) -> ChatFormat:

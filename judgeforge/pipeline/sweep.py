@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=PAPER_SAMPLING.max_new_tokens)
     p.add_argument("--samples-absolute", type=int, default=3, help="samples per absolute item (paper: 3)")
     p.add_argument("--retries", type=int, default=10, help="regenerate unparseable outputs up to N times")
+    p.add_argument("--chat_format", "--chat-format", default=None, choices=("mistral", "model", "raw"),
+                   help="the merged judges' chat format (default: the experts' chat_format.json, which must agree)")
     p.add_argument("--min-scored", type=int, default=10,
                    help="fewer scored items than this: 'too few parsed (n=...)' instead of a number")
     p.add_argument("--no-progress", action="store_true")
@@ -84,7 +86,7 @@ def main(argv: list[str]) -> int:
         args.absolute, args.relative, alphas=parse_alphas(args.alphas),
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], base=args.base, density=args.density,
         suite=args.suite, out=args.out, device=args.device, dtype=args.dtype, seed=args.seed,
-        eval_options=dict(data_dir=args.data_dir, limit=args.limit, greedy=args.greedy,
+        chat_format=args.chat_format, eval_options=dict(data_dir=args.data_dir, limit=args.limit, greedy=args.greedy,
                           max_new_tokens=args.max_new_tokens, samples_absolute=args.samples_absolute,
                           retries=args.retries, min_scored=args.min_scored, progress=not args.no_progress),
     )
@@ -95,12 +97,16 @@ def main(argv: list[str]) -> int:
 
 def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite: str, out: str | Path,
           base=None, density: float = DEFAULT_DENSITY, device: str = "auto", dtype=None, seed: int = 42,
-          eval_options: dict | None = None, log=print) -> dict:
-    """Evaluate every (method, alpha); returns ``{"points": [...], "table_md": ...}`` and writes the files."""
+          chat_format: str | None = None, eval_options: dict | None = None, log=print) -> dict:
+    """Evaluate every (method, alpha); returns ``{"points": [...], "table_md": ...}`` and writes the files.
+
+    The merged judges are prompted in the chat format the experts were trained with (their
+    ``chat_format.json``, which must agree, as for ``judgeforge merge``), or ``chat_format``."""
     if not 0 < density <= 1:  # also refuses NaN
         raise UserError(f"--density {density}: the fraction of weights kept must be in (0, 1]")
     from judgeforge.eval.ablation import headline, headline_cell, rate_cell
     from judgeforge.eval.runner import evaluate
+    from judgeforge.format.chat import agreed_format
     from judgeforge.io import atomic_write_json, atomic_write_text
     from judgeforge.merge.inmemory import InMemoryMerger
     from judgeforge.merge.methods import FIRST_IS_BASE, get_method
@@ -112,6 +118,8 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     if needs_base and base is None:
         raise UserError(f"--methods {','.join(needs_base)}: task-vector methods need --base (the model both "
                         "experts were fine-tuned from)")
+    fmt = agreed_format([absolute, relative], chat_format, "sweep")  # before anything loads
+    options = {**(eval_options or {}), **({"chat_format": fmt} if fmt else {})}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -128,7 +136,7 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
             t = time.time()
             merger.apply(alpha, method, seed=seed, **params)
             report = evaluate(merger.model, suite, tokenizer=tokenizer, out=str(out / name), judge_name=name,
-                              seed=seed, **(eval_options or {}))
+                              seed=seed, **options)
             h = headline(report, "table17")
             points.append({"method": method, "alpha": alpha, **h, "seconds": round(time.time() - t, 2),
                            "report": str(out / name / "report.json")})
@@ -137,6 +145,7 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     table = _table(points)
     result = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base),
               "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
+              "chat_format": fmt,
               "points": points, "table_md": table}
     atomic_write_json(out / "sweep.json", result)
     atomic_write_text(out / "sweep.md", "# Merge-ratio sweep\n\nalpha = weight of the absolute expert "

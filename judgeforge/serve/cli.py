@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a backend option (repeatable), e.g. engine=fast, dtype=bfloat16, base_url=...")
     p.add_argument("--chat_format", "--chat-format", choices=("mistral", "model", "raw"), default=None,
-                   help="hf backend: how prompts are wrapped (default: the judge folder's, else from the model)")
+                   help="how prompts are wrapped (hf, vllm, openai completions API; default: the judge folder's, "
+                        "else from the model; a remote openai model needs it, or --backend-option tokenizer=DIR)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument("--rubric", default="helpfulness",
@@ -137,9 +138,9 @@ def main(argv: list[str]) -> int:
     greedy = args.greedy or args.temperature == 0
     sampling = Sampling.greedy(args.max_new_tokens).with_seed(args.seed) if greedy else given
     options = backend_options(args.backend, args.backend_option)
+    options.update({"chat_format": args.chat_format} if args.chat_format else {})
     if args.backend == "hf":
         options.setdefault("batch_size", args.max_batch)
-        options.update({"chat_format": args.chat_format} if args.chat_format else {})
     elif args.backend == "openai":
         options.setdefault("concurrency", args.max_batch)  # a batch's items go upstream at once
 

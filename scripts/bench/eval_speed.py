@@ -166,14 +166,51 @@ def continuous_batching(model, prompts, stops, sampling, n):
     return [[list(got[f"r{i}_{k}"].generated_tokens) for k in range(n)] for i in range(len(prompts))]
 
 
-def spot_check(model, prompts, new_tokens: int, label: str) -> dict:
+def kernel_check(model) -> dict:
+    """The engine's decode attention (``fastgen_attn``) against its reference on random caches:
+    several row counts, lengths and positions, the model's head layout and dtype."""
+    import torch
+
+    from judgeforge.backends.fastgen_attn import sdpa_decode, triton_available, triton_decode
+
+    if not triton_available(next(model.parameters()).device):
+        return {"ok": False, "skipped": "no triton"}
+    cfg = model.config
+    n_kv = cfg.num_key_value_heads
+    groups = cfg.num_attention_heads // n_kv
+    d = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    g = torch.Generator(device="cuda").manual_seed(0)
+    rows_out = []
+    worst = 0.0
+    for dtype in (torch.bfloat16, torch.float32):
+        for rows, length in ((1, 64), (7, 300), (64, 1500), (130, 3584)):
+            k = torch.randn(rows + 3, n_kv, length, d, device="cuda", dtype=dtype, generator=g)
+            v = torch.randn(rows + 3, n_kv, length, d, device="cuda", dtype=dtype, generator=g)
+            q = torch.randn(rows, n_kv, groups, d, device="cuda", dtype=dtype, generator=g)
+            cur = torch.randint(0, length, (rows,), device="cuda", generator=g)
+            cur[0] = length - 1
+            ref = sdpa_decode(q, k, v, cur, length, d ** -0.5).float()
+            got = triton_decode(q, k, v, cur, d ** -0.5).float()
+            err = (got - ref).abs().max().item()
+            tol = 2e-2 if dtype == torch.bfloat16 else 1e-4
+            worst = max(worst, err / tol)
+            rows_out.append({"dtype": str(dtype).split(".")[-1], "rows": rows, "length": length,
+                             "max_abs_error": err, "tolerance": tol})
+    res = {"ok": worst <= 1.0, "cases": rows_out}
+    log(f"kernel check: {'ok' if res['ok'] else 'FAILED'}; max errors "
+        f"{[round(r['max_abs_error'], 5) for r in rows_out]}")
+    return res
+
+
+def spot_check(model, prompts, new_tokens: int, label: str, attention: str = "auto") -> dict:
     from judgeforge.backends import Sampling
     from judgeforge.backends.fastgen import FastGenerator
     from judgeforge.backends.plain import plain_generate
 
     s = Sampling.greedy(new_tokens)
     ref = plain_generate(model, prompts, s, 1, batch_size=len(prompts), pad_id=0, eos_id=EOS)
-    fast = FastGenerator(model, pad_id=0, eos_id=EOS, batch_size=max(2, len(prompts) // 2))  # refills too
+    fast = FastGenerator(model, pad_id=0, eos_id=EOS, batch_size=max(2, len(prompts) // 2),  # refills too
+                         attention=attention)
     got = fast.generate(prompts, s, 1)
     rows = []
     for r, g in zip(ref, got):
@@ -182,8 +219,8 @@ def spot_check(model, prompts, new_tokens: int, label: str) -> dict:
         if first is None and len(a) != len(b):
             first = min(len(a), len(b))
         rows.append({"identical": a == b, "first_difference": first, "tokens": len(a)})
-    res = {"label": label, "prompts": len(prompts), "identical": sum(r["identical"] for r in rows), "rows": rows}
-    log(f"spot-check {label}: {res['identical']}/{len(rows)} prompts token-identical "
+    res = {"label": label, "attention": fast.runner.attention if fast.runner else None, "prompts": len(prompts), "identical": sum(r["identical"] for r in rows), "rows": rows}
+    log(f"spot-check {label}, {res['attention']} attention: {res['identical']}/{len(rows)} prompts token-identical "
         f"(first differences: {[r['first_difference'] for r in rows]})")
     return res
 
@@ -202,6 +239,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-batch", type=int, default=64, help="generate: sequences per batch")
     ap.add_argument("--batch-size", type=int, default=None, help="engine slots (default: from free memory)")
     ap.add_argument("--no-graphs", action="store_true", help="engines without CUDA graphs (eager decode)")
+    ap.add_argument("--spot-checks-only", action="store_true",
+                    help="only the greedy spot-checks, each with both attentions, in the model dtype and float32")
+    ap.add_argument("--no-sdpa-phase", action="store_true", help="skip the engine with its reference attention")
     ap.add_argument("--time-budget", type=float, default=400.0, help="seconds; later phases are skipped past it")
     ap.add_argument("--judge", default=None, help="judge folder for the end-to-end 'judgeforge eval' run")
     ap.add_argument("--data-dir", default=None, help="benchmark files for the end-to-end run")
@@ -291,8 +331,8 @@ def main(argv=None) -> int:
         save()
         return res["phases"].get(phase)
 
-    def engine(cls, length):
-        e = cls(model, pad_id=0, eos_id=EOS, batch_size=args.batch_size, cuda_graphs=graphs)
+    def engine(cls, length, **kw):
+        e = cls(model, pad_id=0, eos_id=EOS, batch_size=args.batch_size, cuda_graphs=graphs, **kw)
         e.batch_size = e.batch_size or e.auto_batch_size(length)  # the automatic choice, recorded
         return e
 
@@ -303,6 +343,20 @@ def main(argv=None) -> int:
     res["model_build_seconds"] = round(time.time() - t0, 1)
     vocab = model.config.vocab_size
     save()
+    if device == "cuda":
+        res["kernel_check"] = kernel_check(model)
+        save()
+    if args.spot_checks_only:
+        spot = fixed_workload(4, 48 if smoke else 512, vocab, seed=2)
+        spot = [p[: len(p) - 7 * i] for i, p in enumerate(spot)]
+        for label in (f"model dtype ({model.dtype})", "float32"):
+            if label == "float32":
+                model = model.float()
+            for attention in ("auto", "sdpa"):
+                res["spot_checks"].append(spot_check(model, spot, 12 if smoke else 64, label, attention))
+                save()
+        return 0
+    sdpa_too = not args.no_sdpa_phase and res.get("kernel_check", {}).get("ok")
 
     if args.workload in ("fixed", "both"):
         prompts = fixed_workload(max(items, base_items), plen, vocab, seed=0)
@@ -313,8 +367,11 @@ def main(argv=None) -> int:
                                                          pad_id=0, eos_id=EOS), base_items, base_items * new,
               warm=lambda: plain_generate(model, prompts[:2], s, 1, batch_size=2, pad_id=0, eos_id=EOS),
               batch=base_batch)
-        for name, cls in (("fixed/static_engine", StaticGenerator), ("fixed/engine", FastGenerator)):
-            e = engine(cls, plen + new)
+        fixed_phases = [("fixed/static_engine", StaticGenerator, {}), ("fixed/engine", FastGenerator, {})]
+        if sdpa_too:  # the reference attention in the same engine, same run
+            fixed_phases.append(("fixed/engine_sdpa", FastGenerator, {"attention": "sdpa"}))
+        for name, cls, kw in fixed_phases:
+            e = engine(cls, plen + new, **kw)
             timed(name, lambda e=e: e.generate(prompts[:items], s, 1), items, items * new, engine=e,
                   warm=lambda e=e: e.generate(prompts[:e.batch_size], s, 1))
             del e
@@ -334,8 +391,11 @@ def main(argv=None) -> int:
         want = lambda m: sum(x for st in stops[:m] for x in st)  # noqa: E731 - new tokens expected
         longest = max(map(len, prompts)) + p_max
         warm_p, warm_s = prompts[-8:], [[min(x, 16) for x in st] for st in stops[-8:]]
-        for name, cls in (("paper/engine", FastGenerator), ("paper/static_engine", StaticGenerator)):
-            e = engine(cls, longest)
+        paper_phases = [("paper/engine", FastGenerator, {}), ("paper/static_engine", StaticGenerator, {})]
+        if sdpa_too:
+            paper_phases.insert(1, ("paper/engine_sdpa", FastGenerator, {"attention": "sdpa"}))
+        for name, cls, kw in paper_phases:
+            e = engine(cls, longest, **kw)
             timed(name, lambda e=e: e.generate(prompts[:p_items], s, n, stop_at=stops[:p_items]), p_items,
                   want(p_items), engine=e, warm=lambda e=e: e.generate(warm_p, s, n, stop_at=warm_s))
             del e
@@ -397,9 +457,11 @@ def main(argv=None) -> int:
         return ph.get(name, {}).get("items_per_s")
 
     for wl in ("fixed", "paper"):
-        new_e, static_e = ips(f"{wl}/engine"), ips(f"{wl}/static_engine")
+        new_e, static_e, sdpa_e = ips(f"{wl}/engine"), ips(f"{wl}/static_engine"), ips(f"{wl}/engine_sdpa")
         if new_e and static_e:
             res[f"{wl}_speedup_over_static"] = round(new_e / static_e, 2)
+        if new_e and sdpa_e:
+            res[f"{wl}_speedup_over_sdpa_attention"] = round(new_e / sdpa_e, 2)
     save()
     print()
     print(f"eval_speed on {res['device']} ({res['model']})")
@@ -422,8 +484,10 @@ def main(argv=None) -> int:
     for wl in ("fixed", "paper"):
         if f"{wl}_speedup_over_static" in res:
             print(f"{wl}: engine / static engine = {res[f'{wl}_speedup_over_static']}x")
+        if f"{wl}_speedup_over_sdpa_attention" in res:
+            print(f"{wl}: engine / engine with sdpa attention = {res[f'{wl}_speedup_over_sdpa_attention']}x")
     for sc in res["spot_checks"]:
-        print(f"greedy spot-check {sc['label']}: " + (f"error {sc['error']}" if "error" in sc else
+        print(f"greedy spot-check {sc['label']} ({sc.get('attention')} attention): " + (f"error {sc['error']}" if "error" in sc else
                                                        f"{sc['identical']}/{sc['prompts']} prompts token-identical"))
     print(f"total {res['total_seconds']} s; results: {out_dir / 'eval_speed.json'}")
     return 0 if all(ips(f"{wl}/engine") for wl in ("fixed", "paper") if args.workload in (wl, "both")) else 1

@@ -155,7 +155,7 @@ def run_phase(name: str, args, judge: str, max_batch: int, check_score: int | No
              "--max-body-bytes", str(args.max_body_bytes), "--batch-wait-ms", str(args.batch_wait_ms),
              "--header-timeout", str(args.header_timeout), *phase_flags]
     if api_url:
-        extra += ["--backend", "openai", "--backend-option", f"base_url={api_url}",
+        extra += ["--backend", "openai", "--chat_format", "mistral", "--backend-option", f"base_url={api_url}",
                   "--backend-option", "max_retries=0"]
     else:
         if args.device:
