@@ -59,6 +59,46 @@ def test_cli_tiny_judge_on_the_shared_files_then_resume(tiny_model, shared_data,
     assert again["benchmarks"]["vicuna"] == report["benchmarks"]["vicuna"]
 
 
+def test_cli_paper_harness_variant_is_recorded_and_keyed(tiny_model, shared_data, tmp_path, capsys):
+    from judgeforge.format.prompts import harness_chat_prompt, harness_file_prompt
+    from judgeforge.io import sha256_text
+
+    out = tmp_path / "run"
+    base = ["eval", "--judge", str(tiny_model), "--suite", "vicuna", "--data-dir", str(shared_data),
+            "--limit", "1", "--out", str(out), "--greedy", "--max-new-tokens", "2", "--samples-absolute", "1",
+            "--no-fetch", "--bootstrap", "0", "--no-progress"]
+    harness = base + ["--prompt_variant", "paper-harness", "--strict_parse", "harness"]
+    assert cli_main(harness) == 0
+    text = capsys.readouterr().out
+    assert "prompts: paper-harness; parse rule: the paper script's" in text
+    report = json.loads((out / "report.json").read_text())
+    assert (report["prompt_variant"], report["strict_parse"]) == ("paper-harness", "harness")
+    assert json.loads((out / "run.json").read_text())["config"]["prompt_variant"] == "paper-harness"
+    gens = _lines(out / "generations.jsonl")
+    row = json.loads((shared_data / "vicuna_eval.json").read_text())[0]
+    want = harness_chat_prompt(harness_file_prompt(row["instruction"]), "absolute")
+    assert [g["prompt_hash"] for g in gens if g["benchmark"] == "vicuna"] == [sha256_text(want)]
+    # the same command again reuses everything
+    assert cli_main(harness) == 0
+    capsys.readouterr()
+    assert json.loads((out / "report.json").read_text())["run"]["jobs_generated"] == 0
+
+
+def test_prompt_variant_and_parse_rule_are_in_the_cache_key():
+    from judgeforge.eval.cache import sha256_text, slot_key
+    from judgeforge.eval.runner import EvalConfig, protocol_key
+
+    args = ("judge@fp", "vicuna", "0", "abs", 0, "prompthash", "sampling")
+    keys = {(v, s): slot_key(*args, protocol_key(EvalConfig(prompt_variant=v, strict_parse=s)))
+            for v in ("default", "paper-harness") for s in (False, True, "harness")}
+    assert len(set(keys.values())) == 6  # a cached output of one variant or rule is never another's
+    # the defaults add nothing: caches written before these options existed keep their keys
+    assert keys[("default", False)] == sha256_text("\0".join(["judge@fp", "vicuna", "0", "abs", "0", "prompthash",
+                                                                "sampling"]))
+    assert protocol_key(EvalConfig(prompt_variant="paper-harness", strict_parse="harness")) == \
+        "prompts=paper-harness;parse=harness"
+
+
 def test_evaluate_an_in_memory_model(tiny_model, shared_data, tokenizer):
     from transformers import AutoModelForCausalLM
 
