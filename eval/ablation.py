@@ -37,17 +37,36 @@ RUN_ROWS = {"prompting": "prompting", "base": "prompting", "absolute": "absolute
             "relative": "relative only", "joint": "joint training", "merged": "weight merging"}
 
 
-def _accuracy(mode: dict):
+def _accuracy_key(mode: dict) -> str | None:
     for key in ("accuracy_no_tie", "accuracy"):
         if mode.get(key) is not None:
-            return mode[key]
+            return key
     return None
+
+
+def _accuracy(mode: dict):
+    key = _accuracy_key(mode)
+    return None if key is None else mode[key]
+
+
+def mean_ci(values: list[float], cis: list) -> list[float] | None:
+    """An approximate 95% interval of the mean of ``values`` from each value's own bootstrap interval:
+    the distances below and above each value combined as independent errors (sqrt of the summed squares
+    / k).  With one value it is that value's interval; None when any interval is missing."""
+    if not values or len(cis) != len(values) or any(not ci or None in tuple(ci) for ci in cis):
+        return None
+    k = len(values)
+    mean = sum(values) / k
+    below = sum((v - ci[0]) ** 2 for v, ci in zip(values, cis)) ** 0.5 / k
+    above = sum((ci[1] - v) ** 2 for v, ci in zip(values, cis)) ** 0.5 / k
+    return [mean - below, mean + above]
 
 
 def headline(report: dict, table: str = "table5") -> dict:
     """``{"da", "pr", "used", "missing", "parse_failure_rate", "da_n", ...}`` for one eval report.
 
     ``table``: "table5" or "table17" (the paper's benchmark sets), or "all" (every benchmark).
+    ``da_ci`` / ``pr_ci``: the mean's approximate 95% interval (:func:`mean_ci`; None without intervals).
     ``da_n`` / ``da_total`` (``pr_n`` / ``pr_total``): items scored / items over the benchmarks
     the mean is taken over; ``da_parse_failure_rate`` (``pr_...``): the share of those modes'
     samples that did not parse; ``da_note`` (``pr_note``): why the value is None, e.g. "too few
@@ -61,9 +80,9 @@ def headline(report: dict, table: str = "table5") -> dict:
         pr_names = [n for n, b in benches.items() if "relative" in b.get("modes", {})]
     used, missing, fails = [], [], []
     out: dict = {}
-    for key, names, mode, value in (("da", da_names, "absolute", lambda m: m.get("pearson")),
-                                    ("pr", pr_names, "relative", _accuracy)):
-        vals, n, total, samples, failed = [], 0, 0, 0, 0
+    for key, names, mode, metric in (("da", da_names, "absolute", lambda m: "pearson"),
+                                     ("pr", pr_names, "relative", _accuracy_key)):
+        vals, cis, n, total, samples, failed = [], [], 0, 0, 0, 0
         for name in names:
             m = benches.get(name, {}).get("modes", {}).get(mode)
             if m is None:
@@ -73,12 +92,15 @@ def headline(report: dict, table: str = "table5") -> dict:
             total += m.get("items") or 0
             samples += m.get("samples") or 0
             failed += m.get("parse_failures") or 0
-            if value(m) is None:
+            k = metric(m)
+            if k is None or m.get(k) is None:
                 missing.append(name)
             else:
-                vals.append(value(m))
+                vals.append(m[k])
+                cis.append(m.get(f"{k}_ci"))
                 used.append(name)
         out[key] = sum(vals) / len(vals) if vals else None
+        out[f"{key}_ci"] = mean_ci(vals, cis)
         out[f"{key}_n"], out[f"{key}_total"] = n, total
         out[f"{key}_parse_failure_rate"] = failed / samples if samples else None
         out[f"{key}_note"] = None

@@ -58,6 +58,7 @@ BENCHMARK_BASE_URL = "https://raw.githubusercontent.com/prometheus-eval/promethe
 # (``AUTOJ_COARSE_SCORE_RUBRIC`` in its evaluation prompts; the pairs carry no rubric of their own).
 # Relative mode uses its criteria line, as the repository's relative evaluation intends.
 AUTOJ_RUBRIC = HHH_RUBRIC
+AUTOJ_FORMAT = "autoj"  # Item.extra["format"] of Auto-J pairs (the paper's script renders them from their parts)
 
 
 @dataclass(frozen=True)
@@ -378,7 +379,7 @@ def _autoj(bench: str, i: int, r: dict, where: str) -> Item:
         bench, str(rid), PAIR_KIND,
         chosen=render_absolute(prompt, chosen, AUTOJ_RUBRIC), rejected=render_absolute(prompt, rejected, AUTOJ_RUBRIC),
         tie=label == 2, group=r.get("scenario"), instruction=prompt, chosen_response=chosen,
-        rejected_response=rejected, rubric_text=AUTOJ_RUBRIC.render(RELATIVE), extra={"label": label},
+        rejected_response=rejected, rubric_text=AUTOJ_RUBRIC.render(RELATIVE), extra={"label": label, "format": AUTOJ_FORMAT},
     )
 
 

@@ -21,8 +21,12 @@ from pathlib import Path
 from judgeforge.io import AppendLog, read_log, sha256_text
 
 
-def slot_key(judge: str, benchmark: str, item: str, job: str, sample: int, prompt_hash: str, sampling: str) -> str:
-    return sha256_text("\0".join([judge, benchmark, item, job, str(sample), prompt_hash, sampling]))
+def slot_key(judge: str, benchmark: str, item: str, job: str, sample: int, prompt_hash: str, sampling: str,
+             protocol: str = "") -> str:
+    """``protocol``: the prompt variant and parse rule where they are not the defaults (see
+    :func:`judgeforge.eval.runner.protocol_key`); empty adds nothing, so older caches keep their keys."""
+    parts = [judge, benchmark, item, job, str(sample), prompt_hash, sampling] + ([protocol] if protocol else [])
+    return sha256_text("\0".join(parts))
 
 
 _RESULTS = (None, 1, 2, 3, 4, 5, "A", "B")

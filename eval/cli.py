@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 from judgeforge.errors import UserError
+from judgeforge.tracking import report_targets
 
 USAGE = """usage: judgeforge eval --judge MODEL [--suite paper|absolute|relative|NAME[,NAME...]] [--backend hf|vllm|openai]
                        [--data-dir DIR] [--limit N] [--out DIR] [--num-shards K --shard I] [--config YAML] [--KEY VALUE ...]
@@ -67,12 +69,28 @@ def main(argv: list[str]) -> int:
     if not cfg.judge:
         raise UserError("no judge given; pass --judge MODEL (a local folder, a hub id or an API model name)")
     results = evaluate(cfg.judge, cfg.suite, config=cfg)
+    if "wandb" in report_targets(cfg.report_to):
+        _to_wandb(cfg, results)
     from judgeforge.eval.report import to_markdown
 
     print(to_markdown(results), end="")
     if cfg.out:
         print(f"\nreport: {cfg.out}/report.md, {cfg.out}/report.json", file=sys.stderr)
     return 0
+
+
+def _to_wandb(cfg, results: dict) -> None:
+    """Every benchmark's metrics with their n, and the DA/PR headline, as one wandb run."""
+    from judgeforge.eval.ablation import headline
+    from judgeforge.hub import eval_results
+    from judgeforge.tracking import eval_metrics, log_metrics
+
+    h = headline(results, "all")
+    keys = ("da", "da_n", "pr", "pr_n", "parse_failure_rate")
+    name = cfg.judge_name or Path(str(cfg.judge)).name
+    where = log_metrics([eval_metrics(eval_results(results), {k: h.get(k) for k in keys})], name=name,
+                        config=dataclasses.asdict(cfg), out_dir=cfg.out or ".", job_type="eval")
+    print(f"wandb: {where}", file=sys.stderr)
 
 
 def report_parser():

@@ -49,6 +49,9 @@ def compare_with_paper(results: dict) -> list[dict]:
     return rows
 
 
+_PARSE_RULES = {True: "the prometheus-eval package's", "harness": "the paper script's"}
+
+
 def _fmt(metric: str, v) -> str:
     if v is None:
         return "-"
@@ -68,6 +71,10 @@ def _n(row: dict) -> str:
 def to_markdown(results: dict) -> str:
     lines = [f"# Evaluation of {results.get('judge')}", ""]
     lines.append(f"backend: {results.get('backend')}; sampling: {results.get('sampling')}; seed {results.get('seed')}"
+                 + (f"; prompts: {results['prompt_variant']}" if results.get("prompt_variant", "default") != "default"
+                    else "")
+                 + (f"; parse rule: {_PARSE_RULES.get(results['strict_parse'], results['strict_parse'])}"
+                    if results.get("strict_parse", False) is not False else "")
                  + (f"; first {results['limit']} items per benchmark" if results.get("limit") else ""))
     lines.append("")
     lines.append(f"| benchmark | mode | metric | value | n (scored/items) | parse failures % | 95% CI | {PAPER_MODEL} "

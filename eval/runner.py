@@ -26,6 +26,8 @@ from judgeforge.backends import GIVE_UP_BELOW, PAPER_SAMPLING, Backend, Request,
 from judgeforge.errors import UserError
 from judgeforge.eval.benchmarks import ABSOLUTE_KIND, Benchmark, load_benchmark, resolve_suite
 from judgeforge.eval.cache import GenerationCache, judge_fingerprint, slot_key, write_run_config
+from judgeforge.eval.prompt_variants import DEFAULT as DEFAULT_VARIANT
+from judgeforge.eval.prompt_variants import check_prompt_variant, job_request
 from judgeforge.eval.scoring import MIN_SCORED, jobs_for, score_benchmark
 from judgeforge.io import sha256_text
 
@@ -55,6 +57,9 @@ class EvalConfig:
     strict_parse: bool | Literal["harness"] = field(default=False, metadata={
         "help": "parse rule: false = tolerant, true = the prometheus-eval package's rule, harness = the paper "
                 "script's (eval/run_evaluate.py: exactly one [RESULT], then only the value)"})
+    prompt_variant: Literal["default", "paper-harness"] = field(default="default", metadata={
+        "help": "prompts and wrapping: default = the training format, paper-harness = what the paper's script "
+                "(eval/run_evaluate.py) sends, byte for byte (docs/evaluation.md)"})
     temperature: float = field(default=PAPER_SAMPLING.temperature, metadata={
         "help": f"sampling temperature (paper: {PAPER_SAMPLING.temperature})"})
     top_p: float = field(default=PAPER_SAMPLING.top_p, metadata={
@@ -86,11 +91,14 @@ class EvalConfig:
     concurrency: int = field(default=8, metadata={"help": "openai backend: parallel requests"})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs per judge"})
     progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
+    report_to: str = field(default="none", metadata={
+        "help": "none | wandb: send the metrics to a wandb run (WANDB_MODE=offline writes it under --out)"})
 
     def validate(self, where: str) -> None:
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise UserError(f"{where}: --shard must be in 0..{self.num_shards - 1} (got {self.shard}) "
                             f"with --num-shards {self.num_shards}")
+        check_prompt_variant(self.prompt_variant, f"{where}: prompt_variant")
         if self.pair_modes not in PAIR_MODES:
             raise UserError(f"{where}: pair_modes must be one of {', '.join(PAIR_MODES)}, got '{self.pair_modes}'")
         for k in ("samples_absolute", "samples_relative", "samples_pair_absolute"):
@@ -111,6 +119,9 @@ class EvalConfig:
         check_count(where, "chunk_size", self.chunk_size, minimum=1)
         check_count(where, "concurrency", self.concurrency, minimum=1)
         check_count(where, "tensor_parallel_size", self.tensor_parallel_size, minimum=1)
+        from judgeforge.tracking import check_report_to
+
+        check_report_to(self.report_to, where)
         if self.backend not in ("hf", "vllm", "openai"):
             from judgeforge.errors import did_you_mean
 
@@ -142,6 +153,17 @@ class EvalConfig:
 def sampling_fingerprint(s: Sampling) -> str:
     d = dataclasses.asdict(s)
     return ",".join(f"{k}={d[k]}" for k in sorted(d))
+
+
+def protocol_key(cfg: EvalConfig) -> str:
+    """The cache key's part for the prompt variant and the parse rule: empty for the defaults (so caches
+    written before either option existed stay valid), else e.g. ``prompts=paper-harness;parse=harness``."""
+    parts = []
+    if cfg.prompt_variant != DEFAULT_VARIANT:
+        parts.append(f"prompts={cfg.prompt_variant}")
+    if cfg.strict_parse is not False:
+        parts.append(f"parse={'package' if cfg.strict_parse is True else cfg.strict_parse}")
+    return ";".join(parts)
 
 
 def modes_for(bench: Benchmark, pair_modes: str) -> list[str]:
@@ -178,14 +200,9 @@ def build_jobs(benches: list[Benchmark], cfg: EvalConfig) -> list[Job]:
         for mode in modes_for(b, cfg.pair_modes):
             for it in b.items:
                 for job in jobs_for(it, mode, seed=cfg.seed, swap=cfg.swap):
-                    if job == "abs":
-                        req, n = Request("absolute", it.prompt), cfg.samples_absolute
-                    elif job.startswith("rel:"):
-                        req = Request("relative", it.relative_prompt(chosen_first=job == "rel:A"))
-                        n = cfg.samples_relative
-                    else:
-                        req = Request("absolute", it.chosen if job == "a2r:chosen" else it.rejected)
-                        n = cfg.samples_pair_absolute
+                    req = job_request(it, job, cfg.prompt_variant)
+                    n = cfg.samples_absolute if job == "abs" else \
+                        cfg.samples_relative if job.startswith("rel:") else cfg.samples_pair_absolute
                     jobs.append(Job(b.name, it.id, job, req, n, sha256_text(req.chat_text())))
     return jobs
 
@@ -243,6 +260,7 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
     if out is not None:
         write_run_config(out, cfg, judge_name, backend.describe(), names, judge_id)
     jobs = build_jobs(benches, cfg)
+    proto = protocol_key(cfg)
     budget = 1 + (0 if sampling.is_greedy and backend.deterministic_greedy else max(0, cfg.retries))
 
     # what the cache already holds
@@ -252,7 +270,7 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
         done = []
         need = False
         for j in range(job.n):
-            st = cache.state(slot_key(judge_id, job.bench, job.item, job.job, j, job.prompt_hash, fp))
+            st = cache.state(slot_key(judge_id, job.bench, job.item, job.job, j, job.prompt_hash, fp, proto))
             if st is not None and (st.final is not None and st.final.get("result") is not None
                                    or st.attempts >= budget):
                 done.append(budget)  # finished: nothing to generate
@@ -299,7 +317,7 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
                             job = chunk[i][0]
                             stats["generations"] += 1
                             cache.append({
-                                "key": slot_key(judge_id, job.bench, job.item, job.job, k, job.prompt_hash, fp),
+                                "key": slot_key(judge_id, job.bench, job.item, job.job, k, job.prompt_hash, fp, proto),
                                 "judge": judge_id, "benchmark": job.bench, "item": job.item, "job": job.job,
                                 "sample": k, "prompt_hash": job.prompt_hash, "sampling": fp,
                                 "attempt": sample.attempts, "final": final, "output": sample.output,
@@ -340,10 +358,11 @@ def samples_from_cache(benches: list[Benchmark], cfg: EvalConfig, judge_id: str,
                        budget: int) -> dict[str, dict]:
     """``{bench: {(item, job): [sample or None]}}`` from the cache (None: not generated yet)."""
     out: dict[str, dict] = {}
+    proto = protocol_key(cfg)
     for job in build_jobs(benches, cfg):
         lst = []
         for j in range(job.n):
-            st = cache.state(slot_key(judge_id, job.bench, job.item, job.job, j, job.prompt_hash, fp))
+            st = cache.state(slot_key(judge_id, job.bench, job.item, job.job, j, job.prompt_hash, fp, proto))
             if st is None:
                 lst.append(None)
             elif st.final is not None and st.final.get("result") is not None:
@@ -366,6 +385,8 @@ def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache
         "backend": backend_name or cfg.backend,
         "suite": cfg.suite,
         "sampling": fp,
+        "prompt_variant": cfg.prompt_variant,
+        "strict_parse": cfg.strict_parse,
         "seed": cfg.seed,
         "limit": cfg.limit,
         "shards": {"num_shards": cfg.num_shards, "shard": cfg.shard},

@@ -179,14 +179,39 @@ def _coerce(value, tp, where: str, key: str):
     return value
 
 
+def canonical_keys(cls, data: dict, where: str, prefix: str = "") -> dict:
+    """Older key names -> their canonical names, by ``cls.KEY_ALIASES`` (``{alias: canonical}``).
+
+    The one rule: a recipe may use either name, never both in the same mapping (one line naming the
+    pair).  Each source (file, command line) is renamed on its own, so ``--epochs 2`` on the command line
+    overrides ``num_train_epochs: 1`` in the file."""
+    aliases = getattr(cls, "KEY_ALIASES", None) or {}
+    if not aliases or not isinstance(data, dict):
+        return data
+    out: dict = {}
+    for key, value in data.items():
+        k = str(key).replace("-", "_")
+        canon = aliases.get(k, k)
+        if canon in out or (canon != k and canon in data):
+            raise UserError(f"{where}: '{prefix}{k}' and '{prefix}{canon}' are the same key ('{k}' is the older "
+                            f"alias of '{canon}'); keep only '{canon}'")
+        out[canon] = value
+    return out
+
+
 def build(cls, data: dict, where: str, prefix: str = ""):
     """Instantiate dataclass ``cls`` from a mapping, with clear errors for unknown/ill-typed keys."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    data = canonical_keys(cls, data, where, prefix)
     kwargs = {}
     for key, value in data.items():
         k = str(key).replace("-", "_")
         if k not in fields:
+            hint = getattr(cls, "unknown_key_hint", None)
+            extra = hint(k) if callable(hint) else None
+            if extra:
+                raise UserError(f"{where}: unknown key '{prefix}{key}'; {extra}")
             raise UserError(f"{where}: unknown key '{prefix}{key}'{did_you_mean(k, fields)}; "
                             f"see the recipe reference for the keys")
         kwargs[k] = _coerce(value, hints[k], where, prefix + k)
@@ -208,11 +233,12 @@ def load_recipe(cls, path: str | os.PathLike | None = None, overrides: list[str]
     """Recipe = ``base`` <- YAML file <- overrides; validated into ``cls``."""
     data = dict(base or {})
     where = str(path) if path else "recipe"
+    data = canonical_keys(cls, data, "defaults")
     if path:
-        data = deep_update(data, read_yaml(path))
+        data = deep_update(data, canonical_keys(cls, read_yaml(path), where))
     if overrides:
         extra = overrides if isinstance(overrides, dict) else parse_overrides(list(overrides))
-        data = deep_update(data, extra)
+        data = deep_update(data, canonical_keys(cls, extra, "command line"))
     return build(cls, data, where)
 
 
@@ -231,10 +257,13 @@ def dump_recipe(obj, path: str | os.PathLike) -> None:
 def help_for(cls) -> str:
     """A key reference for ``--help``: name, default and the field's doc (``metadata['help']``)."""
     lines = []
+    aliases = {v: k for k, v in (getattr(cls, "KEY_ALIASES", None) or {}).items()}
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
             "(required)" if f.default_factory is dataclasses.MISSING else f.default_factory()
         )
         doc = f.metadata.get("help", "")
+        if f.name in aliases:
+            doc += f" (alias: {aliases[f.name]})"
         lines.append(f"  --{f.name:<28} {doc} [default: {default}]")
     return "\n".join(lines)

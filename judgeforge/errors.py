@@ -38,7 +38,7 @@ def hub_fix(name, kind: str = "model") -> str:
 
 # what lowers a command's GPU memory, named in its out-of-memory line
 OOM_HINTS: dict[str, str] = {
-    "train": "lower --per_device_batch_size or --pack_tokens, set --gradient_checkpointing true, or use "
+    "train": "lower --per_device_train_batch_size or --pack_tokens, set --gradient_checkpointing true, or use "
              "--deepspeed configs/deepspeed/zero3_offload.json",
     "eval": "pass a smaller --batch_size (the fast engine sizes it from free memory) or --max_new_tokens",
     "sweep": "pass a smaller --max-new-tokens or --limit, or --device cpu for the experts",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+from judgeforge.hub import card, lineage, read_report
 from judgeforge.merge.checkpoint import Checkpoint
 from judgeforge.merge.recipe import MergeRecipe
 
@@ -48,14 +49,11 @@ def model_card(
     weights = recipe.resolved_weights
     inputs = list(recipe.models) + ([recipe.base] if recipe.base else [])
     roles = [f"expert {i + 1}" for i in range(len(recipe.models))] + (["base"] if recipe.base else [])
+    bases, datasets = lineage(inputs)
+    meta = {"base_model": bases, "base_model_relation": "merge" if bases else None, "datasets": datasets,
+            "library_name": "transformers", "pipeline_tag": "text-generation",
+            "tags": ["judgeforge", "merge", "mergekit" if engine == "mergekit" else "linear-merge", "llm-as-a-judge"]}
     lines = [
-        "---",
-        "library_name: transformers",
-        "tags:",
-        "- judgeforge",
-        "- merge",
-        "- llm-as-a-judge",
-        "---",
         f"# {recipe.name or out.name}",
         "",
         f"A merge of {len(recipe.models)} models made with judgeforge {versions['judgeforge']} "
@@ -100,4 +98,4 @@ def model_card(
         "",
     ]
     lines += [f"- {k} {v}" for k, v in versions.items()]
-    return "\n".join(lines) + "\n"
+    return card(meta, lines, name=recipe.name or out.name, report=read_report(out / "report.json"))

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the merged judge's chat format (default: the experts' chat_format.json, which must agree)")
     p.add_argument("--force", action="store_true", default=S, help="replace an existing output folder")
     p.add_argument("--list-methods", action="store_true", help="list the merge methods and their parameters")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout (output, engine, inputs, "
+                   "method, weights, dtype, bytes, seconds, hub url) instead of the output path")
     return p
 
 
@@ -148,6 +150,7 @@ def build_recipe(argv: list[str]):
     args = vars(ns)
     inputs = args.pop("inputs")
     args.pop("list_methods")
+    args.pop("json")
 
     data: dict = {}
     where = "command line"
@@ -203,6 +206,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from judgeforge.merge.core import merge
 
-    out = merge(recipe, command="judgeforge merge " + shlex.join(argv))
-    print(out)
+    out = merge(recipe, command="judgeforge merge " + shlex.join([a for a in argv if a != "--json"]))
+    if "--json" in argv:
+        import json
+
+        from judgeforge.merge.core import LAST_STATS
+
+        print(json.dumps(summary(recipe, out, LAST_STATS), indent=2))
+    else:
+        print(out)
     return 0
+
+
+def summary(recipe, out, stats: dict) -> dict:
+    """What ``--json`` prints: the merge as done, machine-readable."""
+    return {"output": str(out), "method": recipe.method, "models": list(recipe.models), "base": recipe.base,
+            "weights": recipe.resolved_weights, "parameters": dict(recipe.parameters or {}),
+            "dtype": recipe.dtype, "out_dtype": recipe.out_dtype, "engine": stats.get("engine"),
+            "bytes_written": stats.get("bytes_written"), "seconds": round(stats.get("total_seconds", 0.0), 3),
+            "hub_url": stats.get("hub_url"), "card": str(out / "README.md")}

@@ -224,6 +224,8 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
     if not recipe.output:
         raise UserError("no output folder: pass -o OUT (or output: in the recipe)")
     out = Path(recipe.output)
+    named = recipe  # the inputs as the user named them (hub ids stay hub ids in the card and recipe)
+    recipe = _local_inputs(recipe)
     inputs = list(recipe.models) + ([recipe.base] if recipe.base else [])
     _check_output(out, recipe, inputs)
     for p in clean_stale_partials(out):
@@ -299,7 +301,7 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
 
             (tmp / "README.md").write_text(
                 model_card(
-                    recipe,
+                    named,
                     out,
                     engine=engine,
                     layouts=layouts,
@@ -313,7 +315,7 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
             )
             from judgeforge.config import dump_recipe
 
-            dump_recipe(recipe, tmp / RECIPE_NAME)
+            dump_recipe(named, tmp / RECIPE_NAME)
             (tmp / PID_FILE).unlink()
             _chmod_umask(tmp)
             if recipe.fsync:
@@ -331,7 +333,24 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
         f"wrote {out} in {time.perf_counter() - t0:.1f} s"
         + (f" ({stats['bytes_written'] / 1e9:.2f} GB)" if stats else "")
     )
+    if recipe.push_to_hub:
+        from judgeforge.hub import push_folder
+
+        LAST_STATS["hub_url"] = push_folder(out, recipe.hub_model_id, private=recipe.hub_private_repo)
+        _log(f"pushed {out} to {recipe.hub_model_id}")
     return out
+
+
+def _local_inputs(recipe: MergeRecipe) -> MergeRecipe:
+    """The recipe with every hub id among its inputs replaced by its downloaded snapshot folder."""
+    import dataclasses
+
+    from judgeforge.hub import resolve_model
+
+    models = [resolve_model(p, f"model {i + 1}") for i, p in enumerate(recipe.models)]
+    base = resolve_model(recipe.base, "base") if recipe.base else None
+    lora_base = resolve_model(recipe.lora_base, "lora_base") if recipe.lora_base else None
+    return dataclasses.replace(recipe, models=models, base=base, lora_base=lora_base)
 
 
 def _label(donor: Path | None, resolved: dict, inputs: list[str]) -> str | None:

@@ -48,6 +48,14 @@ def adapter_base(adapter: str | os.PathLike, override: str | None = None) -> Pat
     base = override or cfg.get("base_model_name_or_path")
     if not base:
         raise UserError(f"{cfg_file} names no base model; set lora_base: /path/to/base in the recipe")
+    if not override and not Path(base).exists():
+        from judgeforge.hub import is_hub_id, resolve_model
+
+        if is_hub_id(base):
+            try:
+                base = resolve_model(base, f"LoRA adapter '{adapter}': base")
+            except UserError as e:
+                raise UserError(f"{e}; or set lora_base: /path/to/base (--lora-base)") from None
     if not (Path(base) / "config.json").is_file():
         raise UserError(
             f"LoRA adapter '{adapter}': its base '{base}' is not a local model folder; download it and "

@@ -2,7 +2,7 @@
 
 ```yaml
 method: linear                 # any mergekit method: judgeforge merge --list-methods
-models: [experts/absolute, experts/relative]   # HF model folders or LoRA adapter folders
+models: [experts/absolute, experts/relative]   # HF model folders, LoRA adapter folders or hub ids
 weights: [1.0, 1.0]            # one per model (methods with a weight parameter)
 base: null                     # base model (task_arithmetic, ties, dare_*, della*, ...)
 parameters: {normalize: true}  # method parameters; a list gives one value per model
@@ -53,6 +53,9 @@ class MergeRecipe:
     lora_base: str | None = _f(
         None, "base model folder for LoRA experts (default: their adapter_config.json)"
     )
+    push_to_hub: bool = _f(False, "upload the merged folder (with its card) to hub_model_id")
+    hub_model_id: str | None = _f(None, "the hub repository to push to (owner/name)")
+    hub_private_repo: bool = _f(False, "create the hub repository as private")
     chunk_mb: float = _f(256.0, "fast path: host buffer per input chunk, in MiB")
     fsync: bool = _f(True, "fsync every output file before the folder is renamed into place")
     mergekit_options: dict = _f(help="extra mergekit MergeOptions, e.g. {low_cpu_memory: true}", factory=dict)
@@ -151,6 +154,12 @@ class MergeRecipe:
             from judgeforge.format.chat import check_format
 
             check_format(self.chat_format, f"{where}: chat_format")
+        if self.push_to_hub or self.hub_model_id:
+            from judgeforge.hub import check_repo_id
+
+            if self.push_to_hub and not self.hub_model_id:
+                raise UserError(f"{where}: push_to_hub needs hub_model_id (owner/name); set --hub_model_id")
+            check_repo_id(self.hub_model_id, f"{where}: hub_model_id")
 
     @property
     def resolved_weights(self) -> list[float] | None:

@@ -116,7 +116,7 @@ for EXPERT in absolute relative; do
   fi
   say "6. train the $EXPERT expert"
   $JF train "$TRAIN_RECIPE" --model "$BASE" --expert "$EXPERT" --datasets "$OUT/$EXPERT.jsonl" \
-    --output_dir "$OUT/$EXPERT-expert" --max_steps "$TRAIN_STEPS" --per_device_batch_size "$TRAIN_BATCH" \
+    --output_dir "$OUT/$EXPERT-expert" --max_steps "$TRAIN_STEPS" --per_device_train_batch_size "$TRAIN_BATCH" \
     "${LR_ARGS[@]}"
 done
 

@@ -108,9 +108,9 @@ if has train; then
     esac
     say "3. train the $EXPERT expert from $BASE ($EPOCHS epochs or $STEPS steps x $BATCH rows, lr $LR)"
     $JF train configs/train/tiny-cpu.yaml --model "$BASE" --init_from_config null --tokenizer null \
-      --expert "$EXPERT" --datasets "$SETS" --output_dir "$OUT/$EXPERT" --epochs "$EPOCHS" \
-      --max_steps "$STEPS" --per_device_batch_size "$BATCH" --learning_rate "$LR" --max_length "$MAXLEN" \
-      --eval_split 0 --overwrite true
+      --expert "$EXPERT" --datasets "$SETS" --output_dir "$OUT/$EXPERT" --num_train_epochs "$EPOCHS" \
+      --max_steps "$STEPS" --per_device_train_batch_size "$BATCH" --learning_rate "$LR" --max_length "$MAXLEN" \
+      --eval_split 0 --overwrite_output_dir true
   done
 
   A="$OUT/absolute/model" R="$OUT/relative/model"

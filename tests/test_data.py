@@ -108,6 +108,23 @@ def test_cli_validate_prints_one_line_per_problem_and_exits_1(tmp_path):
     assert proc.stdout == ""
 
 
+def test_cli_validate_json_is_a_machine_readable_summary(tmp_path, capsys):
+    import json
+
+    from judgeforge.cli import main
+
+    bad = _jsonl(tmp_path / "bad.jsonl", [GOOD_ABS, {**GOOD_ABS, "id": "b", "score": 0}])
+    good = _jsonl(tmp_path / "good.jsonl", [GOOD_ABS])
+    assert main(["data", "validate", str(good), str(bad), "--json"]) == 1
+    out, err = capsys.readouterr()
+    got = json.loads(out)  # stdout is one JSON document, nothing else
+    assert got["ok"] is False and got["problems"] == 1 and err == ""
+    assert [(s["source"], s["rows"], s["ok"]) for s in got["sources"]] == [(str(good), 1, True), (str(bad), 2, False)]
+    assert got["sources"][1]["problems"] == [{"where": f"{bad}: row 2", "field": "score",
+                                              "message": "0 is outside 1-5"}]
+    assert main(["data", "validate", str(good), "--json"]) == 0 and json.loads(capsys.readouterr().out)["ok"]
+
+
 def test_cli_missing_file_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "judgeforge", "data", "validate", str(tmp_path / "nope.jsonl")],
                           capture_output=True, text=True)

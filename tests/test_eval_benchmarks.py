@@ -172,3 +172,6 @@ def test_eval_recipes_load():
     s = paper.sampling()
     assert (s.temperature, s.top_p, s.max_new_tokens, s.repetition_penalty) == (1.0, 0.9, 1024, 1.03)
     assert (paper.samples_absolute, paper.samples_relative, paper.retries) == (3, 1, 10)
+    harness = load_recipe(EvalConfig, files[[f.name for f in files].index("paper-harness.yaml")])
+    assert (harness.prompt_variant, harness.strict_parse, harness.retries) == ("paper-harness", "harness", 5)
+    assert harness.sampling() == s

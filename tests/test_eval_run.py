@@ -59,6 +59,46 @@ def test_cli_tiny_judge_on_the_shared_files_then_resume(tiny_model, shared_data,
     assert again["benchmarks"]["vicuna"] == report["benchmarks"]["vicuna"]
 
 
+def test_cli_paper_harness_variant_is_recorded_and_keyed(tiny_model, shared_data, tmp_path, capsys):
+    from judgeforge.format.prompts import harness_chat_prompt, harness_file_prompt
+    from judgeforge.io import sha256_text
+
+    out = tmp_path / "run"
+    base = ["eval", "--judge", str(tiny_model), "--suite", "vicuna", "--data-dir", str(shared_data),
+            "--limit", "1", "--out", str(out), "--greedy", "--max-new-tokens", "2", "--samples-absolute", "1",
+            "--no-fetch", "--bootstrap", "0", "--no-progress"]
+    harness = base + ["--prompt_variant", "paper-harness", "--strict_parse", "harness"]
+    assert cli_main(harness) == 0
+    text = capsys.readouterr().out
+    assert "prompts: paper-harness; parse rule: the paper script's" in text
+    report = json.loads((out / "report.json").read_text())
+    assert (report["prompt_variant"], report["strict_parse"]) == ("paper-harness", "harness")
+    assert json.loads((out / "run.json").read_text())["config"]["prompt_variant"] == "paper-harness"
+    gens = _lines(out / "generations.jsonl")
+    row = json.loads((shared_data / "vicuna_eval.json").read_text())[0]
+    want = harness_chat_prompt(harness_file_prompt(row["instruction"]), "absolute")
+    assert [g["prompt_hash"] for g in gens if g["benchmark"] == "vicuna"] == [sha256_text(want)]
+    # the same command again reuses everything
+    assert cli_main(harness) == 0
+    capsys.readouterr()
+    assert json.loads((out / "report.json").read_text())["run"]["jobs_generated"] == 0
+
+
+def test_prompt_variant_and_parse_rule_are_in_the_cache_key():
+    from judgeforge.eval.cache import sha256_text, slot_key
+    from judgeforge.eval.runner import EvalConfig, protocol_key
+
+    args = ("judge@fp", "vicuna", "0", "abs", 0, "prompthash", "sampling")
+    keys = {(v, s): slot_key(*args, protocol_key(EvalConfig(prompt_variant=v, strict_parse=s)))
+            for v in ("default", "paper-harness") for s in (False, True, "harness")}
+    assert len(set(keys.values())) == 6  # a cached output of one variant or rule is never another's
+    # the defaults add nothing: caches written before these options existed keep their keys
+    assert keys[("default", False)] == sha256_text("\0".join(["judge@fp", "vicuna", "0", "abs", "0", "prompthash",
+                                                                "sampling"]))
+    assert protocol_key(EvalConfig(prompt_variant="paper-harness", strict_parse="harness")) == \
+        "prompts=paper-harness;parse=harness"
+
+
 def test_evaluate_an_in_memory_model(tiny_model, shared_data, tokenizer):
     from transformers import AutoModelForCausalLM
 
@@ -210,3 +250,50 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
                  "--no-fetch", "--limit", "2"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "chat format of remote model 'remote' is unknown; pass --chat_format" in err
+
+
+def test_eval_and_sweep_metrics_reach_wandb_offline(shared_data, tmp_path, capsys, monkeypatch):
+    """report_to wandb: the metric names land in the offline run files (WANDB_MODE=offline, a tmp WANDB_DIR)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-runs"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    with ScriptedOpenAIServer(Judge()) as srv:
+        assert _eval(srv, tmp_path / "r", "--report_to", "wandb", suite="vicuna", limit="10") == 0
+    capsys.readouterr()
+    runs = list((tmp_path / "wandb-runs").rglob("run-*.wandb"))
+    assert len(runs) == 1
+    data = _run_file_with(tmp_path / "wandb-runs", b"headline/da")
+    for name in (b"vicuna/absolute/pearson", b"vicuna/absolute/n_scored", b"headline/da"):
+        assert name in data, name
+    # the sweep: one run, a step per point, through the same log_metrics (which drops n/a values: not 0)
+    import judgeforge.tracking as T
+    from judgeforge.pipeline.sweep import to_wandb
+
+    logged = []
+    monkeypatch.setattr(T, "log_metrics", lambda steps, **kw: logged.append((steps, kw)) or "run")
+    points = [{"method": "linear", "alpha": 0.5, "da": 0.7, "da_n": 10, "pr": None, "pr_n": 0}]
+    result = {"absolute": "a", "relative": "r", "base": None, "suite": "vicuna", "alphas": [0.5],
+              "methods": ["linear"], "density": 0.9, "seed": 42, "points": points}
+    to_wandb(result, tmp_path / "sweep")
+    (steps, kw), = logged
+    assert steps[0]["alpha"] == 0.5 and steps[0]["linear/da"] == 0.7 and steps[0]["linear/pr"] is None
+    assert kw["job_type"] == "sweep" and kw["config"]["methods"] == ["linear"]
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    from judgeforge.errors import UserError
+    from judgeforge.tracking import check_report_to
+
+    with pytest.raises(UserError, match="report_to wandb needs a login"):
+        check_report_to("wandb", "eval")
+
+
+def _run_file_with(folder, needle: bytes, wait_s: float = 10.0) -> bytes:
+    """The bytes of the offline run file that holds ``needle`` (wandb's writer process may still be
+    flushing it for a moment after run.finish() returns); the last file read when none does."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        data = b"".join(p.read_bytes() for p in folder.rglob("run-*.wandb"))
+        if needle in data or time.monotonic() > deadline:
+            return data
+        time.sleep(0.1)

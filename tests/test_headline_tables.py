@@ -10,7 +10,8 @@ from judgeforge.pipeline import quickstart, sweep
 def _report(da_n: int, pr_n: int) -> dict:
     def mode(n, key, value):
         m = {"items": 100, "n_scored": n, "samples": 100, "parse_failures": 100 - n,
-             "parse_failure_rate": (100 - n) / 100, key: value if n >= 10 else None}
+             "parse_failure_rate": (100 - n) / 100, key: value if n >= 10 else None,
+             f"{key}_ci": [value - 0.05, value + 0.03] if n >= 10 else None}
         if n < 10:
             m["no_result"] = f"too few parsed (n={n} of 100)"
         return m
@@ -54,7 +55,43 @@ def test_sweep_table_and_plot_keep_a_point_without_value(tmp_path):
         sweep.plot(points, tmp_path)
     finally:
         plt.Axes.scatter = orig
-    assert "dare_linear: too few parsed at alpha 0.3" in seen  # marked, not dropped
+    assert "dare_linear: n/a (too few parsed) at alpha 0.3" in seen  # marked, not dropped
+
+
+def test_plots_draw_intervals_as_error_bars_and_n_a_as_missing(tmp_path):
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from judgeforge.eval.ablation import mean_ci
+
+    assert mean_ci([0.5], [[0.4, 0.55]]) == [0.4, 0.55]  # one benchmark: its own interval
+    lo, hi = mean_ci([0.4, 0.6], [[0.3, 0.5], [0.5, 0.7]])  # two: independent errors, sqrt(2 x 0.1^2) / 2
+    assert math.isclose(lo, 0.5 - 0.1 / math.sqrt(2)) and math.isclose(hi, 0.5 + 0.1 / math.sqrt(2))
+    assert mean_ci([0.4, 0.6], [[0.3, 0.5], None]) is None
+    points = [{"method": "linear", "alpha": a, **headline(_report(da, 50), "all")} for a, da in ((0.3, 40), (0.5, 2))]
+    assert points[0]["da_ci"] == [0.91 - 0.05, 0.91 + 0.03] and points[1]["da_ci"] is None
+    drawn = []
+    orig_eb, orig_bar, orig_sc = plt.Axes.errorbar, plt.Axes.bar, plt.Axes.scatter
+    plt.Axes.errorbar = lambda self, x, y, **k: drawn.append(("errorbar", list(y), k["yerr"])) or orig_eb(self, x, y, **k)
+    plt.Axes.bar = lambda self, x, h, **k: drawn.append(("bar", list(h), k["yerr"])) or orig_bar(self, x, h, **k)
+    plt.Axes.scatter = lambda self, x, y, **k: drawn.append(("scatter", k.get("transform") is self.get_xaxis_transform(),
+                                                             None)) or orig_sc(self, x, y, **k)
+    try:
+        sweep.plot(points, tmp_path)
+        quickstart._plot({"merged": points[0], "withheld": points[1]}, tmp_path / "q.png")
+    finally:
+        plt.Axes.errorbar, plt.Axes.bar, plt.Axes.scatter = orig_eb, orig_bar, orig_sc
+    da = [d for d in drawn if d[0] in ("errorbar", "bar") and d[1][0] == 0.91]
+    assert {d[0] for d in da} == {"errorbar", "bar"}  # the sweep's DA line and the quickstart's DA bars
+    for _kind, ys, yerr in da:
+        assert math.isnan(ys[1])  # the n/a point: no value drawn, not 0
+        assert [round(e[0], 6) for e in yerr] == [0.05, 0.03]  # the interval below and above 0.91
+    assert {d[0] for d in drawn} == {"errorbar", "bar", "scatter"}
+    assert ("scatter", True, None) in drawn  # the n/a marker sits at the foot of the axis, not at y = 0
 
 
 def test_ablation_markdown_shows_n_and_failures():

@@ -113,6 +113,17 @@ def test_short_form_writes_a_complete_model_folder(models, tmp_path, capsys):
     assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # not the temp folder's private mode
 
 
+def test_json_summary_on_stdout(models, tmp_path, capsys):
+    out = tmp_path / "judge"
+    code, stdout, err = run(["--weights", "0.3,0.7", models["abs"], models["rel"], "-o", out, "--json"], capsys)
+    assert code == 0, err
+    got = json.loads(stdout)
+    assert got["output"] == str(out) and got["method"] == "linear" and got["weights"] == [0.3, 0.7]
+    assert got["models"] == [str(models["abs"]), str(models["rel"])] and got["engine"] == "judgeforge fast linear"
+    assert got["bytes_written"] > 0 and got["card"] == str(out / "README.md") and got["hub_url"] is None
+    assert "--json" not in (out / "README.md").read_text()  # the card's reproduce command has no output flag
+
+
 def _with_format(src: Path, dst: Path, name: str | None) -> Path:
     """``src`` (its weights linked, not copied) with ``chat_format.json`` naming ``name``."""
     if not dst.exists():
@@ -428,7 +439,8 @@ def test_lora_with_unreachable_base_is_a_clear_error(models, lora, tmp_path, cap
     cfg["base_model_name_or_path"] = "mistralai/Mistral-7B-Instruct-v0.2"
     (broken / "adapter_config.json").write_text(json.dumps(cfg))
     code, _, err = run([broken, models["rel"], "-o", tmp_path / "out"], capsys)
-    assert code == 1 and "is not a local model folder" in err and "lora_base" in err
+    # a hub id base is fetched (tests/test_hub.py); offline it is one line naming HF_HUB_OFFLINE and lora_base
+    assert code == 1 and "HF_HUB_OFFLINE is set" in err and "lora_base" in err and len(err.splitlines()) == 1
 
 
 def test_8x7b_recipe_shape_runs_on_tiny_lora_experts(models, lora, tmp_path, capsys):

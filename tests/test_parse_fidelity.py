@@ -165,3 +165,48 @@ def test_unknown_strict_value_is_a_user_error():
 
     with pytest.raises(UserError, match="harness"):
         parse("x [RESULT] 4", "absolute", strict="paper-ish")
+
+
+# two verdicts in one output: the package reads the one that closes it; tolerant refuses both ways
+TWO_VERDICTS = [
+    ("Good. [RESULT] 4 The final score of 3", "absolute", 3),
+    ("Good. [RESULT] 4 The final score of 3.", "absolute", None),
+    ("Good. [RESULT] 4. The final score of 3", "absolute", 3),
+    ("Good. [RESULT] 4 Score: 3", "absolute", 3),
+    ("Good. [RESULT] 4 so a score of 3", "absolute", 3),
+    ("Good. [RESULT] 4 (Score 5)", "absolute", 5),
+    ("Good. [RESULT] 2 ... [RESULT] 3", "absolute", 3),
+    ("Score: 3\nGood. [RESULT] 4", "absolute", 4),
+    ("Good. [RESULT] B\nResult: A", "relative", "B"),  # relative: the package reads the first
+    ("Better response: A. [RESULT] B", "relative", "B"),
+    ("Good. [RESULT] A so [RESULT] B", "relative", "B"),
+]
+
+
+@pytest.mark.parametrize(("output", "mode", "package"), TWO_VERDICTS)
+def test_two_different_verdicts_are_a_counted_failure(output, mode, package):
+    assert official_parser().parse_output(output, mode)[1] == package  # what the package reads, if anything
+    got = parse(output, mode)
+    assert got.result is None and "two different verdicts" in got.error, got
+
+
+@pytest.mark.parametrize(("output", "mode", "score"), [
+    ("Good. [RESULT] 4 The final score of 4", "absolute", 4),  # the same verdict twice is one verdict
+    ("Good. The final score of 3.", "absolute", 3),  # the package reads it without the period
+    ("Good. [RESULT] 4. It falls short of a score of 5.", "absolute", 4),  # named in passing, not asserted
+    ("Needs improvement. [Result] Score: 2", "absolute", 2),
+])
+def test_one_verdict_stated_twice_or_a_score_in_passing_is_read(output, mode, score):
+    assert parse(output, mode).result == score
+
+
+def test_tolerant_never_reads_a_number_the_package_reads_differently():
+    from test_parsing import TABLE
+
+    cases = [(o, m) for o, m, _, _ in TABLE] + [(o, m) for o, m, _ in PACKAGE_CASES + TWO_VERDICTS]
+    for output, mode in cases:
+        strict, tolerant = parse(output, mode, strict=True), parse(output, mode)
+        if strict.ok and tolerant.ok:
+            assert tolerant.result == strict.result, output
+        if strict.ok and not tolerant.ok:  # refused only for two verdicts, never for a form strict reads
+            assert "two different verdicts" in tolerant.error, output

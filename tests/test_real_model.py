@@ -70,7 +70,7 @@ def test_two_lora_steps_keep_the_chat_format(smollm2_dir, tmp_path):
     out = tmp_path / "smol-lora"
     recipe = load(None, {
         "model": str(smollm2_dir), "expert": "absolute", "datasets": ["mini:absolute:2"], "eval_split": 0.0,
-        "max_steps": 2, "per_device_batch_size": 1, "packing": False, "learning_rate": 1e-4, "bf16": False,
+        "max_steps": 2, "per_device_train_batch_size": 1, "packing": False, "learning_rate": 1e-4, "bf16": False,
         "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"], "merge": False},
         "output_dir": str(out), "logging_steps": 1, "save_steps": 0, "report_to": "none", "deepspeed": None,
         "max_length": 1024})

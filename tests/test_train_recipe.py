@@ -23,11 +23,11 @@ REFERENCE = ROOT.parent / "shared" / "reference" / "prometheus2.md"
 # The paper's 7B recipe (../shared/reference/prometheus2.md, "Training recipe (7B)").
 PAPER_7B = {
     "model": "mistralai/Mistral-7B-Instruct-v0.2",
-    "epochs": 1.0,
+    "num_train_epochs": 1.0,
     "learning_rate": 1e-5,
-    "lr_scheduler": "cosine",
+    "lr_scheduler_type": "cosine",
     "warmup_ratio": 0.1,
-    "per_device_batch_size": 4,
+    "per_device_train_batch_size": 4,
     "processes": 16,
     "global_batch_size": 64,
     "gradient_accumulation_steps": 1,
@@ -73,11 +73,11 @@ def test_7b_recipes_match_the_paper(expert):
     assert r.dataset_sources() == DATASETS[expert]
     got = {
         "model": r.model,
-        "epochs": r.epochs,
+        "num_train_epochs": r.num_train_epochs,
         "learning_rate": r.learning_rate,
-        "lr_scheduler": r.lr_scheduler,
+        "lr_scheduler_type": r.lr_scheduler_type,
         "warmup_ratio": r.warmup_ratio,
-        "per_device_batch_size": r.per_device_batch_size,
+        "per_device_train_batch_size": r.per_device_train_batch_size,
         "processes": 16,
         "global_batch_size": r.global_batch_size,
         "gradient_accumulation_steps": r.accumulation_for(16),
@@ -197,7 +197,10 @@ def test_bad_key_in_yaml_file_names_the_file(tmp_path):
 def test_help_lists_the_keys():
     proc = _cli("--help")
     assert proc.returncode == 0
-    for key in ("--learning_rate", "--packing", "--deepspeed", "--lora.r", "--pack_tokens", "--resume"):
+    for key in ("--learning_rate", "--packing", "--deepspeed", "--lora.r", "--pack_tokens", "--resume_from_checkpoint", "--num_train_epochs"):
+        assert key in proc.stdout
+    assert "(alias: epochs)" in proc.stdout and "--training_args" in proc.stdout
+    for key in ():
         assert key in proc.stdout
 
 

@@ -6,10 +6,10 @@ loggers.  Every mistake is one :class:`UserError` line (the recipe's ``validate`
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from judgeforge.errors import UserError
+from judgeforge.tracking import report_targets, wandb_ready
 
 
 def check_inputs(recipe, where: str) -> None:
@@ -30,38 +30,30 @@ def check_inputs(recipe, where: str) -> None:
             raise bad(key, f"must be in [0, 1), got {getattr(recipe, key)}")
     if not recipe.adam_epsilon > 0:
         raise bad("adam_epsilon", f"must be > 0, got {recipe.adam_epsilon}")
-    for key in ("seed", "split_seed", "dataloader_workers"):
+    for key in ("seed", "split_seed", "dataloader_num_workers"):
         if getattr(recipe, key) < 0:
             raise bad(key, f"must be an integer >= 0, got {getattr(recipe, key)}")
     out = Path(recipe.output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise bad("output_dir", f"'{recipe.output_dir}' is a file; give a folder for checkpoints and the model")
-    if recipe.resume not in ("auto", "never"):
-        check_checkpoint(Path(recipe.resume), f"{where}: resume")
-    elif recipe.resume == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
+    if recipe.resume_from_checkpoint not in ("auto", "never"):
+        check_checkpoint(Path(recipe.resume_from_checkpoint), f"{where}: resume_from_checkpoint")
+    elif recipe.resume_from_checkpoint == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
         done = [p for p in out.glob("checkpoint-*") if p.name[11:].isdigit() and (p / ".complete").exists()]
         if done:
             last = max(done, key=lambda p: int(p.name[11:]))
-            check_checkpoint(last, f"{where}: resume: auto")
+            check_checkpoint(last, f"{where}: resume_from_checkpoint: auto")
     for src in recipe.dataset_sources():
         check_parquet(src, where)
-    if "wandb" in report_targets(recipe.report_to) and not _wandb_ready():
+    if recipe.push_to_hub or recipe.hub_model_id:
+        from judgeforge.hub import check_repo_id
+
+        if recipe.push_to_hub and not recipe.hub_model_id:
+            raise bad("push_to_hub", "needs hub_model_id (owner/name); set --hub_model_id")
+        check_repo_id(recipe.hub_model_id, f"{where}: hub_model_id")
+    if "wandb" in report_targets(recipe.report_to) and not wandb_ready():
         raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
                   "WANDB_MODE=offline (or report_to: none)")
-
-
-def _wandb_ready() -> bool:
-    """wandb can log: an API key, a netrc login, or a mode that needs none (offline, disabled)."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled",
-                                                                                          "dryrun"):
-        return True
-    if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    try:
-        return "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
 
 
 def check_parquet(src: str, where: str) -> None:
@@ -106,7 +98,7 @@ def check_checkpoint(ck: Path, where: str) -> None:
 
     if not (ck / "trainer_state.json").is_file():
         raise UserError(f"{where}: '{ck}' is not a training checkpoint (no trainer_state.json); give a "
-                        "checkpoint-N folder from output_dir, or resume: auto")
+                        "checkpoint-N folder from output_dir, or resume_from_checkpoint: auto")
     try:
         json.loads((ck / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -145,11 +137,3 @@ def check_loggers(recipe) -> None:
             raise UserError(
                 f"report_to: {name} needs the '{mod}' package; pip install {mod} or set report_to: none"
             )
-
-
-def report_targets(report_to: str | list) -> list[str]:
-    if isinstance(report_to, (list, tuple)):
-        items = list(report_to)
-    else:
-        items = [s.strip() for s in str(report_to).split(",")]
-    return [s for s in items if s and s != "none"]

@@ -14,7 +14,7 @@
    itself).  A cache key covers the sources, tokenizer and settings, so a resumed run skips
    this step.
 3. **Micro-batches.**  Rows are shuffled once (seed) and cut into micro-batches: either
-   ``per_device_batch_size`` rows each (the paper's batches), or, with ``pack_tokens``,
+   ``per_device_train_batch_size`` rows each (the paper's batches), or, with ``pack_tokens``,
    as many rows as fit the token budget.  The Trainer sees one micro-batch per dataset
    item (its batch size is 1) and shuffles their order every epoch with its seeded sampler,
    which is also what makes a resumed run see the same data order.

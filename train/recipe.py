@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from judgeforge.errors import UserError
+from judgeforge.train.arguments import KEY_ALIASES, SCHEDULERS, check_optimisation, top_level_hint
 from judgeforge.train.checks import report_targets  # noqa: F401 - also run.py's
 from judgeforge.train.deepspeed_configs import resolve_deepspeed_path  # noqa: F401 - also run.py's
 
@@ -28,15 +29,6 @@ DEFAULT_DATASETS = {
     "relative": ["prometheus-eval/Preference-Collection"],
     "joint": ["prometheus-eval/Feedback-Collection", "prometheus-eval/Preference-Collection"],
 }
-SCHEDULERS = (
-    "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "constant",
-    "constant_with_warmup",
-    "inverse_sqrt",
-)  # reduce_lr_on_plateau, cosine_with_min_lr, warmup_stable_decay need settings a recipe cannot give
 ATTENTION = ("auto", "sdpa", "eager", "varlen", "flash_attention_2", "flash_attention_3")
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -83,6 +75,11 @@ class LoraRecipe:
 
 @dataclass
 class TrainRecipe:
+    """Keys named as in transformers' TrainingArguments / TRL's SFTConfig where those have one; the older
+    judgeforge names are aliases (``KEY_ALIASES``; docs/training.md, "Key names")."""
+
+    KEY_ALIASES = KEY_ALIASES  # a class attribute, not a field (no annotation)
+
     # ---- what to train
     model: str | None = field(default=None, metadata=_help("base model: a local folder or a hub id"))
     init_from_config: dict | str | None = field(
@@ -115,18 +112,27 @@ class TrainRecipe:
     overlong: Literal["drop", "truncate"] = field(default="drop", metadata=_help("rows over max_length"))
     # ---- optimisation
     learning_rate: float = field(default=1e-5, metadata=_help("peak learning rate"))
-    lr_scheduler: str = field(default="cosine", metadata=_help("transformers scheduler name"))
+    lr_scheduler_type: str = field(default="cosine", metadata=_help(
+        "transformers scheduler: " + ", ".join(SCHEDULERS) + " (the min_lr ones and warmup_stable_decay need "
+        "lr_scheduler_kwargs)"))
+    lr_scheduler_kwargs: dict = field(default_factory=dict, metadata=_help(
+        "the scheduler's own settings, e.g. {min_lr_rate: 0.1} or {num_decay_steps: 100}"))
     warmup_ratio: float = field(default=0.1, metadata=_help("warmup as a fraction of the optimizer steps"))
+    warmup_steps: float | None = field(default=None, metadata=_help(
+        "warmup in optimizer steps (a value < 1 is a ratio, as in transformers 5); set, it replaces warmup_ratio"))
+    optim: str = field(default="adamw_torch", metadata=_help(
+        "transformers optimizer name (adamw_torch, adamw_torch_fused, adafactor, sgd, ...; not with a DeepSpeed "
+        "config that names its own)"))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-8
     max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping (0 = off)"))
-    epochs: float = field(default=1.0, metadata=_help("passes over the training rows"))
+    num_train_epochs: float = field(default=1.0, metadata=_help("passes over the training rows"))
     max_steps: int = field(
-        default=-1, metadata=_help("stop after N optimizer steps (smoke runs); -1 = epochs")
+        default=-1, metadata=_help("stop after N optimizer steps (smoke runs); -1 = num_train_epochs")
     )
-    per_device_batch_size: int = field(default=4, metadata=_help("rows per micro-batch per process"))
+    per_device_train_batch_size: int = field(default=4, metadata=_help("rows per micro-batch per process"))
     gradient_accumulation_steps: int | None = field(
         default=1, metadata=_help("micro-batches per optimizer step; null = derived from global_batch_size")
     )
@@ -134,7 +140,7 @@ class TrainRecipe:
         default=None,
         metadata=_help(
             "rows per optimizer step over all processes; sets gradient_accumulation_steps "
-            "= global / (per_device_batch_size x processes)"
+            "= global / (per_device_train_batch_size x processes)"
         ),
     )
     loss_normalization: Literal["tokens", "micro_batch"] = field(
@@ -172,7 +178,7 @@ class TrainRecipe:
         default=None,
         metadata=_help(
             "token budget per micro-batch (rows are added until it is full); null = "
-            "per_device_batch_size rows per micro-batch (the paper's batches)"
+            "per_device_train_batch_size rows per micro-batch (the paper's batches)"
         ),
     )
     kernels: Literal["auto", "liger", "none"] = field(
@@ -194,18 +200,24 @@ class TrainRecipe:
             "null = full fine-tuning; else LoRA keys (r, alpha, dropout, target_modules, qlora, merge)"
         ),
     )
-    dataloader_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+    dataloader_num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+    training_args: dict = field(default_factory=dict, metadata=_help(
+        "any other transformers TrainingArguments field, e.g. {optim_args: ..., torch_compile: true}; "
+        "checked against the installed TrainingArguments before anything loads"))
     # ---- outputs
     output_dir: str = field(
         default="outputs/train", metadata=_help("checkpoints, logs and the final model (output_dir/model)")
     )
     save_steps: int = field(default=500, metadata=_help("checkpoint every N optimizer steps (0 = never)"))
     save_total_limit: int | None = field(default=2, metadata=_help("checkpoints to keep (null = all)"))
-    resume: str = field(
+    resume_from_checkpoint: str = field(
         default="auto",
         metadata=_help("auto (from the last checkpoint in output_dir), never, or a checkpoint folder"),
     )
-    overwrite: bool = field(default=False, metadata=_help("replace an existing output_dir/model"))
+    overwrite_output_dir: bool = field(default=False, metadata=_help("replace an existing output_dir/model"))
+    push_to_hub: bool = field(default=False, metadata=_help("upload output_dir/model (with its card) to hub_model_id"))
+    hub_model_id: str | None = field(default=None, metadata=_help("the hub repository to push to (owner/name)"))
+    hub_private_repo: bool = field(default=False, metadata=_help("create the hub repository as private"))
     report_to: str = field(
         default="none",
         metadata=_help(
@@ -221,6 +233,10 @@ class TrainRecipe:
         ),
     )
     trust_remote_code: bool = field(default=False, metadata=_help("allow model code from the hub"))
+
+    @staticmethod
+    def unknown_key_hint(key: str) -> str | None:
+        return top_level_hint(key)
 
     # ------------------------------------------------------------------ validation (cheap: no torch)
     def validate(self, where: str) -> None:
@@ -241,14 +257,6 @@ class TrainRecipe:
             )
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise bad("learning_rate", f"must be a positive number, got {self.learning_rate}")
-        if self.lr_scheduler not in SCHEDULERS:
-            from judgeforge.errors import did_you_mean
-
-            raise bad(
-                "lr_scheduler",
-                f"'{self.lr_scheduler}' is not a scheduler{did_you_mean(self.lr_scheduler, SCHEDULERS)}; "
-                f"use one of {', '.join(SCHEDULERS)}",
-            )
         if not 0 <= self.warmup_ratio < 1:
             raise bad("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         if self.weight_decay < 0:
@@ -257,13 +265,13 @@ class TrainRecipe:
             raise bad("max_grad_norm", f"must be >= 0, got {self.max_grad_norm}")
         if not 0 <= self.eval_split < 1:
             raise bad("eval_split", f"must be in [0, 1), got {self.eval_split}")
-        for key in ("max_length", "per_device_batch_size"):
+        for key in ("max_length", "per_device_train_batch_size"):
             if getattr(self, key) <= 0:
                 raise bad(key, f"must be a positive integer, got {getattr(self, key)}")
-        if self.epochs <= 0:
-            raise bad("epochs", f"must be positive, got {self.epochs}")
+        if self.num_train_epochs <= 0:
+            raise bad("num_train_epochs", f"must be positive, got {self.num_train_epochs}")
         if self.max_steps == 0 or self.max_steps < -1:
-            raise bad("max_steps", f"must be -1 (use epochs) or a positive integer, got {self.max_steps}")
+            raise bad("max_steps", f"must be -1 (use num_train_epochs) or a positive integer, got {self.max_steps}")
         if self.gradient_accumulation_steps is not None and self.gradient_accumulation_steps <= 0:
             raise bad(
                 "gradient_accumulation_steps",
@@ -308,8 +316,10 @@ class TrainRecipe:
             raise bad("save_total_limit", f"must be a positive integer or null, got {self.save_total_limit}")
         if self.logging_steps <= 0:
             raise bad("logging_steps", f"must be a positive integer, got {self.logging_steps}")
-        if self.resume not in ("auto", "never") and not Path(self.resume).is_dir():
-            raise bad("resume", f"'{self.resume}' is neither auto, never nor a checkpoint folder")
+        if self.resume_from_checkpoint not in ("auto", "never") and not Path(self.resume_from_checkpoint).is_dir():
+            raise bad("resume_from_checkpoint",
+                      f"'{self.resume_from_checkpoint}' is neither auto, never nor a checkpoint folder")
+        check_optimisation(self, where)
         for name in report_targets(self.report_to):
             if name not in ("wandb", "tensorboard"):
                 raise bad("report_to", f"'{name}' is not a logger; use none, wandb or tensorboard")
@@ -334,13 +344,13 @@ class TrainRecipe:
 
     def accumulation_for(self, world_size: int) -> int:
         """Gradient accumulation steps at ``world_size`` processes (from global_batch_size when set)."""
-        per_step = self.per_device_batch_size * world_size
+        per_step = self.per_device_train_batch_size * world_size
         if self.global_batch_size is None:
             return int(self.gradient_accumulation_steps)
         if self.global_batch_size % per_step:
             raise UserError(
-                f"global_batch_size {self.global_batch_size} is not a multiple of per_device_batch_size "
-                f"{self.per_device_batch_size} x {world_size} processes; change one of them"
+                f"global_batch_size {self.global_batch_size} is not a multiple of per_device_train_batch_size "
+                f"{self.per_device_train_batch_size} x {world_size} processes; change one of them"
             )
         ga = self.global_batch_size // per_step
         if self.gradient_accumulation_steps is not None and self.gradient_accumulation_steps != ga:

@@ -36,6 +36,7 @@ from pathlib import Path
 from judgeforge.backends import PAPER_SAMPLING
 from judgeforge.errors import UserError
 from judgeforge.io import usual_permissions
+from judgeforge.train.arguments import build_training_args, preflight, warmup_for
 from judgeforge.train.recipe import TrainRecipe, report_targets, resolve_deepspeed_path
 
 FINAL = "model"
@@ -92,10 +93,10 @@ def prepare_distributed(use_deepspeed: bool) -> None:
 
 
 def checkpoint_to_resume(recipe: TrainRecipe) -> str | None:
-    if recipe.resume == "never":
+    if recipe.resume_from_checkpoint == "never":
         return None
-    if recipe.resume != "auto":
-        return recipe.resume
+    if recipe.resume_from_checkpoint != "auto":
+        return recipe.resume_from_checkpoint
     out = Path(recipe.output_dir)
     if not out.is_dir():
         return None
@@ -328,8 +329,8 @@ def train(
     emit = progress or (lambda e: None)
     out = Path(recipe.output_dir)
     final = out / FINAL
-    if final.exists() and not recipe.overwrite:
-        raise UserError(f"{final} already exists (a finished run); choose another output_dir or pass --overwrite true")
+    if final.exists() and not recipe.overwrite_output_dir:
+        raise UserError(f"{final} already exists (a finished run); choose another output_dir or pass --overwrite_output_dir true")
     rank, world, local_rank = rank_and_world()
     ds_path = resolve_deepspeed_path(recipe.deepspeed) if recipe.deepspeed else None
     ga = recipe.accumulation_for(world)
@@ -347,7 +348,6 @@ def train(
     prepare_distributed(ds_path is not None)
     rank, world, local_rank = rank_and_world()
     import torch
-    from transformers import TrainingArguments
 
     from judgeforge.config import dump_recipe
     from judgeforge.train import dataset as D
@@ -364,39 +364,9 @@ def train(
     liger = use_liger(recipe)
 
     # ---- arguments first: with DeepSpeed they set up the process group and ZeRO-3's zero.Init
-    args = TrainingArguments(
-        output_dir=str(out),
-        per_device_train_batch_size=1,  # one dataset item = one whole micro-batch (see dataset.py)
-        gradient_accumulation_steps=ga,
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=0,  # set below from warmup_ratio once the number of steps is known
-        weight_decay=recipe.weight_decay,
-        adam_beta1=recipe.adam_beta1,
-        adam_beta2=recipe.adam_beta2,
-        adam_epsilon=recipe.adam_epsilon,
-        max_grad_norm=recipe.max_grad_norm,
-        num_train_epochs=recipe.epochs,
-        max_steps=recipe.max_steps,
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        bf16=bf16,
-        use_cpu=not on_gpu,
-        **_checkpointing_args(recipe.gradient_checkpointing),
-        deepspeed=str(ds_path) if ds_path else None,
-        ddp_backend="gloo" if not on_gpu and (ds_path or world > 1) else None,
-        save_strategy="steps" if recipe.save_steps else "no",
-        save_steps=recipe.save_steps or 500,
-        save_total_limit=recipe.save_total_limit,
-        logging_steps=recipe.logging_steps,
-        logging_first_step=True,
-        report_to=report_targets(recipe.report_to) or "none",
-        run_name=recipe.run_name,
-        remove_unused_columns=False,
-        dataloader_num_workers=recipe.dataloader_workers,
-        average_tokens_across_devices=True,
-        disable_tqdm=True,
-    )
+    args = build_training_args(recipe, out=out, ga=ga, bf16=bf16, on_gpu=on_gpu, ds_path=ds_path, world=world,
+                               checkpointing=_checkpointing_args(recipe.gradient_checkpointing),
+                               report_to=report_targets(recipe.report_to))
     rank, world = args.process_index, args.world_size
     barrier = _barrier if world > 1 else None
     if rank == 0:
@@ -426,13 +396,14 @@ def train(
     if len(tokens) == 0:
         raise UserError("no rows left after tokenisation (all longer than max_length?); raise max_length or set "
                         "overlong: truncate")
-    batches = D.plan_micro_batches(tokens.lengths, recipe.per_device_batch_size, recipe.pack_tokens, recipe.seed)
+    batches = D.plan_micro_batches(tokens.lengths, recipe.per_device_train_batch_size, recipe.pack_tokens, recipe.seed)
     train_set = D.MicroBatches(tokens, batches)
     per_rank = math.ceil(len(batches) / world)
     per_epoch = per_rank // ga + int(per_rank % ga > 0)
-    total_steps = recipe.max_steps if recipe.max_steps > 0 else math.ceil(recipe.epochs * per_epoch)
-    args.warmup_steps = math.ceil(recipe.warmup_ratio * total_steps)
-    size = f"<= {recipe.pack_tokens} tokens" if recipe.pack_tokens else f"{recipe.per_device_batch_size} rows"
+    total_steps = recipe.max_steps if recipe.max_steps > 0 else math.ceil(recipe.num_train_epochs * per_epoch)
+    args.warmup_steps = warmup_for(recipe, total_steps)
+    preflight(args, total_steps)  # the scheduler over every step and the optimizer class, before the model
+    size = f"<= {recipe.pack_tokens} tokens" if recipe.pack_tokens else f"{recipe.per_device_train_batch_size} rows"
     _log(
         f"{len(batches)} micro-batches ({'packed' if recipe.packing else 'padded'}, {size} each), "
         f"{world} process(es) x {ga} accumulation -> {total_steps} optimizer steps, "
@@ -505,6 +476,11 @@ def train(
     }
     if save:
         save_final(trainer, recipe, tokenizer, final, results, chat)
+        if recipe.push_to_hub and rank == 0:
+            from judgeforge.hub import push_folder
+
+            url = push_folder(final, recipe.hub_model_id, private=recipe.hub_private_repo)
+            _log(f"pushed {final} to {recipe.hub_model_id}: {url}")
     elif rank == 0:
         from judgeforge.io import atomic_write_json
 
@@ -596,7 +572,7 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
     from judgeforge.train.checks import check_finite
 
     check_finite(state_dict if state_dict is not None else model.state_dict(), final)
-    with atomic_dir(final, force=recipe.overwrite) as tmp:
+    with atomic_dir(final, force=recipe.overwrite_output_dir) as tmp:
         if is_peft and recipe.lora.merge:
             merged = _merged_model(model, recipe, final.parent / "adapter", state_dict)
             _finish_config(merged)
@@ -612,6 +588,9 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
         chat and chat.save(tmp)
         dump_recipe(recipe, tmp / "train_recipe.yaml")
         atomic_write_json(tmp / "train_results.json", results)
+        from judgeforge.train.card import expert_card
+
+        (tmp / "README.md").write_text(expert_card(recipe, results, tmp), encoding="utf-8")
         usual_permissions(tmp)
     atomic_write_json(final.parent / "train_results.json", results)
     usual_permissions(final.parent / "train_results.json")

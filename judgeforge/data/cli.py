@@ -1,7 +1,7 @@
 """``judgeforge data``: validate | convert | show | split | mini (and synthesize | pair | from-benchmarks).
 
     judgeforge data mini -o DIR                     write the built-in mini datasets
-    judgeforge data validate FILE [FILE ...]        one line per problem, exit 1 if any
+    judgeforge data validate FILE [FILE ...]        one line per problem, exit 1 if any (--json: a summary)
     judgeforge data convert IN -o OUT.jsonl         to training rows (prompt, completion)
                                                     or --to collection (the collections' schemas)
     judgeforge data show IN [--row N] [--prompt]    a row as the judge sees it
@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--no-feedback", action="store_true", help="rows need labels but no feedback")
     v.add_argument("--max-length", type=int, default=None, help="flag rows whose prompt+output exceed N tokens")
     v.add_argument("--tokenizer", default="mistral-v1", help="tokenizer for --max-length (default: mistral-v1)")
+    v.add_argument("--json", action="store_true",
+                   help="print one JSON summary on stdout (per source: rows, schema, every problem) instead of lines")
 
     c = sub.add_parser("convert", help=SUBCOMMANDS["convert"])
     c.add_argument("source")
@@ -117,6 +119,7 @@ def _validate(args) -> int:
 
         tokenizer = load_tokenizer(args.tokenizer)
     bad = 0
+    summary = []
     for src in args.sources:
         rows = read_rows(src, split=args.split)
         v = validate_rows(
@@ -127,13 +130,22 @@ def _validate(args) -> int:
             tokenizer=tokenizer,
             max_length=args.max_length,
         )
+        bad += len(v.problems)
+        if args.json:
+            summary.append({"source": str(src), "schema": v.schema, "rows": v.rows, "ok": v.ok,
+                            "problems": [{"where": p.where, "field": p.field, "message": p.message}
+                                         for p in v.problems]})
+            continue
         for prob in v.problems:
             print(prob, file=sys.stderr)
         if v.problems:
-            bad += len(v.problems)
             print(f"{src}: {len(v.problems)} problem(s) in {v.rows} rows ({v.schema})", file=sys.stderr)
         else:
             print(f"{src}: ok, {v.rows} rows ({v.schema})")
+    if args.json:
+        import json
+
+        print(json.dumps({"ok": not bad, "problems": bad, "sources": summary}, indent=2))
     return 1 if bad else 0
 
 

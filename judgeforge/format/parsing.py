@@ -17,10 +17,13 @@ Two modes:
 ``strict=False`` (default)
     Tolerant where the official rule fails for no good reason: a trailing period or
     sentence, markdown bold around the tag, ``Score: 4/5``, ``[RESULT] Response B``,
-    ``[RESULT] (A)``.  It accepts everything ``strict=True`` accepts, with the same
-    result.  It reads only a verdict the text asserts: a tag (the last one counts), or,
-    without a tag, the last marker whose value ends its sentence (``Score: 4``,
-    ``The overall score is 4.``; not ``the score is 4 rather than 5``).  A score named in passing
+    ``[RESULT] (A)``.  Where ``strict=True`` reads a value it reads the same one or refuses:
+    it never reads a different number.  It reads only a verdict the text asserts: a tag (the
+    last one), or, without a tag, the last marker whose value ends its sentence (``Score: 4``,
+    ``The overall score is 4.``, ``The final score of 4``; not ``the score is 4 rather than 5``).
+    An output that asserts two different verdicts (``[RESULT] 4 The final score of 3``,
+    ``[RESULT] 2 ... [RESULT] 3``, ``Score: 3 ... [RESULT] 4``) is a failure whichever one
+    the package's rule would pick.  A score named in passing
     ("... does not fully align with the criteria for a score of 5.") is never read:
     such an output is a failure, not a guess.  Out-of-range or fractional scores, ranges
     ("3-4"), two verdicts ("A and B") and ties are failures with a reason too.  Only the
@@ -83,9 +86,12 @@ def parse(output: str | None, mode: str, *, strict: bool | str = False) -> Parse
         if strict:
             return official
         tolerant = _tolerant_relative(output)
-    # tolerant accepts everything the package's rule accepts, with the same result
-    if official.ok and tolerant.result != official.result:
+    # tolerant accepts what the package's rule accepts and never reads another number: where the two
+    # readings differ the output asserts two verdicts ("[RESULT] 4 The final score of 3"), a failure
+    if official.ok and tolerant.result is None and not tolerant.error.startswith(_TWO):
         return official
+    if official.ok and tolerant.ok and tolerant.result != official.result:
+        return Parsed(None, tolerant.feedback, f"{_TWO} ({tolerant.result} and {official.result})")
     return tolerant
 
 
@@ -169,11 +175,12 @@ _TAG = re.compile(
 # word marker counts only when its value ends a sentence (see _CLOSING): "a score of 5" named in
 # passing is a comparison with the rubric, not a verdict.
 _WORD = re.compile(
-    r"(?<![\w\[])(?:final\s+|overall\s+)?(?:result|score|rating|verdict|winner|better\s+response)"
+    r"(?<![\w\[])(?:(?:final\s+|overall\s+)?(?:result|score|rating|verdict|winner|better\s+response)"
     + _BOLD
-    + r"\s*(?::|=|\bis\b)",
+    + r"\s*(?::|=|\bis\b)|(?:final|overall)\s+score\s+of\b)",  # "The final score of 3" (the package reads it)
     re.IGNORECASE,
 )
+_TWO = "the output asserts two different verdicts"
 # after a word marker's value its sentence must end (an optional parenthesis first): "Score: 4",
 # "The overall score is 4.", "Result: A. Score=3" in relative mode; not "is 4 rather than 5"
 _CLOSING = re.compile(r"[ \t)\]*_]*(?:\([^()\n]*\))?[)\]*_]*(?:</s>|[.!]+(?:\s|$)|[ \t]*(?:\n|$))")
@@ -220,6 +227,39 @@ def _marker(text: str, value: re.Pattern):
     return None
 
 
+def _asserted(text: str, value: re.Pattern, read) -> set:
+    """Every verdict the text asserts: each tag's value and each word marker's value that ends its sentence
+    (``read`` turns a value match into a score / letter, or None where it is no clean value)."""
+    found = set()
+    for m in list(_TAG.finditer(text)) + list(_WORD.finditer(text)):
+        v = value.match(text, m.end())
+        if v and (m.re is _TAG or _CLOSING.match(v.group("rest"))):
+            got = read(v)
+            if got is not None:
+                found.add(got)
+    return found
+
+
+def _abs_read(v) -> int | None:
+    num = v.group("num")
+    if "." in num or num.startswith("-") or (v.group("den") and v.group("denv") != "5") \
+            or _RANGE_AFTER.match(v.group("rest")):
+        return None
+    return int(num) if 1 <= int(num) <= 5 else None
+
+
+def _rel_read(v) -> str | None:
+    return None if _BOTH_AFTER.match(v.group("rest")) else v.group("v").upper()
+
+
+def _one_verdict(text: str, result, value: re.Pattern, read, feedback: str) -> Parsed:
+    """``result``, unless the text also asserts a different verdict (then a failure naming both)."""
+    others = sorted(map(str, _asserted(text, value, read) - {result}))
+    if others:
+        return Parsed(None, feedback, f"{_TWO} ({result} and {', '.join(others)})")
+    return Parsed(result, feedback)
+
+
 def _tolerant_absolute(output: str) -> Parsed:
     text = _drop_echo(output)
     m = _marker(text, _ABS_VALUE)
@@ -239,7 +279,7 @@ def _tolerant_absolute(output: str) -> Parsed:
     score = int(num)
     if not 1 <= score <= 5:
         return Parsed(None, feedback, f"score {score} is outside 1-5")
-    return Parsed(score, feedback)
+    return _one_verdict(text, score, _ABS_VALUE, _abs_read, feedback)
 
 
 def _tolerant_relative(output: str) -> Parsed:
@@ -255,7 +295,7 @@ def _tolerant_relative(output: str) -> Parsed:
         return Parsed(None, feedback, "the [RESULT] tag is not followed by A or B")
     if _BOTH_AFTER.match(v.group("rest")):
         return Parsed(None, feedback, "the output names both responses; a verdict must be A or B")
-    return Parsed(v.group("v").upper(), feedback)
+    return _one_verdict(text, v.group("v").upper(), _REL_VALUE, _rel_read, feedback)
 
 
 __all__ = ["Parsed", "parse", "parse_absolute", "parse_relative", "ABSOLUTE", "RELATIVE"]

@@ -38,10 +38,10 @@ TINY_RECIPE = {
     "tokenizer": "mistral-v1",
     "max_length": 1024,
     "overlong": "drop",
-    "lr_scheduler": "cosine",
+    "lr_scheduler_type": "cosine",
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
-    "epochs": 1,
+    "num_train_epochs": 1,
     "gradient_accumulation_steps": 1,
     "bf16": "auto",  # bf16 only where the CPU computes it natively (judgeforge.devices.choose_dtype)
     "gradient_checkpointing": False,
@@ -59,8 +59,8 @@ REAL_BASE = {"train_rows": 200, "test_rows": 24, "absolute_steps": 20, "relative
              "expert_learning_rate": 1e-4}
 
 # what each judge's row keeps of judgeforge.eval.ablation.headline: values, n, parse failures, notes
-HEADLINE_KEYS = ("da", "da_n", "da_total", "da_parse_failure_rate", "da_note",
-                 "pr", "pr_n", "pr_total", "pr_parse_failure_rate", "pr_note", "parse_failure_rate")
+HEADLINE_KEYS = ("da", "da_n", "da_total", "da_parse_failure_rate", "da_note", "da_ci",
+                 "pr", "pr_n", "pr_total", "pr_parse_failure_rate", "pr_note", "pr_ci", "parse_failure_rate")
 
 
 @dataclass
@@ -175,10 +175,10 @@ def _train(display: _Display, name: str, cfg: QuickstartConfig, *, model: Path |
         "max_steps": steps,
         "output_dir": str(out),
         "seed": cfg.seed,
-        "per_device_batch_size": cfg.batch_size,
+        "per_device_train_batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate if model is None else cfg.expert_learning_rate,
         "eval_split": 0.0,
-        "overwrite": True,
+        "overwrite_output_dir": True,
     }
     if model is not None:
         overrides.update(model=str(model), init_from_config=None)
@@ -340,9 +340,20 @@ def _report_md(report: dict) -> str:
     ])
 
 
+def error_bars(values: list, cis: list) -> tuple[list[float], list[list[float]]]:
+    """Heights (NaN where a value is n/a, so nothing is drawn) and matplotlib's ``yerr`` (distances below and
+    above each value; 0 where there is no interval)."""
+    nan = float("nan")
+    heights = [nan if v is None else v for v in values]
+    below = [0.0 if v is None or not ci else max(v - ci[0], 0.0) for v, ci in zip(values, cis)]
+    above = [0.0 if v is None or not ci else max(ci[1] - v, 0.0) for v, ci in zip(values, cis)]
+    return heights, [below, above]
+
+
 def _plot(results: dict, path: Path) -> None:
-    """Bars for the values that exist, each labelled with its n; a judge whose value is withheld gets
-    no bar but its reason ("too few parsed (n=5 of 100)") written where the bar would be."""
+    """Bars for the values that exist, each labelled with its n and its 95% interval as an error bar; a
+    judge whose value is withheld (n/a) gets no bar at all (not a bar of 0) but its reason ("too few
+    parsed (n=5 of 100)") written at the foot of the axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -353,14 +364,20 @@ def _plot(results: dict, path: Path) -> None:
     for ax, key, title, color in ((axes[0], "da", "direct assessment (Pearson)", "#4C72B0"),
                                   (axes[1], "pr", "pairwise ranking (accuracy)", "#DD8452")):
         vals = [results[n].get(key) for n in names]
-        ax.bar(names, [v if v is not None else 0.0 for v in vals], color=[color if v is not None else "none"
-                                                                         for v in vals])
+        heights, yerr = error_bars(vals, [results[n].get(key + "_ci") for n in names])
+        ax.bar(range(len(names)), heights, color=color, yerr=yerr, capsize=3, ecolor="black")
+        ax.set_xticks(range(len(names)), names)  # every judge keeps its place, n/a ones too
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylim(min([0.0] + [v for v in vals if v is not None]), 1.0)
+        foot = ax.get_xaxis_transform()  # x in data, y in axes fractions: the foot of the axis, not y = 0
         for x, (n, v) in enumerate(zip(names, vals)):
             r = results[n]
-            label = (f"n={r.get(key + '_n')}/{r.get(key + '_total')}" if v is not None
-                     else (r.get(key + "_note") or "no result").replace(" (", "\n("))
-            ax.text(x, (v if v is not None and v > 0 else 0.0) + 0.02, label, ha="center", va="bottom", fontsize=7)
+            if v is not None:
+                ax.text(x, max(v, 0.0) + 0.02, f"n={r.get(key + '_n')}/{r.get(key + '_total')}", ha="center",
+                        va="bottom", fontsize=7)
+            else:
+                ax.text(x, 0.03, "n/a: " + (r.get(key + "_note") or "no result").replace(" (", "\n("),
+                        transform=foot, ha="center", va="bottom", fontsize=7)
         ax.set_title(title)
         ax.tick_params(axis="x", labelsize=8)
     axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")

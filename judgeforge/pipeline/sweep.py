@@ -28,6 +28,7 @@ from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 
 DEFAULT_DENSITY = 0.9  # DARE keeps 90% of each task vector (drop rate p = 0.1)
+PUSHED = ["README.md", "sweep.json", "sweep.md", "*.png", "*/report.json", "*/report.md"]  # not the caches
 
 
 def parse_alphas(text: str) -> list[float]:
@@ -79,11 +80,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="fast", choices=("fast", "generate"),
                    help="generation engine, as for 'judgeforge eval --engine' (generate: the reference path)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--push-to-hub", "--push_to_hub", action="store_true",
+                   help="upload the results (README.md card, sweep.md/json, plots, reports) to --hub-model-id")
+    p.add_argument("--hub-model-id", "--hub_model_id", default=None, help="the hub repository (owner/name)")
+    p.add_argument("--hub-private-repo", "--hub_private_repo", action="store_true", help="create it as private")
+    p.add_argument("--report-to", "--report_to", default="none",
+                   help="none | wandb: one wandb run, a step per point (WANDB_MODE=offline writes it under --out)")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from judgeforge.tracking import check_report_to
+
+    check_report_to(args.report_to, "sweep: --report-to")
+    if args.push_to_hub or args.hub_model_id:
+        from judgeforge.hub import check_repo_id
+
+        if not args.hub_model_id:
+            raise UserError("sweep: --push-to-hub needs --hub-model-id owner/name")
+        check_repo_id(args.hub_model_id, "sweep: --hub-model-id")
     result = sweep(
         args.absolute, args.relative, alphas=parse_alphas(args.alphas),
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], base=args.base, density=args.density,
@@ -93,8 +109,16 @@ def main(argv: list[str]) -> int:
                           retries=args.retries, min_scored=args.min_scored, progress=not args.no_progress,
                           engine=args.engine),
     )
+    if "wandb" in check_report_to(args.report_to, "sweep: --report-to"):
+        print(f"sweep: wandb run {to_wandb(result, args.out)}")
     print(result["table_md"])
     print(f"\nsweep: {Path(args.out) / 'sweep.md'}, plots: sweep_da.png, sweep_pr.png")
+    if args.push_to_hub:
+        from judgeforge.hub import push_folder
+
+        url = push_folder(args.out, args.hub_model_id, private=args.hub_private_repo, where="sweep: --push-to-hub",
+                          allow_patterns=PUSHED)
+        print(f"sweep: pushed to {args.hub_model_id}: {url}")
     return 0
 
 
@@ -110,6 +134,7 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     from judgeforge.eval.ablation import headline, headline_cell, rate_cell
     from judgeforge.eval.runner import evaluate
     from judgeforge.format.chat import agreed_format
+    from judgeforge.hub import resolve_model
     from judgeforge.io import atomic_write_json, atomic_write_text
     from judgeforge.merge.inmemory import InMemoryMerger
     from judgeforge.merge.methods import FIRST_IS_BASE, get_method
@@ -121,13 +146,18 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     if needs_base and base is None:
         raise UserError(f"--methods {','.join(needs_base)}: task-vector methods need --base (the model both "
                         "experts were fine-tuned from)")
-    fmt = agreed_format([absolute, relative], chat_format, "sweep")  # before anything loads
-    options = {**(eval_options or {}), **({"chat_format": fmt} if fmt else {})}
     out = Path(out)
+    named = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base)}
+    local = {k: resolve_model(v, f"--{k}") if isinstance(v, (str, Path)) else v
+             for k, v in (("absolute", absolute), ("relative", relative), ("base", base if needs_base else None))}
+    # (hub ids -> their snapshot folders; the base only when a method uses it)
+    fmt = agreed_format([local["absolute"], local["relative"]], chat_format, "sweep")  # before anything loads
+    options = {**(eval_options or {}), **({"chat_format": fmt} if fmt else {})}
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    merger = InMemoryMerger(absolute, relative, base=base if needs_base else None, device=device, dtype=dtype)
-    tokenizer = load_tokenizer(str(absolute))
+    merger = InMemoryMerger(local["absolute"], local["relative"], base=local["base"] if needs_base else None,
+                            device=device, dtype=dtype)
+    tokenizer = load_tokenizer(str(local["absolute"]))
     log(f"judgeforge sweep: experts loaded on {merger.device} in {time.time() - t0:.1f} s; "
         f"{len(methods)} method(s) x {len(alphas)} alpha(s)")
     points = []
@@ -146,8 +176,7 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
             log(f"judgeforge sweep: {name}: DA {headline_cell(h, 'da')}, PR {headline_cell(h, 'pr', True)}, "
                 f"parse failures {rate_cell(h['parse_failure_rate'])}% ({time.time() - t:.1f} s)")
     table = _table(points)
-    result = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base),
-              "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
+    result = {**named, "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
               "chat_format": fmt,
               "points": points, "table_md": table}
     atomic_write_json(out / "sweep.json", result)
@@ -155,7 +184,35 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
                       f"({absolute}); 1 - alpha goes to the relative expert ({relative}).\nDA: mean Pearson over the "
                       "absolute benchmarks; PR: mean accuracy over the relative benchmarks.\n\n" + table + "\n")
     plot(points, out)
+    atomic_write_text(out / "README.md", _card(named, result, table))
     return result
+
+
+def to_wandb(result: dict, out) -> str:
+    """The sweep as one wandb run: a step per (method, alpha) with DA, PR, their n and parse failures
+    under ``METHOD/...`` (n/a left out, never 0); returns the run's folder."""
+    from judgeforge.tracking import log_metrics
+
+    keys = ("da", "da_n", "da_parse_failure_rate", "pr", "pr_n", "pr_parse_failure_rate")
+    steps = [{"alpha": p["alpha"], **{f"{p['method']}/{k}": p.get(k) for k in keys}} for p in result["points"]]
+    config = {k: result[k] for k in ("absolute", "relative", "base", "suite", "alphas", "methods", "density", "seed")}
+    return log_metrics(steps, name=f"sweep-{Path(out).name}", config=config, out_dir=out, job_type="sweep")
+
+
+def _card(named: dict, result: dict, table: str) -> str:
+    """The results folder's card (what --push-to-hub uploads): the experts' lineage and the table."""
+    from judgeforge.hub import card, lineage
+
+    bases, datasets = lineage([v for v in named.values() if v])
+    meta = {"base_model": bases, "datasets": datasets, "library_name": "transformers",
+            "tags": ["judgeforge", "merge", "merge-sweep", "llm-as-a-judge"]}
+    body = ["# Merge-ratio sweep", "", f"Experts: absolute `{named['absolute']}`, relative `{named['relative']}`"
+            + (f", base `{named['base']}`" if named["base"] else "") + f"; suite `{result['suite']}`, methods "
+            f"{', '.join(result['methods'])}, seed {result['seed']}.", "",
+            "alpha = weight of the absolute expert. DA: mean Pearson over the absolute benchmarks; PR: mean "
+            "accuracy over the relative benchmarks. Each point's full report is in `METHOD-ALPHA/report.json`.",
+            "", table, "", "![DA](sweep_da.png) ![PR](sweep_pr.png)"]
+    return card(meta, body, name="merge-ratio sweep")
 
 
 def _table(points: list[dict]) -> str:
@@ -171,29 +228,33 @@ def _table(points: list[dict]) -> str:
 
 
 def plot(points: list[dict], out: Path) -> None:
-    """One line per method; every point labelled with its n.  A point without a value (too few parsed)
-    is never dropped silently: a hollow marker on the x axis with its reason in the legend."""
+    """One line per method, each point with its 95% interval as an error bar and labelled with its n.  A
+    point without a value (n/a: too few parsed) is never drawn as 0 nor dropped silently: the line breaks
+    there, and a hollow marker at the foot of the axis carries its reason in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from judgeforge.pipeline.quickstart import error_bars
+
     for key, fname, label in (("da", "sweep_da.png", "direct assessment (mean Pearson)"),
                               ("pr", "sweep_pr.png", "pairwise ranking (mean accuracy)")):
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        values = [p[key] for p in points if p.get(key) is not None]
-        floor = min([0.0] + values)
         for method in dict.fromkeys(p["method"] for p in points):
-            mine = [p for p in points if p["method"] == method]
-            good = [p for p in mine if p.get(key) is not None]
-            line, = ax.plot([p["alpha"] for p in good], [p[key] for p in good], marker="o", label=method)
-            for p in good:
-                ax.annotate(f"n={p.get(key + '_n')}", (p["alpha"], p[key]), textcoords="offset points",
-                            xytext=(0, 5), ha="center", fontsize=6)
+            mine = sorted((p for p in points if p["method"] == method), key=lambda p: p["alpha"])
+            ys, yerr = error_bars([p.get(key) for p in mine], [p.get(key + "_ci") for p in mine])
+            bars = ax.errorbar([p["alpha"] for p in mine], ys, yerr=yerr, marker="o", capsize=3, label=method)
+            color = bars.lines[0].get_color()
+            for p in mine:
+                if p.get(key) is not None:
+                    ax.annotate(f"n={p.get(key + '_n')}", (p["alpha"], p[key]), textcoords="offset points",
+                                xytext=(0, 5), ha="center", fontsize=6)
             bad = [p for p in mine if p.get(key) is None]
             if bad:
-                ax.scatter([p["alpha"] for p in bad], [floor] * len(bad), marker="x", color=line.get_color(),
-                           label=f"{method}: too few parsed at alpha " + ", ".join(f"{p['alpha']:g}" for p in bad))
+                ax.scatter([p["alpha"] for p in bad], [0.02] * len(bad), transform=ax.get_xaxis_transform(),
+                           marker="o", facecolors="none", edgecolors=color,
+                           label=f"{method}: n/a (too few parsed) at alpha " + ", ".join(f"{p['alpha']:g}" for p in bad))
         ax.set_xlabel("weight of the absolute expert (alpha)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

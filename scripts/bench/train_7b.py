@@ -30,7 +30,7 @@ Configurations (``--configs``, in this order; ``--set NAME:key=value,...`` adds 
                bf16 base, packing + liger, checkpointing, 4 rows x 4 accumulation
 
 Keys of --set: recipe keys (``pack_tokens=24576``, ``gradient_checkpointing=false``,
-``per_device_batch_size=8``, ``deepspeed=zero2``, ``gradient_accumulation_steps=2``), ``gpus=N``, and
+``per_device_train_batch_size=8``, ``deepspeed=zero2``, ``gradient_accumulation_steps=2``), ``gpus=N``, and
 DeepSpeed JSON overrides as ``ds.zero_optimization.stage3_prefetch_bucket_size=5e8``.  Example, trying two
 more variants in the same run:
 
@@ -97,7 +97,7 @@ LORA_7B = {
 def presets(gpus: int, smoke: bool) -> dict[str, dict]:
     common = {
         "gpus": gpus,
-        "per_device_batch_size": 4,
+        "per_device_train_batch_size": 4,
         "global_batch_size": 64,
         "gradient_accumulation_steps": None,
         "gradient_checkpointing": True,
@@ -147,7 +147,7 @@ def presets(gpus: int, smoke: bool) -> dict[str, dict]:
         "lora": {
             "gpus": 1,
             "deepspeed": None,
-            "per_device_batch_size": 4,
+            "per_device_train_batch_size": 4,
             "global_batch_size": None,
             "gradient_accumulation_steps": 4,
             "packing": True,
@@ -500,7 +500,7 @@ def plan_config(name: str, cfg: dict, a, work: Path, total, target) -> dict:
         "warmup_ratio": 0.0,
         "deepspeed": ds,
         "lora": lora,
-        "overwrite": True,
+        "overwrite_output_dir": True,
         "max_length": a.max_length,
         "seed": a.seed,
         **cfg,
