@@ -185,7 +185,7 @@ class Judge:
     ``sampling``: None for the paper's decoding (temperature 1.0, top-p 0.9, 1,024 new
     tokens, repetition penalty 1.03), a :class:`~judgeforge.backends.Sampling`, or a
     dict of its fields (prometheus-eval's ``max_tokens`` is accepted).  ``retries``: how
-    many times an output that does not parse is generated again (the paper's harness: 10).
+    many times an output that does not parse is generated again (prometheus-eval: 10; the paper's script: 5).
     ``strict``: the paper's parser rule instead of the tolerant one.
     """
 
