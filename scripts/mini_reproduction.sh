@@ -27,8 +27,8 @@
 #   run 2 (STAGES=eval, ~8 min): per judge 384 greedy generations of <= 256 tokens (64 + 64 held-out
 #     items, 64 HHH pairs, 64 Auto-J pairs relative + both responses graded alone for the ties), ~40 s
 #     with loading, x 7 judges; the sweep 9 points x SWEEP_LIMIT=32 items per benchmark, ~20 s a point
-#     (measured before: 32 Vicuna judgments of <= 256 tokens in 4.1 s with the fast engine; this script
-#     uses ENGINE=generate, batches of 64, which the issue's 384 held-out judgments were made with).
+#     (measured: 32 Vicuna judgments of <= 256 tokens in 4.1 s with the fast engine, the default here;
+#     ENGINE=generate is the reference engine the issue's 384 held-out judgments were made with).
 #   If run 2 nears its 10 minutes: SWEEP_LIMIT=16, or LIMIT=48; a rerun resumes from the caches.
 # The machine stays warm between two consecutive runs and keeps files outside the checkout: put OUT
 # there (e.g. OUT=/tmp/mini-repro) so run 2 finds run 1's models.
@@ -60,7 +60,7 @@ SWEEP_LIMIT=${SWEEP_LIMIT:-32}                  # items per benchmark at each sw
 ALPHAS=${ALPHAS:-0.1:0.9:0.1}
 DENSITY=${DENSITY:-0.9}                         # DARE / TIES: fraction of each task vector kept
 TOKENS=${TOKENS:-256}                           # new tokens per judgment (paper: 1024)
-ENGINE=${ENGINE:-generate}                      # eval engine (fast | generate; generate is the one measured on SmolLM2)
+ENGINE=${ENGINE:-fast}                          # eval engine (fast | generate; fast ran SmolLM2 on the H200, BENCHMARKS.md)
 STAGES=${STAGES:-train eval}                    # train and/or eval
 JF=${JF:-judgeforge}
 say() { printf '\n=== %s\n' "$*"; }
