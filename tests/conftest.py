@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -17,13 +19,30 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """One process at a time (pytest-xdist runs the suite in several worker processes)."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _judgeforge_cache(tmp_path_factory):
-    """One cache per test session (the built Mistral tokenizer lives there)."""
+    """One cache per test session (the built Mistral tokenizer and the converted SmolLM2 live there),
+    shared by the workers of one ``pytest -n N`` run so that each thing is built once."""
     if "JUDGEFORGE_TEST_CACHE" in os.environ:
         os.environ["JUDGEFORGE_CACHE"] = os.environ["JUDGEFORGE_TEST_CACHE"]
     else:
-        os.environ["JUDGEFORGE_CACHE"] = str(tmp_path_factory.mktemp("jf-cache"))
+        base = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            base = base.parent  # the run's folder, above every worker's own
+        cache = base / "jf-cache"
+        cache.mkdir(exist_ok=True)
+        os.environ["JUDGEFORGE_CACHE"] = str(cache)
     yield
 
 
@@ -36,9 +55,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from judgeforge.tokenization import load_tokenizer
+    from judgeforge.tokenization import cache_root, load_tokenizer
 
-    return load_tokenizer("mistral-v1")
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with _locked(cache_root() / ".tokenizer.lock"):
+        return load_tokenizer("mistral-v1")
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +103,10 @@ def smollm2_dir() -> Path:
     from judgeforge.models import get_model
 
     out = cache_root() / "models" / "smollm2-135m-instruct"
-    if not (out / "config.json").exists():
-        get_model("smollm2-135m-instruct", out, dtype="float32", verify=False, log=lambda *a: None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out.parent / ".smollm2.lock"):
+        if not (out / "config.json").exists():
+            get_model("smollm2-135m-instruct", out, dtype="float32", verify=False, log=lambda *a: None)
     return out
 
 
@@ -92,3 +115,14 @@ def smollm2_tokenizer(smollm2_dir):
     from judgeforge.tokenization import load_tokenizer
 
     return load_tokenizer(smollm2_dir)
+
+
+# The longest files first: under ``pytest -n 2 --dist loadfile`` (the README's test command) one worker
+# takes the quickstart (about 5 minutes, one unit) at once while the other works through the rest.
+SLOW_FIRST = ("test_quickstart.py", "test_train_run.py", "test_walkthrough.py", "test_reproduce.py",
+              "test_chat_format.py", "test_real_model.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(SLOW_FIRST)))
