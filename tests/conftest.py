@@ -17,6 +17,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under `pytest -n 2` (the README's command) each worker computes on one thread (its subprocesses too),
+# so two workers fill the two cores without oversubscribing them; the quickstart fixture, the longest
+# single unit, keeps two (tests/test_quickstart.py).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @contextlib.contextmanager

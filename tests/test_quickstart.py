@@ -7,6 +7,7 @@ its folder.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs") / "quickstart-out"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # the suite's critical path: both cores (conftest.py)
     proc = subprocess.run([sys.executable, "-m", "judgeforge", "quickstart", "-o", str(out), "--no-progress"],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
 
