@@ -131,10 +131,3 @@ SLOW_FIRST = ("test_quickstart.py", "test_train_run.py", "test_walkthrough.py", 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(SLOW_FIRST)))
-
-
-def pytest_configure(config):
-    """Keep SLOW_FIRST's order: xdist would otherwise hand out files with the most tests first, which
-    started the quickstart (6 tests) about 3 minutes into the run."""
-    if hasattr(config.option, "loadscopereorder"):
-        config.option.loadscopereorder = False
