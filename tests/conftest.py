@@ -122,8 +122,9 @@ def smollm2_tokenizer(smollm2_dir):
     return load_tokenizer(smollm2_dir)
 
 
-# The longest files first: under ``pytest -n 2 --dist loadfile`` (the README's test command) one worker
-# takes the quickstart (about 5 minutes, one unit) at once while the other works through the rest.
+# The longest files first in a serial run.  Under ``pytest -n 2 --dist loadfile`` (the README's test
+# command) xdist hands out the files with the most tests first instead; keeping this order there was
+# measured slower (BENCHMARKS.md, "The test suite").
 SLOW_FIRST = ("test_quickstart.py", "test_train_run.py", "test_walkthrough.py", "test_reproduce.py",
               "test_chat_format.py", "test_real_model.py")
 
