@@ -59,11 +59,12 @@ LIMIT=${LIMIT:-64}                              # items per benchmark (the held-
 SWEEP_LIMIT=${SWEEP_LIMIT:-32}                  # items per benchmark at each sweep point
 ALPHAS=${ALPHAS:-0.1:0.9:0.1}
 DENSITY=${DENSITY:-0.9}                         # DARE / TIES: fraction of each task vector kept
-TOKENS=${TOKENS:-256}                           # new tokens per judgment (paper: 1024)
+TOKENS=${TOKENS:-512}                           # new tokens per judgment (paper: 1024); the relative rows' targets
+                                                # run to 469 SmolLM2 tokens (69% over 256: cut before [RESULT])
 ENGINE=${ENGINE:-fast}                          # eval engine (fast | generate; fast ran SmolLM2 on the H200, BENCHMARKS.md)
 STAGES=${STAGES:-train eval}                    # train and/or eval
 JF=${JF:-judgeforge}
-say() { printf '\n=== %s\n' "$*"; }
+say() { printf '\n=== [%s] %s\n' "$(date +%T)" "$*"; }
 has() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if [ "${FRESH:-0}" = 1 ]; then rm -rf "$OUT"; fi
