@@ -242,6 +242,9 @@ def main(argv=None) -> int:
     ap.add_argument("--spot-checks-only", action="store_true",
                     help="only the greedy spot-checks, each with both attentions, in the model dtype and float32")
     ap.add_argument("--no-sdpa-phase", action="store_true", help="skip the engine with its reference attention")
+    ap.add_argument("--phases", type=lambda v: [p for p in v.split(",") if p], default=None,
+                    help="only these phases (names as in eval_speed.json, e.g. paper/engine,paper/continuous_batching,"
+                         "spot_check; a workload name takes all its phases); default: all")
     ap.add_argument("--time-budget", type=float, default=400.0, help="seconds; later phases are skipped past it")
     ap.add_argument("--judge", default=None, help="judge folder for the end-to-end 'judgeforge eval' run")
     ap.add_argument("--data-dir", default=None, help="benchmark files for the end-to-end run")
@@ -280,6 +283,9 @@ def main(argv=None) -> int:
         "phases": {}, "spot_checks": []}
 
     def over_budget(phase: str) -> bool:
+        if args.phases and not any(phase == p or phase.startswith(p + "/") for p in args.phases):
+            res["phases"][phase] = {"skipped": "not in --phases"}
+            return True
         if time.time() - t_start > args.time_budget:
             log(f"skipping {phase}: past the time budget of {args.time_budget:.0f} s")
             res["phases"][phase] = {"skipped": "time budget"}
