@@ -21,38 +21,25 @@ import base64
 import hashlib
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from loopback import LoopbackServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-class HubStub:
+class HubStub(LoopbackServer):
     def __init__(self):
         self.repos: dict[str, dict[str, bytes]] = {}
         self.created: list[tuple[str, bool]] = []
         self.cards: list[dict] = []  # the front matter of every model card validated before an upload
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(self._handler())
 
     def add_repo(self, repo_id: str, files: dict[str, bytes]) -> None:
         self.repos[repo_id] = dict(files)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
 
     # ------------------------------------------------------------------ the HTTP side
     def _handler(self):

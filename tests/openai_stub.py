@@ -26,7 +26,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import LoopbackServer
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Delay:
     then: object
 
 
-class ScriptedOpenAIServer:
+class ScriptedOpenAIServer(LoopbackServer):
     def __init__(self, reply=None, model: str = "stub-model", latency: float = 0.0, keep_requests: bool = True):
         self.reply = reply or (lambda kind, body, call_no: "Fine. [RESULT] 3")
         self.model = model
@@ -49,23 +51,11 @@ class ScriptedOpenAIServer:
         self._lock = threading.Lock()
         # a deeper listen backlog than the stdlib's 5: clients that open many connections at
         # once must queue, not be reset
-        server_cls = type("_Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
-        self._server = server_cls(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler(), request_queue_size=128)
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.url}/v1"
 
     def _handler(self):
         outer = self

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 
 import pytest
+from loopback import LoopbackServer
 
 from judgeforge.errors import UserError
 from judgeforge.eval import benchmarks as B
@@ -112,12 +112,8 @@ def file_server(tmp_path):
         def log_message(self, *a):
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with LoopbackServer(partial(Quiet, directory=str(root))) as srv:
+        yield root, srv.url
 
 
 def test_fetch_into_cache_over_http(file_server, tmp_path, monkeypatch):
