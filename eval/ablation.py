@@ -13,7 +13,11 @@ Headline metrics, as the paper defines them:
   MT Bench Human Judgment and Auto-J (without ties).
 * Table 17 - the same, with Feedback Bench added to DA and Preference Bench to PR.
 
-Benchmarks a run does not have are left out of its mean and listed.  A report with none of the
+A benchmark left out of a mean is listed by why: "not run" (the report has no result for it) or
+"run, not in the mean" (too few parsed -- fewer scored items than the threshold, n=0 when every
+output failed to parse -- or a metric that is undefined); a mean over only some of the paper's
+benchmarks names those it is over.  The JSON beside ``-o`` keeps the same split
+(``not_run``, ``too_few_parsed``, ``no_value``, ``da_used``/``pr_used``).  A report with none of the
 paper's benchmarks (users' own files, the quickstart's mini data) falls back to the mean Pearson
 over all its absolute benchmarks and the mean accuracy over all its relative ones.
 """
@@ -26,7 +30,7 @@ from pathlib import Path
 from judgeforge.cli_args import parser as cli_parser
 from judgeforge.errors import UserError
 from judgeforge.eval.reference import PAPER_TABLE5, PAPER_TABLE17
-from judgeforge.eval.scoring import too_few_note
+from judgeforge.eval.scoring import MIN_SCORED, too_few_note
 
 DA5 = ("vicuna", "mt_bench", "flask")
 PR5 = ("hhh", "mt_bench_human", "autoj")
@@ -62,15 +66,31 @@ def mean_ci(values: list[float], cis: list) -> list[float] | None:
     return [mean - below, mean + above]
 
 
+def _left_out(m: dict, key: str | None) -> tuple[str, str]:
+    """Why a run mode has no value: ("too_few_parsed", "too few parsed (n=2 of 80)") or
+    ("no_value", "Pearson undefined (n=80 of 80)") when enough parsed but the metric is undefined."""
+    n, items = m.get("n_scored") or 0, m.get("items") or 0
+    if m.get("no_result") or n < (m.get("min_scored") or MIN_SCORED):
+        return "too_few_parsed", too_few_note(n, items)
+    return "no_value", f"{'Pearson' if key == 'pearson' else 'accuracy'} undefined (n={n} of {items})"
+
+
 def headline(report: dict, table: str = "table5") -> dict:
-    """``{"da", "pr", "used", "missing", "parse_failure_rate", "da_n", ...}`` for one eval report.
+    """``{"da", "pr", "used", "not_run", "too_few_parsed", "parse_failure_rate", "da_n", ...}`` for one report.
 
     ``table``: "table5" or "table17" (the paper's benchmark sets), or "all" (every benchmark).
+    ``da_used`` / ``pr_used``: the benchmarks each mean is taken over (``used``: both).
+    Benchmarks of a set left out of its mean, by why: ``not_run`` (the report has no result for that
+    benchmark and mode), ``too_few_parsed`` (run, but fewer scored items than the mode's ``min_scored``;
+    0 when every output failed to parse), ``no_value`` (run and scored, metric undefined, e.g. a Pearson
+    of constant scores); ``left_out_notes``: name -> the reason as a cell reads it; ``missing``: all
+    three together (the older key, kept for readers of existing JSON).
     ``da_ci`` / ``pr_ci``: the mean's approximate 95% interval (:func:`mean_ci`; None without intervals).
-    ``da_n`` / ``da_total`` (``pr_n`` / ``pr_total``): items scored / items over the benchmarks
-    the mean is taken over; ``da_parse_failure_rate`` (``pr_...``): the share of those modes'
-    samples that did not parse; ``da_note`` (``pr_note``): why the value is None, e.g. "too few
-    parsed (n=5 of 100)" -- a mode below its ``min_scored`` has no value, so it never enters a mean.
+    ``da_n`` / ``da_total`` (``pr_n`` / ``pr_total``): items scored / items over the benchmarks the
+    mean is taken over (with no mean: over the benchmarks run); ``da_parse_failure_rate`` (``pr_...``):
+    the share of samples that did not parse over every benchmark of the set that was run;
+    ``da_note`` (``pr_note``): why the value is None, e.g. "too few parsed (n=5 of 100)" -- a mode
+    below its ``min_scored`` has no value, so it never enters a mean.
     """
     benches = report.get("benchmarks", {})
     da_names, pr_names = {"table5": (DA5, PR5), "table17": (DA17, PR17)}.get(table, ((), ()))
@@ -78,39 +98,53 @@ def headline(report: dict, table: str = "table5") -> dict:
     if not (paper and table != "all"):
         da_names = [n for n, b in benches.items() if b.get("kind") == "absolute"]
         pr_names = [n for n, b in benches.items() if "relative" in b.get("modes", {})]
-    used, missing, fails = [], [], []
+    left: dict[str, list[str]] = {"not_run": [], "too_few_parsed": [], "no_value": []}
+    notes: dict[str, str] = {}
+    fails = []
     out: dict = {}
     for key, names, mode, metric in (("da", da_names, "absolute", lambda m: "pearson"),
                                      ("pr", pr_names, "relative", _accuracy_key)):
-        vals, cis, n, total, samples, failed = [], [], 0, 0, 0, 0
+        vals, cis, used = [], [], []
+        counts = {"used": [0, 0], "run": [0, 0]}  # [scored, items]
+        samples = failed = 0
         for name in names:
             m = benches.get(name, {}).get("modes", {}).get(mode)
             if m is None:
-                missing.append(name)
+                left["not_run"].append(name)
+                notes[name] = "not run"
                 continue
-            n += m.get("n_scored") or 0
-            total += m.get("items") or 0
             samples += m.get("samples") or 0
             failed += m.get("parse_failures") or 0
             k = metric(m)
+            into = ["run"]
             if k is None or m.get(k) is None:
-                missing.append(name)
+                why, notes[name] = _left_out(m, k or "accuracy")
+                left[why].append(name)
             else:
                 vals.append(m[k])
                 cis.append(m.get(f"{k}_ci"))
                 used.append(name)
+                into.append("used")
+            for c in into:
+                counts[c][0] += m.get("n_scored") or 0
+                counts[c][1] += m.get("items") or 0
         out[key] = sum(vals) / len(vals) if vals else None
         out[f"{key}_ci"] = mean_ci(vals, cis)
-        out[f"{key}_n"], out[f"{key}_total"] = n, total
+        out[f"{key}_used"] = used
+        out[f"{key}_n"], out[f"{key}_total"] = counts["used" if vals else "run"]
         out[f"{key}_parse_failure_rate"] = failed / samples if samples else None
         out[f"{key}_note"] = None
-        if out[key] is None and total:
-            out[f"{key}_note"] = too_few_note(n, total)
+        undefined = [n for n in names if n in left["no_value"]]
+        if out[key] is None and undefined:
+            out[f"{key}_note"] = "; ".join(f"{n}: {notes[n]}" for n in undefined)
+        elif out[key] is None and out[f"{key}_total"]:
+            out[f"{key}_note"] = too_few_note(out[f"{key}_n"], out[f"{key}_total"])
     for b in benches.values():
         for mode in b.get("modes", {}).values():
             if mode.get("parse_failure_rate") is not None:
                 fails.append(mode["parse_failure_rate"])
-    out.update(used=sorted(set(used)), missing=missing,
+    out.update(used=sorted(set(out["da_used"] + out["pr_used"])), **left, left_out_notes=notes,
+               missing=[n for n in notes],
                parse_failure_rate=sum(fails) / len(fails) if fails else None)
     return out
 
@@ -152,42 +186,64 @@ def _diff(mine, paper, pct=False):
     return f"{d:+.2f}" if pct else f"{d:+.3f}"
 
 
+def _mean_cell(h: dict, key: str, full: tuple, pct: bool = False) -> str:
+    """:func:`headline_cell`, naming the benchmarks the mean is over when they are not all of ``full``."""
+    cell, used = headline_cell(h, key, pct), h.get(f"{key}_used") or []
+    return f"{cell} over {', '.join(used)}" if used and list(used) != list(full) else cell
+
+
+def left_out_cells(h: dict) -> tuple[str, str]:
+    """The "not run" and "run, not in the mean" cells of one row: "flask, mt_bench_human" and
+    "too few parsed: vicuna (n=0 of 80), hhh (n=3 of 221); Pearson undefined: flask (n=80 of 80)"."""
+    notes = h.get("left_out_notes") or {}
+    groups: dict[str, list[str]] = {}
+    for name in (h.get("too_few_parsed") or []) + (h.get("no_value") or []):
+        note = notes.get(name, "too few parsed")
+        label, _, rest = note.partition(" (")
+        groups.setdefault(label, []).append(f"{name} ({rest}" if rest else name)
+    run = "; ".join(f"{label}: {', '.join(v)}" for label, v in groups.items())
+    return ", ".join(h.get("not_run") or []) or "-", run or "-"
+
+
+_HEAD = ("| {first} | DA (yours) | DA parse failures % | DA (paper) | diff | PR (yours) | PR parse failures % "
+         "| PR (paper) | diff | not run | run, not in the mean |")
+_RULE = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+_KEY = ("A mean over only some of the paper's benchmarks names them ('over ...'). Not run: benchmarks of "
+        "the paper's mean with no result in the report. Run, not in the mean: evaluated, but fewer scored "
+        "items than the threshold (too few parsed; n=0 when every output failed to parse) or a metric "
+        "that is undefined (e.g. a Pearson of constant scores).")
+
+
+def _row(first: str, h: dict, sets: tuple, pda, ppr) -> str:
+    not_run, run = left_out_cells(h)
+    return (f"| {first} | {_mean_cell(h, 'da', sets[0])} | {rate_cell(h['da_parse_failure_rate'])} | "
+            f"{_fmt(pda)} | {_diff(h['da'], pda)} | {_mean_cell(h, 'pr', sets[1], True)} | "
+            f"{rate_cell(h['pr_parse_failure_rate'])} | {'-' if ppr is None else f'{ppr:.2f}'} | "
+            f"{_diff(h['pr'], ppr, True)} | {not_run} | {run} |")
+
+
 def ablation_markdown(runs: dict[str, dict], methods: dict[str, dict] | None = None) -> str:
     """Markdown tables: the user's runs beside the paper's Table 5 rows (and Table 17 for methods)."""
     lines = ["## Single-format experts, joint training and weight merging (paper Table 5)", "",
              "DA: mean Pearson over Vicuna Bench, MT Bench, FLASK; PR: mean accuracy (%) over HHH, "
              "MT Bench Human Judgment, Auto-J (without ties).", "",
              "Each value carries n (items scored / items); a mean from fewer than 10 scored items per "
-             "benchmark is not shown.", "",
-             "| row | DA (yours) | DA parse failures % | DA (paper) | diff | PR (yours) | PR parse failures % "
-             "| PR (paper) | diff | benchmarks missing |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "benchmark is not shown.", "", _KEY, "", _HEAD.format(first="row"), _RULE]
     shown = set()
     for name, rep in runs.items():
-        h = headline(rep, "table5")
         row = RUN_ROWS.get(name, name)
-        pda, ppr = PAPER_TABLE5.get(row, (None, None))
         shown.add(row)
-        lines.append(f"| {row} ({name}) | {headline_cell(h, 'da')} | {rate_cell(h['da_parse_failure_rate'])} | "
-                     f"{_fmt(pda)} | {_diff(h['da'], pda)} | {headline_cell(h, 'pr', True)} | "
-                     f"{rate_cell(h['pr_parse_failure_rate'])} | {_fmt(ppr) if ppr is None else f'{ppr:.2f}'} | "
-                     f"{_diff(h['pr'], ppr, True)} | {', '.join(h['missing']) or '-'} |")
+        lines.append(_row(f"{row} ({name})", headline(rep, "table5"), (DA5, PR5), *PAPER_TABLE5.get(row, (None, None))))
     for row, (pda, ppr) in PAPER_TABLE5.items():
         if row not in shown:
-            lines.append(f"| {row} (paper only) | - | | {_fmt(pda)} | | - | | {ppr:.2f} | | |")
+            lines.append(f"| {row} (paper only) | - | | {_fmt(pda)} | | - | | {ppr:.2f} | | | |")
     if methods:
         lines += ["", "## Merge methods (paper Table 17)", "",
                   "DA adds Feedback Bench, PR adds Preference Bench to the means above.", "",
-                  "| method | DA (yours) | DA parse failures % | DA (paper) | diff | PR (yours) | PR parse failures % "
-                  "| PR (paper) | diff | benchmarks missing |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  _HEAD.format(first="method"), _RULE]
         for method, rep in methods.items():
-            h = headline(rep, "table17")
-            pda, ppr = PAPER_TABLE17.get(method, (None, None))
-            lines.append(f"| {method} | {headline_cell(h, 'da')} | {rate_cell(h['da_parse_failure_rate'])} | "
-                         f"{_fmt(pda)} | {_diff(h['da'], pda)} | {headline_cell(h, 'pr', True)} | "
-                         f"{rate_cell(h['pr_parse_failure_rate'])} | {'-' if ppr is None else f'{ppr:.2f}'} | "
-                         f"{_diff(h['pr'], ppr, True)} | {', '.join(h['missing']) or '-'} |")
+            lines.append(_row(method, headline(rep, "table17"), (DA17, PR17),
+                              *PAPER_TABLE17.get(method, (None, None))))
     return "\n".join(lines) + "\n"
 
 

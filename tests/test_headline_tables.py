@@ -97,7 +97,8 @@ def test_plots_draw_intervals_as_error_bars_and_n_a_as_missing(tmp_path):
 def test_ablation_markdown_shows_n_and_failures():
     md = ablation_markdown({"relative": _report(5, 97)})
     row = next(line for line in md.splitlines() if line.startswith("| relative only (relative) |"))
-    assert "too few parsed (n=5 of 100) | 95.0 |" in row and "62.0 (n=97/100) | 3.0 | 72.61 |" in row
+    assert "too few parsed (n=5 of 100) | 95.0 |" in row and "62.0 (n=97/100) over mine_rel | 3.0 | 72.61 |" in row
+    assert row.endswith("| - | too few parsed: mine_abs (n=5 of 100) |")  # none of the paper's: its own, named
 
 
 def test_readme_table_is_replaced_by_the_quickstarts_own():
@@ -129,3 +130,67 @@ def test_per_benchmark_table_has_each_value_with_n_and_its_parse_failures():
                         "| mine_rel parse failures |")
     assert lines[2] == "| base | too few parsed (n=5 of 100) | 62.0 (n=97/100) | 95/100 | 3/100 |"
     assert lines[3] == "| merged | 0.910 (n=100/100) | 62.0 (n=40/100) | 0/100 | 60/100 |"
+
+
+def _paper_report(parsed: dict[str, int]) -> dict:
+    """A report.json on some of the paper's benchmarks; ``parsed``: benchmark -> items scored of 40 (every
+    other sample failed to parse), the modes made by the scorer's own withholding."""
+    from judgeforge.eval.scoring import null_if_too_few
+
+    benches = {}
+    for name, n in parsed.items():
+        absolute = name in ("vicuna", "mt_bench", "flask")
+        key = "pearson" if absolute else "accuracy_no_tie"
+        m = null_if_too_few({"items": 40, "n_scored": n, "samples": 40, "parse_failures": 40 - n,
+                             "parse_failure_rate": (40 - n) / 40, key: 0.5, f"{key}_ci": [0.4, 0.6]})
+        benches[name] = {"kind": "absolute" if absolute else "pair", "items": 40,
+                         "modes": {"absolute" if absolute else "relative": m}}
+    return {"benchmarks": benches}
+
+
+def test_ablation_tells_not_run_from_run_with_too_few_parsed(tmp_path, capsys):
+    import json
+
+    from judgeforge.eval.ablation import main
+
+    # the relative expert: vicuna, hhh and autoj run but every output failed; mt_bench 40 of 40; flask and
+    # mt_bench_human never run
+    rel = _paper_report({"vicuna": 0, "mt_bench": 40, "hhh": 0, "autoj": 3})
+    h = headline(rel, "table5")
+    assert h["not_run"] == ["flask", "mt_bench_human"]
+    assert h["too_few_parsed"] == ["vicuna", "hhh", "autoj"] and h["no_value"] == []
+    assert h["left_out_notes"]["vicuna"] == "too few parsed (n=0 of 40)"
+    assert h["da_used"] == ["mt_bench"] and (h["da_n"], h["da_total"]) == (40, 40)  # vicuna is not in the n
+    assert h["pr"] is None and h["pr_note"] == "too few parsed (n=3 of 80)"
+    assert set(h["missing"]) == {"flask", "mt_bench_human", "vicuna", "hhh", "autoj"}  # the older key: all left out
+    for name, rep in (("relative", rel), ("absolute", _paper_report(dict.fromkeys(("vicuna", "mt_bench", "flask",
+                                                                                     "hhh", "mt_bench_human",
+                                                                                     "autoj"), 40)))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(rep))
+    dest = tmp_path / "ablation.md"
+    assert main(["--run", f"relative={tmp_path / 'relative'}", "--run", f"absolute={tmp_path / 'absolute'}",
+                 "-o", str(dest)]) == 0
+    capsys.readouterr()
+    md = dest.read_text()
+    assert "| not run | run, not in the mean |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| relative only (relative) |"))
+    assert row.startswith("| relative only (relative) | 0.500 (n=40/40) over mt_bench | 50.0 |")
+    assert row.endswith("| flask, mt_bench_human | too few parsed: vicuna (n=0 of 40), hhh (n=0 of 40), "
+                        "autoj (n=3 of 40) |")
+    full = next(line for line in md.splitlines() if line.startswith("| absolute only (absolute) |"))
+    assert full.startswith("| absolute only (absolute) | 0.500 (n=120/120) | 0.0 |") and full.endswith("| - | - |")
+    saved = json.loads(dest.with_suffix(".json").read_text())["runs"]
+    assert saved["relative"]["not_run"] == ["flask", "mt_bench_human"]
+    assert saved["relative"]["too_few_parsed"] == ["vicuna", "hhh", "autoj"]
+    assert saved["absolute"]["not_run"] == saved["absolute"]["too_few_parsed"] == []
+
+
+def test_ablation_names_an_undefined_metric_as_such():
+    rep = _paper_report({"vicuna": 40, "mt_bench": 40})
+    rep["benchmarks"]["mt_bench"]["modes"]["absolute"]["pearson"] = None  # constant scores: Pearson undefined
+    h = headline(rep, "table5")
+    assert h["no_value"] == ["mt_bench"] and h["too_few_parsed"] == []
+    assert h["left_out_notes"]["mt_bench"] == "Pearson undefined (n=40 of 40)"
+    row = next(line for line in ablation_markdown({"absolute": rep}).splitlines() if "(absolute) |" in line)
+    assert row.endswith("| flask, hhh, mt_bench_human, autoj | Pearson undefined: mt_bench (n=40 of 40) |")
