@@ -17,6 +17,18 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
+class PromptTooLong(UserError):
+    """A prompt that cannot fit the model's context with room for the answer (prompts are never truncated).
+
+    ``index`` is its place in the batch it came in and ``detail`` the message without the name, so
+    a caller that knows the batch's own names (the server's ``items[i]``) can say which one."""
+
+    def __init__(self, name: str, detail: str, index: int):
+        super().__init__(f"{name}: {detail}")
+        self.index = index
+        self.detail = detail
+
+
 def did_you_mean(name: str, choices) -> str:
     """' (did you mean 'x'?)' for the closest choice, or ''."""
     import difflib

@@ -43,6 +43,42 @@ def test_vllm_missing_is_one_clear_line():
         get_backend("vllm", "some/model")
 
 
+def test_vllm_prompts_are_checked_against_its_context_before_generation(tokenizer, hf):
+    """The vLLM backend's prompt check, without vLLM: the hf backend's token ids, its context rule."""
+    from transformers import MistralConfig
+
+    from judgeforge.backends.vllm import PromptBudget, vllm_context
+    from judgeforge.errors import PromptTooLong
+    from judgeforge.format.chat import resolve_chat_format
+
+    reqs = _requests(5)
+    budget = PromptBudget(resolve_chat_format(tokenizer), None)
+    ids = budget.encode(reqs)
+    assert ids == hf.encode_requests(reqs)  # the same prompts as the hf backend (the training format)
+    lengths = [len(p) for p in ids]
+    longest = lengths.index(max(lengths))
+    cfg = MistralConfig(max_position_embeddings=max(lengths) + 8)
+    # the context: max_model_len when given, else the model config's, else the tokenizer's (a known one)
+    assert vllm_context(64, config=cfg, tokenizer=tokenizer) == (64, "max_model_len")
+    assert vllm_context(None, config=cfg, tokenizer=tokenizer) == (max(lengths) + 8, "max_position_embeddings")
+    assert tokenizer.model_max_length > 10**9 and vllm_context(None, tokenizer=tokenizer) == (None, "")
+    from transformers import AutoTokenizer
+
+    from judgeforge.tokenization import mistral_v1_tokenizer_dir
+
+    known = AutoTokenizer.from_pretrained(mistral_v1_tokenizer_dir(), model_max_length=512)
+    assert vllm_context(None, config=MistralConfig(max_position_embeddings=0), tokenizer=known) == \
+        (512, "the tokenizer's model_max_length")
+    budget = PromptBudget(resolve_chat_format(tokenizer), *vllm_context(None, config=cfg))
+    budget.check(ids, 8)  # exactly fits
+    with pytest.raises(PromptTooLong, match=rf"^request {longest}: prompt of {max(lengths)} tokens \+ max_new_tokens 9 "
+                                            rf"= {max(lengths) + 9} is over the judge's context of {max(lengths) + 8} "
+                                            r"tokens \(max_position_embeddings\); shorten") as e:
+        budget.check(ids, 9)
+    assert e.value.index == longest
+    PromptBudget(resolve_chat_format(tokenizer), None).check(ids, 10**6)  # no known context: vLLM decides
+
+
 # --------------------------------------------------------------------------- hf
 
 

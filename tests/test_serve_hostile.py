@@ -106,6 +106,8 @@ HOSTILE = [
     ("NaN", "/reward", b'{"items": [{"prompt": "p", "response": "r"}], "scale": NaN}', 400, "NaN, which is not JSON"),
     ("infinite float", "/reward", b'{"items": [{"prompt": "p", "response": "r"}], "shift": 1e999}', 422,
      "shift must be a finite number"),
+    ("reward past the largest float", "/reward", j({"items": [{"prompt": "p", "response": "r"}], "scale": 1.7e308,
+                                                    "shift": 1.7e308}), 422, "scale and shift overflow the reward"),
     ("boolean as number", "/reward", j({"items": [{"prompt": "p", "response": "r"}], "scale": True}), 422,
      "scale must be a number, not a boolean"),
     ("empty rubric", "/grade/absolute", j({"rubric": "", "items": [GOOD]}), 422, "rubric is empty"),
@@ -366,3 +368,32 @@ def test_several_batches_in_flight_against_a_slow_remote():
             assert got == 200 and [r["score"] for r in ans["results"]] == [3] * 6
             assert api.in_flight_max == 6 and took < 1.2, (api.in_flight_max, took)
             assert srv.health()["batching"]["workers"] == 3
+
+
+def test_a_prompt_the_backend_refuses_at_generation_is_422_naming_the_item(scripted_dir):
+    """A backend that cannot count prompts before batching (``prompt_lengths`` None, so the server's
+    own length check is skipped) refuses an over-long prompt when its batch runs: the client's
+    422 naming its item (it was a 500, "the judge failed"), and the other items of the batch run."""
+    from judgeforge import Judge
+    from judgeforge.backends.hf import HFBackend
+    from judgeforge.serve import JudgeServer, ServerConfig
+
+    class Uncounted(HFBackend):
+        def prompt_lengths(self, requests):
+            return None
+
+    judge = Judge(Uncounted(str(scripted_dir), device="cpu", engine="generate"),
+                  sampling={"temperature": 0.0, "max_new_tokens": 12}, retries=0)
+    with JudgeServer(judge, ServerConfig(port=0, max_batch=8, batch_wait_ms=0)) as srv:
+        assert srv.context_length == 4096
+        long = {"instruction": "q", "response": "word " * 4200}
+        got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [GOOD, long]})
+        msg = ans["error"]["message"]
+        assert got == 422 and ans["error"]["status"] == 422, ans
+        assert re.fullmatch(r"items\[1\]: prompt of [\d,]+ tokens \+ max_new_tokens 12 = [\d,]+ is over the judge's "
+                            r"context of 4,096 tokens \(max_position_embeddings\); shorten that input or lower "
+                            r"max_new_tokens", msg), msg
+        stats = srv.batcher.stats()
+        assert stats["failed_items"] == 1 and stats["items"] == 1  # items[0] was graded, items[1] refused
+        got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [GOOD]})
+        assert got == 200 and ans["results"][0]["score"] == 3

@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Callable
 
 from judgeforge.backends import Sampling
-from judgeforge.errors import UserError
+from judgeforge.errors import PromptTooLong
 
 SUPPORTED = ("mistral", "llama", "qwen2")
 
@@ -87,20 +87,27 @@ def process_logits(logits, seen, sampling: Sampling, eos_id: int | None = None):
 
 
 def check_context(prompts: list[list[int]], max_new_tokens: int, limit: int | None,
-                  ids: list | None = None) -> None:
-    """One clear line for the first request that cannot fit the model's context (never truncated)."""
+                  ids: list | None = None, source: str = "max_position_embeddings") -> None:
+    """One clear line (:class:`PromptTooLong`) for the first request that cannot fit the model's context
+    of ``limit`` tokens (``source``: where that number comes from); nothing is ever truncated."""
     if not limit:
         return
     for k, p in enumerate(prompts):
         if len(p) + max_new_tokens > limit:
             name = f"request {k}" + (f" (id {ids[k]})" if ids is not None else "")
-            raise UserError(f"{name}: prompt of {len(p):,} tokens + max_new_tokens {max_new_tokens:,} = "
-                            f"{len(p) + max_new_tokens:,} is over the judge's context of {limit:,} tokens "
-                            "(max_position_embeddings); shorten that input or lower max_new_tokens")
+            raise PromptTooLong(name, f"prompt of {len(p):,} tokens + max_new_tokens {max_new_tokens:,} = "
+                                      f"{len(p) + max_new_tokens:,} is over the judge's context of {limit:,} tokens "
+                                      f"({source}); shorten that input or lower max_new_tokens", k)
+
+
+def config_context(config) -> int | None:
+    """The context a transformers model config records (``max_position_embeddings``), or None."""
+    n = getattr(config, "max_position_embeddings", None)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
 def context_limit(model) -> int | None:
-    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return config_context(getattr(model, "config", None))
 
 
 class FastGenerator:

@@ -136,8 +136,9 @@ class HFBackend(Backend):
 
     @property
     def context_length(self) -> int | None:
-        n = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        return n if isinstance(n, int) and n > 0 else None
+        from judgeforge.backends.fastgen import context_limit
+
+        return context_limit(self.model)
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -160,11 +161,11 @@ class HFBackend(Backend):
 
         A prompt that cannot fit the judge's context with ``max_new_tokens`` is refused before any
         generation, naming its index (and ``ids[k]`` when given); it is never truncated."""
-        from judgeforge.backends.fastgen import check_context, context_limit
+        from judgeforge.backends.fastgen import check_context
 
         if not prompts:
             return []
-        check_context(prompts, sampling.max_new_tokens, context_limit(self.model), ids)
+        check_context(prompts, sampling.max_new_tokens, self.context_length, ids)
         if sampling.seed is not None:
             self._torch.manual_seed(sampling.seed)
         if self.engine == "fast":

@@ -3,13 +3,56 @@
 Thin on purpose: vLLM does the batching, paged KV cache and tensor parallelism.  Prompts
 are the same token ids as the ``hf`` backend's (the judge's chat format,
 :mod:`judgeforge.format.chat`), and generation stops at that format's end token.  This path cannot run on the project's CPU test machines (no vLLM, no
-GPU); only the missing-package error is tested there.
+GPU); there the missing-package error and :class:`PromptBudget` (the prompt-length check, with a
+real tokenizer) are tested.
+
+A request whose prompt plus ``max_new_tokens`` cannot fit the context vLLM runs with is refused
+with one line naming it (:func:`judgeforge.backends.fastgen.check_context`, as the ``hf`` backend
+does), before any generation: never cut by vLLM or failed half-way through a batch.
 """
 
 from __future__ import annotations
 
 from judgeforge.backends import Backend, Request, Sampling
+from judgeforge.backends.fastgen import check_context, config_context
 from judgeforge.errors import UserError
+
+_NO_LIMIT = 10**9  # transformers' tokenizers say model_max_length = 1e30 when they do not know it
+
+
+def vllm_context(max_model_len: int | None = None, engine=None, config=None, tokenizer=None) -> tuple[int | None, str]:
+    """The context a vLLM engine runs with and where that number comes from: ``max_model_len``
+    when given, else the length the engine settled on (its ``model_config.max_model_len``),
+    else the model config's ``max_position_embeddings`` (as the ``hf`` backend), else the
+    tokenizer's ``model_max_length``; (None, "") when none is known."""
+    if max_model_len:
+        return int(max_model_len), "max_model_len"
+    decided = getattr(getattr(engine, "model_config", None), "max_model_len", None)
+    if isinstance(decided, int) and decided > 0:
+        return decided, "vLLM's max_model_len; lower it with --backend-option max_model_len=N"
+    n = config_context(config)
+    if n:
+        return n, "max_position_embeddings"
+    n = getattr(tokenizer, "model_max_length", None)
+    if isinstance(n, int) and 0 < n < _NO_LIMIT:
+        return n, "the tokenizer's model_max_length"
+    return None, ""
+
+
+class PromptBudget:
+    """The vLLM backend's prompts, without vLLM: token ids in the judge's chat format, counted
+    and checked against the context (``vllm_context``) before anything reaches the engine."""
+
+    def __init__(self, chat_format, context: int | None, source: str = "max_position_embeddings"):
+        self.chat_format = chat_format
+        self.context = context
+        self.source = source
+
+    def encode(self, requests: list[Request]) -> list[list[int]]:
+        return [self.chat_format.encode_prompt(r.chat_text(self.chat_format)) for r in requests]
+
+    def check(self, prompts: list[list[int]], max_new_tokens: int) -> None:
+        check_context(prompts, max_new_tokens, self.context, source=self.source)
 
 
 class VLLMBackend(Backend):
@@ -32,10 +75,21 @@ class VLLMBackend(Backend):
                             seed=seed, trust_remote_code=trust_remote_code, **engine_options)
         from judgeforge.format.chat import resolve_chat_format
 
-        self.chat_format = resolve_chat_format(self.llm.get_tokenizer(), folder=model, override=chat_format)
+        tokenizer = self.llm.get_tokenizer()
+        self.chat_format = resolve_chat_format(tokenizer, folder=model, override=chat_format)
+        engine = getattr(self.llm, "llm_engine", None)
+        config = getattr(getattr(engine, "model_config", None), "hf_config", None)
+        self.budget = PromptBudget(self.chat_format, *vllm_context(max_model_len, engine, config, tokenizer))
 
     def describe(self) -> str:
         return f"vllm:{self.model_id}"
+
+    @property
+    def context_length(self) -> int | None:
+        return self.budget.context
+
+    def prompt_lengths(self, requests: list[Request]) -> list[int]:
+        return [len(p) for p in self.budget.encode(requests)]
 
     def _params(self, sampling: Sampling, n: int):
         kw = dict(n=n, max_tokens=sampling.max_new_tokens, repetition_penalty=sampling.repetition_penalty,
@@ -48,8 +102,9 @@ class VLLMBackend(Backend):
         return self._vllm.SamplingParams(**kw)
 
     def generate(self, requests: list[Request], sampling: Sampling, n: int = 1) -> list[list[str]]:
-        prompts = [{"prompt_token_ids": self.chat_format.encode_prompt(r.chat_text(self.chat_format))} for r in requests]
-        outs = self.llm.generate(prompts, self._params(sampling, n), use_tqdm=False)
+        ids = self.budget.encode(requests)
+        self.budget.check(ids, sampling.max_new_tokens)
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in ids], self._params(sampling, n), use_tqdm=False)
         return [[c.text for c in o.outputs] for o in outs]
 
     def chat(self, conversations: list[list[dict]], sampling: Sampling, n: int = 1) -> list[list[str]]:

@@ -8,7 +8,9 @@ chip).  When a batch fails, it is split in halves and each half tried again, so 
 item fails its own job only; the items of other jobs in that batch still get results.
 
 Refusals and failures are :class:`BatchError` (``kind``: busy, closed, abandoned, failed,
-timeout); the HTTP layer turns them into status codes.
+timeout, refused); the HTTP layer turns them into status codes.  ``refused`` is an item the
+judge refused as the client's mistake (a prompt over its context:
+:class:`~judgeforge.errors.PromptTooLong`), not a fault of the server.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import collections
 import threading
 import time
 
+from judgeforge.errors import PromptTooLong
+
 
 class BatchError(Exception):
-    """Why a job got no results.  ``kind``: busy | closed | abandoned | failed | timeout."""
+    """Why a job got no results.  ``kind``: busy | closed | abandoned | failed | timeout | refused."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -171,9 +175,12 @@ class Batcher:
                 self._run_isolated(live[half:])
                 return
             job, i = live[0]
-            first = (str(e).strip().splitlines() or [""])[0][:300]
             with self._cv:
                 self.failed_items += 1
+            if isinstance(e, PromptTooLong):  # the client's item, named by its place in the request
+                job.fail(BatchError("refused", f"items[{i}]: {e.detail}"))
+                return
+            first = (str(e).strip().splitlines() or [""])[0][:300]
             job.fail(BatchError("failed", f"the judge failed on items[{i}] of this request: "
                                           f"{type(e).__name__}: {first}"))
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import threading
 import time
 from http.server import ThreadingHTTPServer
@@ -14,7 +15,7 @@ from judgeforge.serve.config import HTTPProblem, ServerConfig
 from judgeforge.serve.handler import bind, handler_class
 from judgeforge.serve.schema import ITEM_FIELDS, openapi_document, schemas, validate
 
-_BATCH_STATUS = {"busy": 503, "closed": 503, "abandoned": 503, "failed": 500, "timeout": 504}
+_BATCH_STATUS = {"busy": 503, "closed": 503, "abandoned": 503, "failed": 500, "timeout": 504, "refused": 422}
 
 
 def client_rubric(rubric, where: str):
@@ -222,6 +223,11 @@ class JudgeServer:
                 check_reward_settings(**reward_settings, where="body")
             except UserError as e:
                 raise HTTPProblem(422, str(e)) from None
+            # a reward must stay a JSON number: |base| <= 1 (none) or sqrt(n - 1) (zscore over n items)
+            bound = math.sqrt(max(1, len(body["items"]) - 1)) if reward_settings["normalize"] == "zscore" else 1.0
+            if not math.isfinite(abs(reward_settings["scale"]) * bound + abs(reward_settings["shift"])):
+                raise HTTPProblem(422, "body: scale and shift overflow the reward (|scale| * "
+                                       f"{bound:g} + |shift| is past the largest float); send smaller ones")
         return self._render(kind, body), reward_settings
 
     def handle_post(self, kind: str, body, deadline: float | None = None) -> dict:
