@@ -8,7 +8,7 @@ GPU); only the missing-package error is tested there.
 
 from __future__ import annotations
 
-from judgeforge.backends import Backend, Request, Sampling
+from judgeforge.backends import Backend, Generated, Request, Sampling, finish_reason_at_limit
 from judgeforge.errors import UserError
 
 
@@ -50,8 +50,13 @@ class VLLMBackend(Backend):
     def generate(self, requests: list[Request], sampling: Sampling, n: int = 1) -> list[list[str]]:
         prompts = [{"prompt_token_ids": self.chat_format.encode_prompt(r.chat_text(self.chat_format))} for r in requests]
         outs = self.llm.generate(prompts, self._params(sampling, n), use_tqdm=False)
-        return [[c.text for c in o.outputs] for o in outs]
+        return [[_text(c) for c in o.outputs] for o in outs]
 
     def chat(self, conversations: list[list[dict]], sampling: Sampling, n: int = 1) -> list[list[str]]:
         outs = self.llm.chat(conversations, self._params(sampling, n), use_tqdm=False)
-        return [[c.text for c in o.outputs] for o in outs]
+        return [[_text(c) for c in o.outputs] for o in outs]
+
+
+def _text(completion) -> Generated:
+    """A vLLM ``CompletionOutput``'s text, knowing from ``finish_reason`` whether it hit ``max_tokens``."""
+    return Generated(completion.text, finish_reason_at_limit(getattr(completion, "finish_reason", None)))
