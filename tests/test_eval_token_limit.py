@@ -103,3 +103,15 @@ def test_openai_finish_reason_length_vs_stop(shared_data, tmp_path):
     assert (m["parse_failures"], m["failures_at_limit"], m["failures_limit_unknown"]) == (6, 0, 0)
     assert stopped["token_limit_notes"] == []
     assert "| 6 (100.00%) | 0 | 0 |" in (tmp_path / "stop" / "report.md").read_text()
+
+
+def test_sweep_log_says_when_failures_were_cut(scripted_dir, shared_data, tmp_path):
+    from judgeforge.pipeline.sweep import sweep
+
+    lines = []
+    sweep(scripted_dir, scripted_dir, alphas=[0.5], methods=["linear"], suite="vicuna", out=tmp_path / "sw",
+          device="cpu", eval_options={"data_dir": str(shared_data), "limit": 1, "greedy": True, "max_new_tokens": 4,
+                                      "bootstrap": 0, "progress": False, "fetch": False},
+          log=lines.append)
+    assert ("judgeforge sweep: linear-0.5: Vicuna Bench (absolute): 3 of 3 parse failures stopped at "
+            "max_new_tokens=4 before [RESULT]: raise --max-new-tokens (the paper uses 1024)") in lines
