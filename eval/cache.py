@@ -29,6 +29,16 @@ def slot_key(judge: str, benchmark: str, item: str, job: str, sample: int, promp
     return sha256_text("\0".join(parts))
 
 
+def attempt_record(key: str, judge: str, job, sample_no: int, sampling: str, sample, final: bool) -> dict:
+    """The cache line of one generation attempt: ``job`` a runner ``Job``, ``sample`` a parsed
+    :class:`judgeforge.backends.Sample`.  ``at_limit``: generation stopped at max_new_tokens (None where the
+    backend cannot tell; lines written before it existed have none, read as unknown)."""
+    return {"key": key, "judge": judge, "benchmark": job.bench, "item": job.item, "job": job.job,
+            "sample": sample_no, "prompt_hash": job.prompt_hash, "sampling": sampling, "attempt": sample.attempts,
+            "final": final, "output": sample.output, "result": sample.result, "error": sample.error,
+            "at_limit": sample.at_limit}
+
+
 _RESULTS = (None, 1, 2, 3, 4, 5, "A", "B")
 
 

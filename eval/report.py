@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from judgeforge.backends import PAPER_SAMPLING
 from judgeforge.eval.reference import PAPER_7B, PAPER_MODEL
 
 # (benchmark, mode) -> the headline metrics shown in the table, in order
@@ -49,6 +50,37 @@ def compare_with_paper(results: dict) -> list[dict]:
     return rows
 
 
+LIMIT_SHARE = 0.5  # at least this share of a mode's parse failures stopped at max_new_tokens: a line says so
+
+
+def token_limit_notes(results: dict) -> list[str]:
+    """One line per benchmark mode whose parse failures mostly stopped at ``max_new_tokens`` (cut before
+    the verdict), with the fix; failures whose stop reason is unknown never count."""
+    limit = results.get("max_new_tokens")
+    paper = PAPER_SAMPLING.max_new_tokens
+    notes = []
+    for b in results.get("benchmarks", {}).values():
+        for mode, m in b.get("modes", {}).items():
+            failed, hit = m.get("parse_failures") or 0, m.get("failures_at_limit") or 0
+            if not hit or hit < LIMIT_SHARE * failed:
+                continue
+            at = "max_new_tokens" + (f"={limit}" if limit else "")
+            fix = f"raise --max-new-tokens (the paper uses {paper})" if not limit or limit < paper else \
+                "raise --max-new-tokens, or read the outputs: a judge that repeats itself never writes [RESULT]"
+            notes.append(f"{b['title']} ({mode}): {hit} of {failed} parse failures stopped at {at} "
+                         f"before [RESULT]: {fix}")
+    return notes
+
+
+def _at_limit_cell(m: dict) -> str:
+    """The parse-failure table's "at token limit" cell: failures cut at max_new_tokens (unknown where the
+    backend or an older cache could not tell)."""
+    failed, hit, unknown = m.get("parse_failures") or 0, m.get("failures_at_limit"), m.get("failures_limit_unknown")
+    if hit is None or (failed and unknown == failed):
+        return "unknown" if failed else "0"
+    return f"{hit} (+{unknown} unknown)" if unknown else str(hit)
+
+
 _PARSE_RULES = {True: "the prometheus-eval package's", "harness": "the paper script's"}
 
 
@@ -87,13 +119,16 @@ def to_markdown(results: dict) -> str:
                      f"{r['note'] if r.get('note') else _fmt(r['metric'], r['value'])} | "
                      f"{_n(r)} | {_fmt('accuracy', r.get('parse_failure_rate'))} | {ci_s} | {_fmt(r['metric'], r['paper'])} | "
                      f"{_fmt_diff(r['metric'], r['diff'])} |")
-    lines += ["", "| benchmark | mode | items | scored | samples | parse failures | missing |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "| benchmark | mode | items | scored | samples | parse failures | at token limit | missing |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for b in results.get("benchmarks", {}).values():
         for mode, m in b.get("modes", {}).items():
             rate = m.get("parse_failure_rate")
             lines.append(f"| {b['title']} | {mode} | {m.get('items')} | {m.get('n_scored', '')} | {m.get('samples')} | "
-                         f"{m.get('parse_failures')} ({_fmt('accuracy', rate)}%) | {m.get('missing_samples')} |")
+                         f"{m.get('parse_failures')} ({_fmt('accuracy', rate)}%) | {_at_limit_cell(m)} | "
+                         f"{m.get('missing_samples')} |")
+    for note in results.get("token_limit_notes") or []:
+        lines += ["", note]
     groups = [(b, mode, m) for b in results.get("benchmarks", {}).values()
               for mode, m in b.get("modes", {}).items() if m.get("by_group") and len(m["by_group"]) <= 8]
     for b, mode, m in groups:

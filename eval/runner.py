@@ -283,6 +283,7 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
 
     stats = {"jobs": len(jobs), "jobs_generated": len(todo), "slots_cached": cached_slots, "generations": 0}
     t0 = time.time()
+    from judgeforge.eval.cache import attempt_record
     from judgeforge.progress import Progress
 
     try:
@@ -316,13 +317,8 @@ def evaluate(judge, suite: str | list[str] = "paper", *, config: EvalConfig | No
                         def on_attempt(i, k, sample, final, chunk=chunk):
                             job = chunk[i][0]
                             stats["generations"] += 1
-                            cache.append({
-                                "key": slot_key(judge_id, job.bench, job.item, job.job, k, job.prompt_hash, fp, proto),
-                                "judge": judge_id, "benchmark": job.bench, "item": job.item, "job": job.job,
-                                "sample": k, "prompt_hash": job.prompt_hash, "sampling": fp,
-                                "attempt": sample.attempts, "final": final, "output": sample.output,
-                                "result": sample.result, "error": sample.error,
-                            })
+                            key = slot_key(judge_id, job.bench, job.item, job.job, k, job.prompt_hash, fp, proto)
+                            cache.append(attempt_record(key, judge_id, job, k, fp, sample, final))
 
                         generate_parsed(backend, reqs, sampling, n=n, retries=cfg.retries,
                                         strict=cfg.strict_parse, on_attempt=on_attempt,
@@ -377,7 +373,7 @@ def samples_from_cache(benches: list[Benchmark], cfg: EvalConfig, judge_id: str,
 
 def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache: GenerationCache, fp: str,
                  budget: int, backend_name: str | None = None) -> dict:
-    from judgeforge.eval.report import compare_with_paper
+    from judgeforge.eval.report import compare_with_paper, token_limit_notes
 
     samples = samples_from_cache(benches, cfg, judge_id, cache, fp, budget)
     results: dict = {
@@ -385,6 +381,7 @@ def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache
         "backend": backend_name or cfg.backend,
         "suite": cfg.suite,
         "sampling": fp,
+        "max_new_tokens": cfg.max_new_tokens,
         "prompt_variant": cfg.prompt_variant,
         "strict_parse": cfg.strict_parse,
         "seed": cfg.seed,
@@ -397,4 +394,5 @@ def build_report(benches: list[Benchmark], cfg: EvalConfig, judge_id: str, cache
                                                         seed=cfg.seed, swap=cfg.swap, boot=cfg.bootstrap,
                                                         min_scored=cfg.min_scored)
     results["comparison"] = compare_with_paper(results)
+    results["token_limit_notes"] = token_limit_notes(results)  # parse failures cut at max_new_tokens
     return results

@@ -59,8 +59,13 @@ def _count_failures(all_samples: list) -> dict:
     total = sum(1 for s in all_samples if s is not None)
     failed = sum(1 for s in all_samples if s is not None and s.get("result") is None)
     missing = sum(1 for s in all_samples if s is None)
+    # why failures stopped, from the cache records' at_limit (older records, and backends that cannot
+    # tell, have none: unknown)
+    at_limit = [s.get("at_limit") for s in all_samples if s is not None and s.get("result") is None]
     return {"samples": total, "parse_failures": failed,
-            "parse_failure_rate": failed / total if total else None, "missing_samples": missing}
+            "parse_failure_rate": failed / total if total else None, "missing_samples": missing,
+            "failures_at_limit": sum(1 for v in at_limit if v is True),
+            "failures_limit_unknown": sum(1 for v in at_limit if not isinstance(v, bool))}
 
 
 def _mean(xs):
@@ -227,6 +232,7 @@ def score_pairs_absolute(bench: Benchmark, samples: dict, *, boot: int = 1000, s
 
 # what a mode's metrics keep when nothing parsed: counts, never a value computed from nothing
 _COUNTS = {"items", "ties", "n_scored", "samples", "parse_failures", "parse_failure_rate", "missing_samples",
+           "failures_at_limit", "failures_limit_unknown",
            "pairs", "pairs_parsed", "agreement_pairs", "triads", "human_n", "judged_ties", "score_histogram",
            "min_scored"}
 

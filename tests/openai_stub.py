@@ -16,6 +16,7 @@ HTTP code, retries and timeouts against it.  Replies come from a Python function
         srv.requests   # every (kind, body) received, in order
         srv.connections  # TCP connections accepted (HTTP/1.1 keep-alive: one per pooled client connection)
 
+``finish_reason`` is every choice's (default "stop"; "length": as cut at max_tokens).
 ``latency=s`` delays every answer by ``s`` seconds (a remote server's round trip), and
 ``in_flight_max`` records how many requests were being answered at once, at most.
 """
@@ -38,8 +39,10 @@ class Delay:
 
 
 class ScriptedOpenAIServer(LoopbackServer):
-    def __init__(self, reply=None, model: str = "stub-model", latency: float = 0.0, keep_requests: bool = True):
+    def __init__(self, reply=None, model: str = "stub-model", latency: float = 0.0, keep_requests: bool = True,
+                 finish_reason: str = "stop"):
         self.reply = reply or (lambda kind, body, call_no: "Fine. [RESULT] 3")
+        self.finish_reason = finish_reason
         self.model = model
         self.latency = latency
         self.keep_requests = keep_requests
@@ -134,12 +137,12 @@ class ScriptedOpenAIServer(LoopbackServer):
                     texts = (texts * n)[:n]
                 if kind == "chat":
                     choices = [
-                        {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                        {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": outer.finish_reason}
                         for i, t in enumerate(texts[:n])
                     ]
                     obj = "chat.completion"
                 else:
-                    choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts[:n])]
+                    choices = [{"index": i, "text": t, "finish_reason": outer.finish_reason} for i, t in enumerate(texts[:n])]
                     obj = "text_completion"
                 self._send(
                     200,

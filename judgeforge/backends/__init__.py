@@ -10,6 +10,7 @@ synthesis with a teacher):
     # judge outputs that must parse: failures are regenerated, then returned as failures
     samples = generate_parsed(backend, requests, Sampling(), n=3, retries=10)
     samples[i][j].result   # 1-5 / "A" / "B", or None when it never parsed (.error says why)
+    samples[i][j].at_limit  # True: generation stopped at max_new_tokens; False: it ended itself; None: unknown
 
 A :class:`Request` carries the grading mode and the rendered Prometheus instruction (what
 the collections call ``instruction``); each backend wraps it itself: ``hf`` and ``vllm``
@@ -53,6 +54,11 @@ Sampling
 tokens, repetition penalty 1.03): declared there once, and named :data:`PAPER_SAMPLING` for the
 stages that write it elsewhere (a model's generation config, command-line defaults).  ``seed`` makes local sampling reproducible;
 ``ignore_eos`` generates exactly ``max_new_tokens`` tokens (speed benchmarks only).
+
+Outputs are strings; a backend that knows why an output stopped returns a :class:`Generated` (a
+``str`` with ``at_limit``): ``hf`` from the token count (an output of ``max_new_tokens`` tokens never
+produced its end token), ``vllm`` and ``openai`` from ``finish_reason`` (``"length"``).  Anything
+else reads as unknown (:func:`stopped_at_limit` gives None), never as a guess.
 """
 
 from __future__ import annotations
@@ -135,6 +141,28 @@ def check_generation_options(where: str, *, n: int | None = None, retries: int |
 
 # The Prometheus 2 evaluation protocol: the one place its decoding numbers are written
 PAPER_SAMPLING = Sampling()
+
+
+class Generated(str):
+    """A generated text that knows whether generation stopped at ``max_new_tokens`` (``at_limit``:
+    True), ended by itself (False) or cannot tell (None).  Everything else treats it as a plain str."""
+
+    def __new__(cls, text: str, at_limit: bool | None = None):
+        self = super().__new__(cls, text)
+        self.at_limit = at_limit
+        return self
+
+
+def stopped_at_limit(text) -> bool | None:
+    """Whether a generated text stopped at ``max_new_tokens``: None for a plain string (unknown)."""
+    v = getattr(text, "at_limit", None)
+    return v if isinstance(v, bool) else None
+
+
+def finish_reason_at_limit(reason) -> bool | None:
+    """An OpenAI-style ``finish_reason`` (vLLM and OpenAI-compatible servers): "length" means the token
+    limit, "stop" an end token or stop string; anything else (or none) is unknown."""
+    return {"length": True, "stop": False}.get(reason) if isinstance(reason, str) else None
 
 
 @dataclass(frozen=True)
@@ -239,6 +267,7 @@ class Sample:
     feedback: str
     error: str | None
     attempts: int  # generations spent on this sample (1 = parsed or failed at the first try)
+    at_limit: bool | None = None  # generation stopped at max_new_tokens (None: the backend cannot tell)
 
     @property
     def ok(self) -> bool:
@@ -342,7 +371,8 @@ def generate_parsed(
                 for j, text in zip(by_req[i], outs):
                     attempts[(i, j)] += 1
                     p = parse(text, requests[i].mode, strict=strict)
-                    made.append((i, j, Sample(text, p.result, p.feedback, p.error, attempts[(i, j)]), p.ok))
+                    made.append((i, j, Sample(text, p.result, p.feedback, p.error, attempts[(i, j)],
+                                                      stopped_at_limit(text)), p.ok))
         if round_no == 0 and budget > 1 and len(made) >= GIVE_UP_MIN and give_up_below > 0:
             parsed = sum(ok for *_, ok in made)
             if parsed < give_up_below * len(made):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from judgeforge.backends import Backend, Request, Sampling
+from judgeforge.backends import Backend, Generated, Request, Sampling
 from judgeforge.backends.plain import generation_kwargs, left_pad, plain_generate, trim  # noqa: F401 - re-exported
 from judgeforge.errors import UserError, hub_fix
 
@@ -152,8 +152,12 @@ class HFBackend(Backend):
         return self.generate_ids(self.encode_conversations(conversations), sampling, n)
 
     def generate_ids(self, prompts: list[list[int]], sampling: Sampling, n: int = 1) -> list[list[str]]:
+        """Decoded texts; each knows whether it stopped at ``max_new_tokens``: both engines stop a sequence
+        only at the end token (cut off, with what follows) or after ``max_new_tokens`` new tokens, so an
+        output of that many tokens never ended by itself."""
         tokens = self.generate_tokens(prompts, sampling, n)
-        return [[self.decode(t) for t in per] for per in tokens]
+        limit = sampling.max_new_tokens
+        return [[Generated(self.decode(t), len(t) >= limit) for t in per] for per in tokens]
 
     def generate_tokens(self, prompts: list[list[int]], sampling: Sampling, n: int = 1,
                         ids: list | None = None) -> list[list[list[int]]]:

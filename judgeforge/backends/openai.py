@@ -28,7 +28,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from judgeforge.backends import Backend, Request, Sampling
+from judgeforge.backends import Backend, Generated, Request, Sampling, finish_reason_at_limit
 from judgeforge.errors import UserError
 from judgeforge.http import RETRY_STATUS, HTTPClient, HTTPFailure
 
@@ -166,9 +166,9 @@ class OpenAIBackend(Backend):
     def _texts(kind: str, reply: dict) -> list[str]:
         try:
             choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
-            if kind == "chat":
-                return [c["message"].get("content") or "" for c in choices]
-            return [c.get("text") or "" for c in choices]
+            texts = [c["message"].get("content") if kind == "chat" else c.get("text") for c in choices]
+            # finish_reason "length": the reply stopped at max_tokens
+            return [Generated(t or "", finish_reason_at_limit(c.get("finish_reason"))) for t, c in zip(texts, choices)]
         except (KeyError, TypeError, AttributeError):
             raise EndpointError(f"unexpected reply from the endpoint (no choices): {str(reply)[:200]}") from None
 

@@ -13,7 +13,7 @@ does), before any generation: never cut by vLLM or failed half-way through a bat
 
 from __future__ import annotations
 
-from judgeforge.backends import Backend, Request, Sampling
+from judgeforge.backends import Backend, Generated, Request, Sampling, finish_reason_at_limit
 from judgeforge.backends.fastgen import check_context, config_context
 from judgeforge.errors import UserError
 
@@ -105,8 +105,13 @@ class VLLMBackend(Backend):
         ids = self.budget.encode(requests)
         self.budget.check(ids, sampling.max_new_tokens)
         outs = self.llm.generate([{"prompt_token_ids": p} for p in ids], self._params(sampling, n), use_tqdm=False)
-        return [[c.text for c in o.outputs] for o in outs]
+        return [[_text(c) for c in o.outputs] for o in outs]
 
     def chat(self, conversations: list[list[dict]], sampling: Sampling, n: int = 1) -> list[list[str]]:
         outs = self.llm.chat(conversations, self._params(sampling, n), use_tqdm=False)
-        return [[c.text for c in o.outputs] for o in outs]
+        return [[_text(c) for c in o.outputs] for o in outs]
+
+
+def _text(completion) -> Generated:
+    """A vLLM ``CompletionOutput``'s text, knowing from ``finish_reason`` whether it hit ``max_tokens``."""
+    return Generated(completion.text, finish_reason_at_limit(getattr(completion, "finish_reason", None)))

@@ -175,6 +175,8 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
                            "report": str(out / name / "report.json")})
             log(f"judgeforge sweep: {name}: DA {headline_cell(h, 'da')}, PR {headline_cell(h, 'pr', True)}, "
                 f"parse failures {rate_cell(h['parse_failure_rate'])}% ({time.time() - t:.1f} s)")
+            for note in report.get("token_limit_notes") or []:  # failures cut at max_new_tokens, and the fix
+                log(f"judgeforge sweep: {name}: {note}")
     table = _table(points)
     result = {**named, "suite": suite, "alphas": alphas, "methods": methods, "density": density, "seed": seed,
               "chat_format": fmt,
