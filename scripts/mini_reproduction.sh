@@ -19,17 +19,18 @@
 #   STAGES=eval  scripts/mini_reproduction.sh             # GPU run 2: 7 evaluations, the sweep, the report
 #   BASE=DIR scripts/mini_reproduction.sh                 # an already converted base (no gguf needed)
 #
-# Expected GPU time on one H200 (estimates from the measured ~55K training tokens/s of this 135M model
-# and the 102 s its absolute expert took for 2 epochs of the same 1,536 rows; not yet timed as a whole):
-#   run 1 (STAGES=train, ~6 min): convert the GGUF ~30 s; data ~2 s; absolute expert 1,536 rows x 2 epochs
-#     (3.9M tokens) ~100 s; relative expert 255 rows x 2 epochs (0.8M tokens) ~30 s; joint 1,791 rows
-#     x 2 epochs (4.7M tokens) ~120 s; each training adds ~20 s of start-up; three merges ~15 s each.
-#   run 2 (STAGES=eval, ~8 min): per judge 384 greedy generations of <= 256 tokens (64 + 64 held-out
-#     items, 64 HHH pairs, 64 Auto-J pairs relative + both responses graded alone for the ties), ~40 s
-#     with loading, x 7 judges; the sweep 9 points x SWEEP_LIMIT=32 items per benchmark, ~20 s a point
-#     (measured: 32 Vicuna judgments of <= 256 tokens in 4.1 s with the fast engine, the default here;
-#     ENGINE=generate is the reference engine the issue's 384 held-out judgments were made with).
-#   If run 2 nears its 10 minutes: SWEEP_LIMIT=16, or LIMIT=48; a rerun resumes from the caches.
+# Measured on one H200 (2026-12-01, BENCHMARKS.md "Mini reproduction"), the whole script, 512 new tokens:
+#   about 11 min: convert the GGUF 42 s; data 1 s; absolute expert 1,536 rows x 2 epochs 63 s (36 s of
+#   training), relative expert 255 rows x 2 epochs 29 s, joint 1,791 rows x 2 epochs 64 s; three merges
+#   40 s; 7 evaluations of 384 greedy generations (64 + 64 held-out items, 64 HHH pairs, 64 Auto-J pairs
+#   relative + both responses graded alone for the ties) about 31 s each with loading; the sweep, 9
+#   points x SWEEP_LIMIT=32 items per benchmark, 15-24 s a point.  So it takes two 10-minute GPU calls:
+#   scripts/gpu/mini_repro_device.sh runs it under a time limit and the second call resumes (finished
+#   stages are skipped, an evaluation or the sweep resumes from its generation cache); STAGES=train /
+#   STAGES=eval split it by stage instead.
+#   EPOCHS_RELATIVE: the relative data is 6x smaller (255 rows: 32 optimizer steps at 2 epochs, against
+#   192 for the absolute expert); at 2 epochs the relative expert never learned to write [RESULT] (100%
+#   parse failures on HHH and Auto-J), so the next run should try EPOCHS_RELATIVE=12 (the same steps).
 # The machine stays warm between two consecutive runs and keeps files outside the checkout: put OUT
 # there (e.g. OUT=/tmp/mini-repro) so run 2 finds run 1's models.
 #
@@ -51,6 +52,7 @@ SEED=${SEED:-0}
 ROWS=${ROWS:-}                                  # benchmarks: first N rows per format (empty: all);
                                                 # mini: rows per format (default 4000)
 EPOCHS=${EPOCHS:-2}
+EPOCHS_RELATIVE=${EPOCHS_RELATIVE:-$EPOCHS}     # epochs of the relative expert (its data is 6x smaller)
 STEPS=${STEPS:--1}                              # optimizer steps per expert; -1: EPOCHS
 BATCH=${BATCH:-16}
 LR=${LR:-3e-5}
@@ -60,7 +62,7 @@ SWEEP_LIMIT=${SWEEP_LIMIT:-32}                  # items per benchmark at each sw
 ALPHAS=${ALPHAS:-0.1:0.9:0.1}
 DENSITY=${DENSITY:-0.9}                         # DARE / TIES: fraction of each task vector kept
 TOKENS=${TOKENS:-512}                           # new tokens per judgment (paper: 1024); the relative rows' targets
-                                                # run to 469 SmolLM2 tokens (69% over 256: cut before [RESULT])
+                                                # run to 469 SmolLM2 tokens (69% over 256, which would cut them)
 ENGINE=${ENGINE:-fast}                          # eval engine (fast | generate; fast ran SmolLM2 on the H200, BENCHMARKS.md)
 STAGES=${STAGES:-train eval}                    # train and/or eval
 JF=${JF:-judgeforge}
@@ -107,9 +109,10 @@ if has train; then
       joint) SETS="$D/absolute_train$TRAIN_SUFFIX.jsonl,$D/relative_train$TRAIN_SUFFIX.jsonl" ;;
       *) SETS="$D/${EXPERT}_train$TRAIN_SUFFIX.jsonl" ;;
     esac
-    say "3. train the $EXPERT expert from $BASE ($EPOCHS epochs or $STEPS steps x $BATCH rows, lr $LR)"
+    EP=$([ "$EXPERT" = relative ] && echo "$EPOCHS_RELATIVE" || echo "$EPOCHS")
+    say "3. train the $EXPERT expert from $BASE ($EP epochs or $STEPS steps x $BATCH rows, lr $LR)"
     $JF train configs/train/tiny-cpu.yaml --model "$BASE" --init_from_config null --tokenizer null \
-      --expert "$EXPERT" --datasets "$SETS" --output_dir "$OUT/$EXPERT" --num_train_epochs "$EPOCHS" \
+      --expert "$EXPERT" --datasets "$SETS" --output_dir "$OUT/$EXPERT" --num_train_epochs "$EP" \
       --max_steps "$STEPS" --per_device_train_batch_size "$BATCH" --learning_rate "$LR" --max_length "$MAXLEN" \
       --eval_split 0 --overwrite_output_dir true
   done
