@@ -160,9 +160,13 @@ def resolve_device(device: str | None = "auto") -> str:
 
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        from judgeforge.errors import UserError
+    from judgeforge.errors import UserError
 
+    try:
+        torch.device(str(device))
+    except (RuntimeError, ValueError):
+        raise UserError(f"device '{device}' is not a device; use auto, cpu, cuda or cuda:N") from None
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device '{device}' asked for, but torch sees no GPU; use --device cpu")
     return str(device)
 

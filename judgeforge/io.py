@@ -188,3 +188,16 @@ def atomic_dir(final: str | os.PathLike, *, force: bool = False):
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_output_folder(path: str | os.PathLike, where: str) -> Path:
+    """An output folder to be made: not an existing file and not under one (one line, before any work)."""
+    from judgeforge.errors import UserError
+
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{where} '{path}' is a file; give a folder")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"{where} '{path}': its parent '{blocking}' is a file; choose another folder")
+    return out

@@ -107,7 +107,8 @@ def convert_gguf(path: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: 
     gen.eos_token_id = tok.eos_token_id
     gen.pad_token_id = tok.pad_token_id
     gen.bos_token_id = tok.bos_token_id
-    with atomic_dir(out, force=force) as tmp:
+    empty = out.is_dir() and not any(out.iterdir())  # an empty folder made for it is filled, not refused
+    with atomic_dir(out, force=force or empty) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
     return out
@@ -126,6 +127,9 @@ def get_model(name: str, out_dir: str | os.PathLike, *, dtype: str = "auto", for
     if name not in MODELS:
         raise UserError(f"models get: unknown model '{name}'{did_you_mean(name, MODELS)}; "
                         f"available: {', '.join(MODELS)}")
+    from judgeforge.io import check_output_folder
+
+    check_output_folder(out_dir, "models get: -o")
     spec = MODELS[name]
     path = gguf_path(spec)
     _need_gguf()

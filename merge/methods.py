@@ -179,5 +179,8 @@ def check_param_value(method: str, key: str, value, where: str):
         if key in UNIT_FRACTIONS and isinstance(checked, (int, float)) and not 0 < checked <= 1:
             raise UserError(f"{where}: parameters.{key} is the fraction of weights kept: it must be in (0, 1], "
                             f"got {v!r}")
+        if key == "t" and isinstance(checked, (int, float)) and not 0 <= checked <= 1:
+            raise UserError(f"{where}: parameters.t interpolates from the first model (0) to the second (1): it "
+                            f"must be in [0, 1], got {v!r}")
         out.append(checked)
     return out if isinstance(value, list) else out[0]

@@ -21,6 +21,7 @@ from typing import Literal
 
 from judgeforge.devices import dtype_name
 from judgeforge.errors import UserError, did_you_mean
+from judgeforge.weights import is_lora_adapter
 
 
 def _f(default=dataclasses.MISSING, help: str = "", factory=None):
@@ -73,6 +74,11 @@ class MergeRecipe:
         m = get_method(self.method, where)
         self.dtype = dtype_name(self.dtype, f"{where}: dtype")
         self.out_dtype = dtype_name(self.out_dtype, f"{where}: out_dtype")
+        if len(self.models) == 1 and self.base is None and not is_lora_adapter(self.models[0]):
+            raise UserError(f"{where}: only one model ('{self.models[0]}') to merge, which would copy it; list "
+                            "at least two experts (models: [A, B])")
+        if self.seed is not None and self.seed < 0:
+            raise UserError(f"{where}: seed must be an integer >= 0, got {self.seed}")
         if len(set(self.models)) != len(self.models):
             raise UserError(f"{where}: a model is listed twice in 'models'")
         if self.base is not None and self.base in self.models:

@@ -25,6 +25,9 @@ def check_inputs(recipe, where: str) -> None:
         check_init_config(spec, where)
     if isinstance(spec, str) and Path(spec).is_dir():
         raise bad("init_from_config", f"'{spec}' is a folder; give its config.json")
+    if isinstance(spec, str) and not Path(spec).expanduser().is_file():
+        raise bad("init_from_config", f"'{spec}' is neither a mapping (e.g. {{hidden: 64, layers: 2}}) nor an "
+                  "existing config.json; check the path")
     for key in ("adam_beta1", "adam_beta2"):
         if not 0 <= getattr(recipe, key) < 1:
             raise bad(key, f"must be in [0, 1), got {getattr(recipe, key)}")
@@ -36,6 +39,9 @@ def check_inputs(recipe, where: str) -> None:
     out = Path(recipe.output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise bad("output_dir", f"'{recipe.output_dir}' is a file; give a folder for checkpoints and the model")
+    from judgeforge.io import check_output_folder
+
+    check_output_folder(out, f"{where}: output_dir")
     if recipe.resume_from_checkpoint not in ("auto", "never"):
         check_checkpoint(Path(recipe.resume_from_checkpoint), f"{where}: resume_from_checkpoint")
     elif recipe.resume_from_checkpoint == "auto" and out.is_dir():  # the checkpoint a rerun would resume from

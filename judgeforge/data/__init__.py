@@ -427,6 +427,12 @@ def split_rows(rows: list[dict], test_size: float = 0.01, seed: int = 42) -> tup
         raise UserError(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
     if len(rows) < 2:
         raise UserError(f"cannot split {len(rows)} row(s); need at least 2")
+    import math
+
+    n_test = math.ceil(test_size * len(rows))  # datasets' own rounding
+    if n_test >= len(rows):
+        raise UserError(f"test_size {test_size} of {len(rows)} rows leaves no training rows; use a smaller "
+                        f"test_size (at most {(len(rows) - 1) / len(rows):.3g})")
     import datasets
 
     idx = datasets.Dataset.from_dict({"i": list(range(len(rows)))})

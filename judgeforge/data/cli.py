@@ -114,6 +114,8 @@ def _validate(args) -> int:
     from judgeforge.data import read_rows, validate_rows
 
     tokenizer = None
+    if args.max_length is not None and args.max_length < 1:
+        raise UserError(f"data validate: --max-length must be a positive number of tokens, got {args.max_length}")
     if args.max_length:
         from judgeforge.tokenization import load_tokenizer
 
@@ -156,6 +158,16 @@ def _convert(args) -> int:
 
     out = Path(args.output)
     check_output_file(out, [args.source], force=args.force)
+    if out.suffix != ".jsonl":
+        raise UserError(f"-o {out}: data convert writes JSON Lines; name the output file .jsonl")
+    if args.variant is not None:
+        from judgeforge.errors import did_you_mean
+        from judgeforge.format.prompts import TEMPLATES
+
+        known = sorted({v for variants in TEMPLATES.values() for v in variants})
+        if args.variant not in known:
+            raise UserError(f"data convert: unknown template variant '{args.variant}'"
+                            f"{did_you_mean(args.variant, known)}; choose one of: {', '.join(known)}")
     examples = load_examples(args.source, args.schema, split=args.split)
     if args.to == "training":
         rows = to_training_rows(examples, args.variant)
@@ -175,6 +187,8 @@ def _show(args) -> int:
     from judgeforge.data import read_rows, row_to_example, schema_of
     from judgeforge.format.prompts import chat_prompt
 
+    if args.n < 1:
+        raise UserError(f"data show: -n must be a positive number of rows, got {args.n}")
     rows = read_rows(args.source, split=args.split)
     schema = schema_of(rows, args.schema)
     if not 1 <= args.row <= len(rows):

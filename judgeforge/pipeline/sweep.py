@@ -44,8 +44,10 @@ def parse_alphas(text: str) -> list[float]:
             values = [float(x) for x in text.split(",") if x.strip()]
     except (ValueError, OverflowError):
         raise UserError(f"--alphas '{text}': use start:stop:step (e.g. 0.1:0.9:0.1) or a list (0.3,0.5)") from None
+    if not values:
+        raise UserError(f"--alphas '{text}': no alpha given; use start:stop:step (e.g. 0.1:0.9:0.1) or a list (0.3,0.5)")
     bad = [a for a in values if not 0.0 <= a <= 1.0]
-    if not values or bad:
+    if bad:
         raise UserError(f"--alphas '{text}': every alpha must be in [0, 1]")
     return values
 
@@ -140,6 +142,8 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     from judgeforge.merge.methods import FIRST_IS_BASE, get_method
     from judgeforge.tokenization import load_tokenizer
 
+    if not methods:
+        raise UserError("sweep: --methods is empty; name at least one merge method, e.g. --methods linear")
     infos = {m: get_method(m, "--methods") for m in methods}
     # mergekit's own contract says which methods need a base (slerp & co. use the first expert)
     needs_base = [m for m in methods if infos[m].base == "required" and m not in FIRST_IS_BASE]
@@ -153,6 +157,11 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     # (hub ids -> their snapshot folders; the base only when a method uses it)
     fmt = agreed_format([local["absolute"], local["relative"]], chat_format, "sweep")  # before anything loads
     options = {**(eval_options or {}), **({"chat_format": fmt} if fmt else {})}
+    _check_before_loading(out, local, suite, device, options)
+    if dtype is not None:
+        from judgeforge.devices import dtype_name
+
+        dtype_name(dtype, "sweep: --dtype")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     merger = InMemoryMerger(local["absolute"], local["relative"], base=local["base"] if needs_base else None,
@@ -188,6 +197,30 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     plot(points, out)
     atomic_write_text(out / "README.md", _card(named, result, table))
     return result
+
+
+def _check_before_loading(out: Path, local: dict, suite, device: str, options: dict) -> None:
+    """Every mistake a sweep can find without a model: the output folder, the device, the evaluation
+    options and suite, and the experts' folders (layouts, and that they share an architecture)."""
+    import dataclasses
+
+    from judgeforge.devices import resolve_device
+    from judgeforge.eval.benchmarks import resolve_suite
+    from judgeforge.eval.runner import EvalConfig
+    from judgeforge.io import check_output_folder
+    from judgeforge.merge.checkpoint import check_compatible
+    from judgeforge.weights import check_local_model, is_lora_adapter
+
+    check_output_folder(out, "sweep: --out")
+    resolve_device(device)
+    known = {f.name for f in dataclasses.fields(EvalConfig)}
+    dataclasses.replace(EvalConfig(), **{k: v for k, v in options.items() if k in known}).validate("sweep")
+    resolve_suite(suite)
+    checked = {role: check_local_model(str(path), f"--{role}") for role, path in local.items()
+               if isinstance(path, (str, Path)) and not is_lora_adapter(path)}
+    full = [checked[r] for r in ("absolute", "relative") if checked.get(r) is not None]
+    if len(full) == 2:
+        check_compatible(full)
 
 
 def to_wandb(result: dict, out) -> str:

@@ -1,0 +1,102 @@
+"""Hostile inputs found by probing train / merge / sweep / data / models get: each is one line on stderr,
+exit status 1, before any model loads, and no output folder is left behind.  In-process, tiny fixtures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from judgeforge.cli import main
+
+
+def _fails(capsys, argv, match: str) -> str:
+    import re
+
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 1 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("judgeforge: error: "), err
+    assert re.search(match, lines[0]), lines[0]
+    return lines[0]
+
+
+def _rows(tmp_path, n: int = 20):
+    from judgeforge.data.mini import absolute_rows
+
+    p = tmp_path / "rows.jsonl"
+    p.write_text("".join(json.dumps({"id": str(i), **r}) + "\n" for i, r in enumerate(absolute_rows(n, 0))))
+    return p
+
+
+def test_train_paths_checked_before_anything_loads(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    base = ["train", "--datasets", "mini:absolute:8", "--max_length", "512"]
+    _fails(capsys, [*base, "--init_from_config", "big", "--output_dir", tmp_path / "run"],
+           "init_from_config 'big' is neither a mapping .* nor an existing config.json")
+    tiny = ["--init_from_config", "{hidden: 64, layers: 1, heads: 4, kv_heads: 2}"]
+    _fails(capsys, [*base, *tiny, "--output_dir", tmp_path / "afile" / "run"], "its parent .*afile' is a file")
+    assert not (tmp_path / "run").exists()
+
+
+def test_merge_recipes_that_would_copy_or_mislead(capsys, tmp_path, tiny_model):
+    other = shutil.copytree(tiny_model, tmp_path / "other")
+    out = tmp_path / "merged"
+    _fails(capsys, ["merge", tiny_model, "-o", out], "only one model .* list at least two experts")
+    recipe = tmp_path / "one.yaml"
+    recipe.write_text(f"models: {tiny_model}\noutput: {out}\n")  # a scalar where a list belongs
+    _fails(capsys, ["merge", recipe], "only one model")
+    _fails(capsys, ["merge", "--method", "slerp", "--t", "2", tiny_model, other, "-o", out], r"t .* must be in \[0, 1\]")
+    _fails(capsys, ["merge", "--device", "tpu", tiny_model, other, "-o", out], "device 'tpu' is not a device")
+    _fails(capsys, ["merge", "--seed", "-1", tiny_model, other, "-o", out], "seed must be an integer >= 0")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--methods", ""], "--methods is empty"),
+    (["--alphas", ","], "no alpha given"),
+    (["--limit", "0"], "--limit must be >= 1"),
+    (["--samples-absolute", "0"], "samples_absolute must be >= 1"),
+    (["--retries", "-1"], "retries must be"),
+    (["--max-new-tokens", "0"], "max_new_tokens must be"),
+    (["--suite", "vicuna_bnch"], "did you mean 'vicuna'"),
+    (["--device", "tpu"], "device 'tpu' is not a device"),
+    (["--dtype", "bf32"], "unknown dtype 'bf32'"),
+])
+def test_sweep_options_checked_before_the_experts_load(capsys, tmp_path, tiny_model, extra, match):
+    out = tmp_path / "sweep"
+    _fails(capsys, ["sweep", "--absolute", tiny_model, "--relative", tiny_model, "--out", out, "--suite", "vicuna",
+                    *extra], match)
+    assert not out.exists()
+
+
+def test_sweep_folders_checked_before_the_experts_load(capsys, tmp_path, tiny_model):
+    (tmp_path / "afile").write_text("x")
+    argv = ["sweep", "--relative", tiny_model, "--suite", "vicuna"]
+    _fails(capsys, [*argv, "--absolute", tiny_model, "--out", tmp_path / "afile"], "--out .* is a file")
+    _fails(capsys, [*argv, "--absolute", tmp_path / "nope", "--out", tmp_path / "s"], "--absolute .*nope' does not exist")
+    wide = shutil.copytree(tiny_model, tmp_path / "wide")
+    cfg = json.loads((wide / "config.json").read_text())
+    (wide / "config.json").write_text(json.dumps({**cfg, "hidden_size": 32}))  # read from the config, no load
+    _fails(capsys, [*argv, "--absolute", wide, "--out", tmp_path / "s"], "'hidden_size' differs")
+    assert not (tmp_path / "s").exists()
+
+
+def test_data_options_out_of_range(capsys, tmp_path):
+    src = _rows(tmp_path)
+    _fails(capsys, ["data", "validate", src, "--max-length", "0"], "--max-length must be a positive")
+    _fails(capsys, ["data", "show", src, "-n", "0"], "-n must be a positive")
+    _fails(capsys, ["data", "convert", src, "-o", tmp_path / "c.jsonl", "--variant", "papr"],
+           "unknown template variant 'papr' .did you mean 'paper'")
+    _fails(capsys, ["data", "convert", src, "-o", tmp_path / "c.xyz"], "writes JSON Lines; name the output file .jsonl")
+    _fails(capsys, ["data", "split", src, "-o", tmp_path / "split", "--test-size", "0.999"],
+           "leaves no training rows; use a smaller test_size .at most 0.95")
+    assert not list(tmp_path.glob("c.*")) and not (tmp_path / "split" / "train.jsonl").exists()
+
+
+def test_models_get_output_that_is_a_file(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    _fails(capsys, ["models", "get", "smollm2-135m-instruct", "-o", tmp_path / "afile"], "-o .* is a file")
+    _fails(capsys, ["models", "get", "smollm2-135m-instruct", "-o", tmp_path / "afile" / "m"], "parent .* is a file")
