@@ -18,6 +18,28 @@ from pathlib import Path
 from judgeforge.errors import UserError, did_you_mean
 
 
+def _unique_key_loader():
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the
+    last silently, so a recipe's earlier line would be ignored without a word)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen = set()
+                for key_node, _ in node.value:
+                    key = self.construct_object(key_node, deep=True)
+                    if not isinstance(key, (str, int, float, bool)):
+                        continue  # an unhashable key: the base constructor says what is wrong
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key '{key}' is given twice in one mapping; keep one", key_node.start_mark)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
 def read_yaml(path: str | os.PathLike) -> dict:
     import yaml
 
@@ -27,7 +49,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
     if not p.is_file():
         raise UserError(f"{path}: is a folder, not a recipe file; give a YAML file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read the recipe ({e.__class__.__name__}: {e}); give a UTF-8 YAML "
                         "file") from None

@@ -100,3 +100,14 @@ def test_models_get_output_that_is_a_file(capsys, tmp_path):
     (tmp_path / "afile").write_text("x")
     _fails(capsys, ["models", "get", "smollm2-135m-instruct", "-o", tmp_path / "afile"], "-o .* is a file")
     _fails(capsys, ["models", "get", "smollm2-135m-instruct", "-o", tmp_path / "afile" / "m"], "parent .* is a file")
+
+
+def test_a_recipe_key_given_twice_is_refused_with_its_line(capsys, tmp_path):
+    recipe = tmp_path / "dup.yaml"
+    recipe.write_text("init_from_config: {hidden: 64, layers: 1, heads: 4, kv_heads: 2}\nmax_length: 512\n"
+                      f"output_dir: {tmp_path / 'run'}\nmax_length: 256\n")  # PyYAML alone keeps 256 silently
+    _fails(capsys, ["train", recipe], r"dup.yaml: line 4: .*key 'max_length' is given twice")
+    merge = tmp_path / "merge.yaml"
+    merge.write_text("models: [a, b]\nparameters: {density: 0.5, density: 0.9}\n")
+    _fails(capsys, ["merge", merge], "key 'density' is given twice")
+    assert not (tmp_path / "run").exists()
