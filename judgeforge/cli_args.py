@@ -20,6 +20,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         where = self.prog.removeprefix("judgeforge ")
+        import re
+
+        m = re.fullmatch(r"argument (\S+): expected one argument", message)
+        if m:  # argparse takes '--weights -0.5,1.5' for two options: say how to pass a value starting with '-'
+            flag = m.group(1).split("/")[-1]
+            message += f" (a value that starts with '-' goes after '=': {flag}=-0.5)"
         raise UserError(f"{where}: {message}; see '{self.prog} --help'")
 
 

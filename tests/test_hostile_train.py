@@ -111,3 +111,9 @@ def test_a_recipe_key_given_twice_is_refused_with_its_line(capsys, tmp_path):
     merge.write_text("models: [a, b]\nparameters: {density: 0.5, density: 0.9}\n")
     _fails(capsys, ["merge", merge], "key 'density' is given twice")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_negative_value_after_a_flag_says_how_to_pass_it(capsys, tmp_path):
+    _fails(capsys, ["merge", "--weights", "-0.5,1.5", "a", "b", "-o", tmp_path / "m"],
+           r"--weights: expected one argument .a value that starts with '-' goes after '=': --weights=-0.5")
+    _fails(capsys, ["sweep", "--absolute", "a", "--relative", "b", "--alphas", "-0.1"], "--alphas=-0.5")
