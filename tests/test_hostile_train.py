@@ -116,4 +116,4 @@ def test_a_recipe_key_given_twice_is_refused_with_its_line(capsys, tmp_path):
 def test_a_negative_value_after_a_flag_says_how_to_pass_it(capsys, tmp_path):
     _fails(capsys, ["merge", "--weights", "-0.5,1.5", "a", "b", "-o", tmp_path / "m"],
            r"--weights: expected one argument .a value that starts with '-' goes after '=': --weights=-0.5")
-    _fails(capsys, ["sweep", "--absolute", "a", "--relative", "b", "--alphas", "-0.1"], "--alphas=-0.5")
+    _fails(capsys, ["sweep", "--absolute", "a", "--relative", "b", "--alphas", "-0.1,0.5"], "--alphas=-0.5")
