@@ -237,6 +237,9 @@ def merge(recipe: MergeRecipe, *, command: str | None = None) -> Path:
     # 1) check every input before any heavy work (LoRA experts through their base's layout)
     roles = [f"model {i + 1}" for i in range(len(recipe.models))] + (["base"] if recipe.base else [])
     lora = {p: adapter_base(p, recipe.lora_base) for p in inputs if is_lora_adapter(p)}
+    if recipe.lora_base and not lora:
+        raise UserError(f"lora_base '{recipe.lora_base}' is given but no expert is a LoRA adapter; remove "
+                        "--lora-base (lora_base:), or list the adapter folders")
     layouts: list[Checkpoint] = [inspect_checkpoint(lora.get(p, p), role) for p, role in zip(inputs, roles)]
     for p, ck in zip(inputs, layouts):
         if p in lora:

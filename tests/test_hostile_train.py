@@ -51,6 +51,8 @@ def test_merge_recipes_that_would_copy_or_mislead(capsys, tmp_path, tiny_model):
     _fails(capsys, ["merge", "--method", "slerp", "--t", "2", tiny_model, other, "-o", out], r"t .* must be in \[0, 1\]")
     _fails(capsys, ["merge", "--device", "tpu", tiny_model, other, "-o", out], "device 'tpu' is not a device")
     _fails(capsys, ["merge", "--seed", "-1", tiny_model, other, "-o", out], "seed must be an integer >= 0")
+    _fails(capsys, ["merge", "--lora-base", other, tiny_model, other, "-o", out],
+           "lora_base .* is given but no expert is a LoRA adapter")  # was ignored without a word
     assert not out.exists()
 
 
@@ -81,6 +83,8 @@ def test_sweep_folders_checked_before_the_experts_load(capsys, tmp_path, tiny_mo
     cfg = json.loads((wide / "config.json").read_text())
     (wide / "config.json").write_text(json.dumps({**cfg, "hidden_size": 32}))  # read from the config, no load
     _fails(capsys, [*argv, "--absolute", wide, "--out", tmp_path / "s"], "'hidden_size' differs")
+    _fails(capsys, [*argv, "--absolute", tiny_model, "--methods", "dare_linear", "--base", wide, "--out",
+                    tmp_path / "s"], "'hidden_size' differs")  # the base too, before loading
     assert not (tmp_path / "s").exists()
 
 

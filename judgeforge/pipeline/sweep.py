@@ -218,8 +218,8 @@ def _check_before_loading(out: Path, local: dict, suite, device: str, options: d
     resolve_suite(suite)
     checked = {role: check_local_model(str(path), f"--{role}") for role, path in local.items()
                if isinstance(path, (str, Path)) and not is_lora_adapter(path)}
-    full = [checked[r] for r in ("absolute", "relative") if checked.get(r) is not None]
-    if len(full) == 2:
+    full = [checked[r] for r in ("absolute", "relative", "base") if checked.get(r) is not None]
+    if len(full) >= 2:
         check_compatible(full)
 
 
