@@ -165,12 +165,38 @@ def load_report(path: str | Path) -> dict:
     p = Path(path)
     if p.is_dir():
         p = p / "report.json"
-    if not p.exists():
+    if not p.is_file():
         raise UserError(f"{path}: no report.json; give the --out folder of 'judgeforge eval'")
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{p}: not a JSON report ({e.msg})") from None
+        rep = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        why = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
+        raise UserError(f"{p}: not a JSON report ({why}); run 'judgeforge eval' for that folder again") from None
+    problem = _report_problem(rep)
+    if problem:
+        raise UserError(f"{p}: not a report.json of 'judgeforge eval' ({problem}); run the evaluation again or "
+                        "rebuild it with 'judgeforge eval report DIR'")
+    return rep
+
+
+def _report_problem(rep) -> str | None:
+    """What makes ``rep`` unusable as a report (the shape the tables read), or None."""
+    if not isinstance(rep, dict):
+        return f"a JSON {type(rep).__name__}, not an object"
+    benches = rep.get("benchmarks")
+    if not isinstance(benches, dict):
+        return "no 'benchmarks' object"
+    for name, b in benches.items():
+        modes = b.get("modes") if isinstance(b, dict) else None
+        if not isinstance(modes, dict) or not all(isinstance(m, dict) for m in modes.values()):
+            return f"benchmark '{name}' has no 'modes' object of metrics"
+        for mode, m in modes.items():
+            for k, v in m.items():
+                number = k in ("pearson", "accuracy", "accuracy_no_tie", "n_scored", "items", "samples",
+                               "parse_failures", "parse_failure_rate", "min_scored")
+                if number and v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    return f"{name}/{mode}: '{k}' is {v!r}, not a number"
+    return None
 
 
 def _fmt(x, pct=False):
@@ -211,15 +237,24 @@ _RULE = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 _KEY = ("A mean over only some of the paper's benchmarks names them ('over ...'). Not run: benchmarks of "
         "the paper's mean with no result in the report. Run, not in the mean: evaluated, but fewer scored "
         "items than the threshold (too few parsed; n=0 when every output failed to parse) or a metric "
-        "that is undefined (e.g. a Pearson of constant scores).")
+        "that is undefined (e.g. a Pearson of constant scores). A diff is left blank when the mean is over "
+        "none of the paper's benchmarks (your own data, the quickstart's mini data): it would compare "
+        "different benchmarks.")
+
+
+def _comparable(h: dict, key: str, full: tuple) -> bool:
+    """Whether the mean is over at least one of the paper's benchmarks (else its diff is left blank)."""
+    return any(n in full for n in h.get(f"{key}_used") or [])
 
 
 def _row(first: str, h: dict, sets: tuple, pda, ppr) -> str:
     not_run, run = left_out_cells(h)
+    dda = _diff(h["da"], pda) if _comparable(h, "da", sets[0]) else ""
+    dpr = _diff(h["pr"], ppr, True) if _comparable(h, "pr", sets[1]) else ""
     return (f"| {first} | {_mean_cell(h, 'da', sets[0])} | {rate_cell(h['da_parse_failure_rate'])} | "
-            f"{_fmt(pda)} | {_diff(h['da'], pda)} | {_mean_cell(h, 'pr', sets[1], True)} | "
+            f"{_fmt(pda)} | {dda} | {_mean_cell(h, 'pr', sets[1], True)} | "
             f"{rate_cell(h['pr_parse_failure_rate'])} | {'-' if ppr is None else f'{ppr:.2f}'} | "
-            f"{_diff(h['pr'], ppr, True)} | {not_run} | {run} |")
+            f"{dpr} | {not_run} | {run} |")
 
 
 def ablation_markdown(runs: dict[str, dict], methods: dict[str, dict] | None = None) -> str:
@@ -294,7 +329,13 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
         if "=" not in v:
             raise UserError(f"{flag} {v}: use NAME=DIR (e.g. {flag} merged=runs/eval/merged)")
         k, path = v.split("=", 1)
-        out[k.strip()] = path
+        k = k.strip()
+        if not k or not path.strip():
+            raise UserError(f"{flag} {v}: the {'name' if not k else 'folder'} is empty; use NAME=DIR "
+                            f"(e.g. {flag} merged=runs/eval/merged)")
+        if k in out:
+            raise UserError(f"{flag} {k}: given twice ({out[k]} and {path}); give each name once")
+        out[k] = path
     return out
 
 
@@ -312,6 +353,8 @@ def parser():
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.out and Path(args.out).is_dir():
+        raise UserError(f"-o {args.out}: is a folder; give a file for the markdown (e.g. {Path(args.out) / 'ablation.md'})")
     runs = {k: load_report(v) for k, v in _pairs(args.run, "--run").items()}
     methods = {k: load_report(v) for k, v in _pairs(args.method, "--method").items()}
     if not runs and not methods:

@@ -165,6 +165,9 @@ def resolve_suite(suite: str | list[str]) -> list[str]:
             choices = list(SUITES) + list(BENCHMARKS)
             raise UserError(f"unknown benchmark or suite '{n}'{did_you_mean(n, choices)}; choose from "
                             f"{', '.join(choices)}, or give the path of your own .jsonl benchmark")
+    if not out:
+        raise UserError(f"--suite '{suite}' names no benchmark; give paper, absolute, relative, benchmark names "
+                        "or the path of your own .jsonl benchmark")
     seen: set[str] = set()
     return [n for n in out if not (n in seen or seen.add(n))]
 
@@ -279,6 +282,9 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, *, limi
         bname = path.stem
         title = bname
     records = read_records(path)
+    if not records:
+        raise UserError(f"{path}: no rows; a benchmark needs at least one item"
+                        + ("" if spec is None else f" (download {spec.filename} again or drop it from --suite)"))
     if limit is not None:
         records = records[:limit]
     items = items_from_records(bname, records, str(path))
@@ -329,6 +335,8 @@ def _absolute_rendered(bench: str, i: int, r: dict, where: str) -> Item:
     prompt = r["instruction"]
     if not isinstance(prompt, str):
         raise TypeError("instruction must be text")
+    if not prompt.strip():
+        raise ValueError("instruction is empty (it holds the whole rendered prompt)")
     extra: dict = {}
     prompt = _normalise_prompt(prompt, extra)
     key = "gpt4_score" if "gpt4_score" in r else "gold_score"

@@ -95,7 +95,9 @@ class EvalConfig:
         "help": "none | wandb: send the metrics to a wandb run (WANDB_MODE=offline writes it under --out)"})
 
     def validate(self, where: str) -> None:
-        if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
+        if self.num_shards < 1:
+            raise UserError(f"{where}: --num-shards must be >= 1 (got {self.num_shards})")
+        if not 0 <= self.shard < self.num_shards:
             raise UserError(f"{where}: --shard must be in 0..{self.num_shards - 1} (got {self.shard}) "
                             f"with --num-shards {self.num_shards}")
         check_prompt_variant(self.prompt_variant, f"{where}: prompt_variant")

@@ -126,6 +126,15 @@ def load_tokenizer(name_or_path: str | os.PathLike = "mistral-v1", *, trust_remo
     except OSError as e:
         raise UserError(f"cannot load a tokenizer from '{name_or_path}': {str(e).splitlines()[0]}; "
                         f"{hub_fix(name_or_path)}") from None
+    except Exception as e:  # noqa: BLE001 - a local folder's tokenizer files are the user's: corrupt or missing
+        if not Path(src).is_dir():
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        files = [f for f in ("tokenizer.json", "tokenizer.model") if (Path(src) / f).is_file()]
+        what = f"{' and '.join(files)} cannot be read ({type(e).__name__}: {first})" if files else \
+            "has no tokenizer (no tokenizer.json or tokenizer.model)"
+        raise UserError(f"{name_or_path}: {what}; copy the tokenizer files of its base model into the "
+                        "folder") from None
     if tok.pad_token is None:
         tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
     if not getattr(tok, "chat_template", None) and looks_mistral(tok):

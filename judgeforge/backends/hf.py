@@ -86,12 +86,14 @@ class HFBackend(Backend):
         self.engine = engine
         self.progress = progress
         self.cuda_graphs = cuda_graphs
-        if isinstance(model, (str, os.PathLike)):
-            self.model_id = str(model)
-            self.model = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-        else:
-            self.model = model.eval()
-            self.model_id = getattr(model, "name_or_path", None) or type(model).__name__
+        by_name = isinstance(model, (str, os.PathLike))
+        self.model_id = str(model) if by_name else getattr(model, "name_or_path", None) or type(model).__name__
+        if by_name:
+            from judgeforge.weights import check_local_model
+
+            check_local_model(self.model_id, "judge")  # a local folder: config + safetensors, checked first
+        # the tokenizer and the chat format first: a broken tokenizer or chat_format.json is one line
+        # before the weights load
         if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
             from judgeforge.tokenization import load_tokenizer
 
@@ -100,8 +102,12 @@ class HFBackend(Backend):
         self.tokenizer = tokenizer
         from judgeforge.format.chat import resolve_chat_format
 
-        folder = self.model_id if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
+        folder = self.model_id if by_name else getattr(model, "name_or_path", None)
         self.chat_format = resolve_chat_format(tokenizer, folder=folder, override=chat_format)
+        if by_name:
+            self.model = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        else:
+            self.model = model.eval()
         self.device = next(self.model.parameters()).device
         self.batch_size_option = batch_size  # None: the fast engine sizes batches from free GPU memory
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)

@@ -19,10 +19,12 @@ from judgeforge.serve.config import DEFAULT_PORT, ServerConfig
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="judgeforge serve",
-        description="Serve a judge over HTTP: POST /grade/absolute, /grade/relative, /reward; "
-                    "GET /health, /openapi.json. Binds to 127.0.0.1 unless --host says otherwise.",
+    from judgeforge.cli_args import parser
+
+    p = parser(
+        "judgeforge serve",
+        "Serve a judge over HTTP: POST /grade/absolute, /grade/relative, /reward; "
+        "GET /health, /openapi.json. Binds to 127.0.0.1 unless --host says otherwise.",
     )
     p.add_argument("--judge", required=True, metavar="MODEL",
                    help="the judge: a model folder or hub id (or the model name an openai endpoint knows)")
@@ -152,6 +154,13 @@ def main(argv: list[str]) -> int:
     from judgeforge.serve.handler import bind
     from judgeforge.serve.server import JudgeServer
 
+    if args.backend != "openai":  # a local judge folder is checked (config, weights) before the port is taken
+        from judgeforge.weights import check_local_model
+
+        if check_local_model(args.judge, "judge") is not None and not args.chat_format:
+            from judgeforge.format.chat import saved_format
+
+            saved_format(args.judge)  # a broken chat_format.json is one line, before anything loads
     httpd = bind(args.host, args.port, BaseHTTPRequestHandler, args.max_connections)
     print(f"judgeforge serve: loading {args.judge} ({args.backend} backend) ...", file=sys.stderr, flush=True)
     try:
