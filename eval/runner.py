@@ -130,9 +130,9 @@ class EvalConfig:
             raise UserError(f"{where}: backend '{self.backend}' is not one of hf, vllm, openai"
                             f"{did_you_mean(self.backend, ('hf', 'vllm', 'openai'))}")
         if self.out:
-            out = Path(self.out).expanduser()
-            if out.exists() and not out.is_dir():
-                raise UserError(f"{where}: --out '{self.out}' is a file; give a folder for the cache and reports")
+            from judgeforge.io import check_output_folder
+
+            check_output_folder(self.out, f"{where}: --out")
 
     def sampling(self) -> Sampling:
         if self.greedy:

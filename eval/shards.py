@@ -22,8 +22,10 @@ def _check_dirs(dirs: list[str], out: str | None, data_dir: str | None) -> None:
         if key in seen:
             raise UserError(f"{d}: given twice (also as {seen[key]}); pass each shard folder once")
         seen[key] = d
-    if out and Path(out).exists() and not Path(out).is_dir():
-        raise UserError(f"--out {out}: is a file; give a folder for report.md and report.json")
+    if out:
+        from judgeforge.io import check_output_folder
+
+        check_output_folder(out, "--out")
     if data_dir and not Path(data_dir).is_dir():
         raise UserError(f"--data-dir {data_dir}: no such folder; give the folder that holds the benchmark files")
 

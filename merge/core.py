@@ -107,12 +107,13 @@ def _check_output(out: Path, recipe: MergeRecipe, inputs: list[str]) -> None:
         rp = Path(p).resolve()
         if ro == rp or rp in ro.parents or ro in rp.parents:
             raise UserError(f"output '{out}' overlaps the input '{p}'; write the merge to a new folder")
+    from judgeforge.io import check_output_folder
+
+    check_output_folder(out, "output")
     if out.exists() and not recipe.force:
         raise UserError(
             f"output '{out}' already exists; pass --force (force: true) to replace it, or pick another -o"
         )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output '{out}' is a file; give a folder path")
 
 
 def _written_dtype(folder: Path) -> str | None:

@@ -267,10 +267,9 @@ def check_output_file(out: Path, sources: list[str], *, force: bool) -> None:
 
 def check_output_dir(out: Path, sources: list[str], names: tuple[str, ...]) -> None:
     """``-o DIR``: a folder (or nothing yet) whose files to be written are not the inputs or folders."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out}: is a file; give a folder")
-    if any(p.exists() and not p.is_dir() for p in out.parents):
-        raise UserError(f"-o {out}: a parent of the output is a file; choose another folder")
+    from judgeforge.io import check_output_folder
+
+    check_output_folder(out, "-o")
     for name in names:
         target = out / name
         if target.is_dir():

@@ -243,9 +243,9 @@ def run(cfg: QuickstartConfig, progress: bool = True) -> dict:
     if cfg.base and not (Path(cfg.base) / "config.json").is_file():
         raise UserError(f"quickstart: --base {cfg.base}: not a model folder (no config.json); make one with "
                         f"'judgeforge models get smollm2-135m-instruct -o {cfg.base}'")
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"quickstart: {out} is a file; pass -o with a folder name")
+    from judgeforge.io import check_output_folder
+
+    out = check_output_folder(cfg.out, "quickstart: -o")
     out.mkdir(parents=True, exist_ok=True)
     from judgeforge.devices import choose_dtype
 
