@@ -6,27 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import socket
 from pathlib import Path
 
 import pytest
-
-from judgeforge.cli import main
+from cli_checks import one_line_failure as _one_line_failure
 
 PROMPT = "###Task Description:\nGrade it.\n\n###Response to evaluate:\nhi\n\n###Feedback: "
-
-
-def _one_line_failure(capsys, argv: list, match: str) -> str:
-    rc = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert rc == 1, err
-    assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("judgeforge: error: "), err
-    assert re.search(match, lines[0]), lines[0]
-    return lines[0]
 
 
 def _suite(tmp_path: Path, text: str, name: str = "bench.jsonl") -> Path:

@@ -11,22 +11,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from cli_checks import one_line_failure as _one_line_failure
 
 from judgeforge.cli import main
-
-
-def _one_line_failure(capsys, argv: list[str], match: str) -> str:
-    """Run the CLI in process: exit 1, exactly one stderr line 'judgeforge: error: ...' matching."""
-    rc = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert rc == 1, err
-    assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("judgeforge: error: "), err
-    import re
-
-    assert re.search(match, lines[0]), lines[0]
-    return lines[0]
 
 
 def _safetensors(path: Path, header, data: bytes = b"") -> Path:

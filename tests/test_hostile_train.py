@@ -7,20 +7,7 @@ import json
 import shutil
 
 import pytest
-
-from judgeforge.cli import main
-
-
-def _fails(capsys, argv, match: str) -> str:
-    import re
-
-    rc = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert rc == 1 and "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith("judgeforge: error: "), err
-    assert re.search(match, lines[0]), lines[0]
-    return lines[0]
+from cli_checks import one_line_failure as _fails
 
 
 def _rows(tmp_path, n: int = 20):
