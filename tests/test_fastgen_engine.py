@@ -117,3 +117,28 @@ def test_attention_choice_on_the_cpu(model):
     k2[0, :, 4:] = 1e3
     v2[0, :, 4:] = -1e3
     assert torch.allclose(a, sdpa_decode(q, k2, v2, cur, 10, 8 ** -0.5))
+
+
+def test_layer_kernels_choice_and_the_prefill_marks(model):
+    """liger's fused norms/RoPE/SwiGLU are a CUDA path (checked against the model's modules at start, and
+    timed by scripts/bench/engine_profile.py on the GPU); on the CPU the engine keeps the model's own
+    modules, and asking for liger or a bad name is an error.  A prefill marks each of its slots' rows of
+    the repetition penalty's mask with exactly its prompt's tokens (shorter prompts are padded)."""
+    from judgeforge.backends.fastgen_ops import _standard_layout
+
+    eng = FastGenerator(model, pad_id=0, eos_id=2)
+    assert eng.runner.ops.kind == "torch" and _standard_layout(model) is None
+    with pytest.raises(ValueError, match="CUDA device and liger-kernel"):
+        FastGenerator(model, pad_id=0, eos_id=2, kernels="liger")
+    with pytest.raises(ValueError, match="auto, liger or torch"):
+        FastGenerator(model, pad_id=0, eos_id=2, kernels="triton")
+    R = eng.runner
+    R.cache(5, 32)
+    vocab = model.config.vocab_size
+    seen = torch.ones(5, vocab, dtype=torch.bool)  # stale marks from earlier sequences
+    ps = [[1, 7, 9, 7, 30], [1, 12]]
+    with torch.no_grad():
+        R.prefill(ps, [[4, 0], [2]], seen=seen)
+    for slot, p in ((4, ps[0]), (0, ps[0]), (2, ps[1])):
+        assert set(seen[slot].nonzero()[:, 0].tolist()) == set(p)
+    assert seen[1].all() and seen[3].all()  # other slots untouched
