@@ -112,3 +112,36 @@ def test_a_negative_value_after_a_flag_says_how_to_pass_it(capsys, tmp_path):
 
 def test_models_usage_mistakes_are_one_line(capsys):
     _fails(capsys, ["models", "gte", "x"], "models: argument command: invalid choice: 'gte'")
+
+
+def test_data_outputs_already_there_need_force(capsys, tmp_path):
+    """split, mini and from-benchmarks refuse to overwrite a finished output without --force, as convert does."""
+    from judgeforge.cli import main
+
+    src = _rows(tmp_path)
+    split = tmp_path / "split"
+    assert main(["data", "split", str(src), "-o", str(split), "--test-size", "0.1"]) == 0
+    before = (split / "train.jsonl").read_text()
+    _fails(capsys, ["data", "split", src, "-o", split, "--test-size", "0.5"],
+           r"-o .*split: already holds train.jsonl, test.jsonl, split.json; pass --force to overwrite")
+    assert (split / "train.jsonl").read_text() == before
+    assert main(["data", "split", str(src), "-o", str(split), "--test-size", "0.5", "--force"]) == 0
+    assert (split / "train.jsonl").read_text() != before
+    mini = tmp_path / "mini"
+    mini.mkdir()
+    (mini / "relative_test.jsonl").write_text("mine\n")  # one file of a run is enough to refuse
+    _fails(capsys, ["data", "mini", "-o", mini, "--train", "3", "--test", "2"],
+           "already holds relative_test.jsonl; pass --force")
+    assert (mini / "relative_test.jsonl").read_text() == "mine\n" and not (mini / "absolute_train.jsonl").exists()
+    assert main(["data", "mini", "-o", str(mini), "--train", "3", "--test", "2", "--force"]) == 0
+    assert len((mini / "relative_test.jsonl").read_text().splitlines()) == 2
+    bench = tmp_path / "bench"
+    (bench / "heldout").mkdir(parents=True)
+    (bench / "heldout" / "vicuna.json").write_text("[]")
+    argv = ["data", "from-benchmarks", "--data-dir", tmp_path / "nowhere", "-o", bench]  # refused before reading
+    _fails(capsys, argv, r"heldout: already holds vicuna.json; pass --force")
+    (bench / "split.json").write_text("{}")
+    _fails(capsys, argv, r"bench: already holds split.json; pass --force")
+    capsys.readouterr()
+    assert main([str(a) for a in argv] + ["--force"]) == 1  # now it reads the (missing) data
+    assert "already holds" not in capsys.readouterr().err

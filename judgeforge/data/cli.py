@@ -86,12 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--test-size", type=float, default=0.01)
     sp.add_argument("--seed", type=int, default=42)
     sp.add_argument("--split", default="train", help="split of a hub dataset")
+    sp.add_argument("--force", action="store_true", help="overwrite train.jsonl / test.jsonl / split.json there")
 
     m = sub.add_parser("mini", help=SUBCOMMANDS["mini"])
     m.add_argument("-o", "--output-dir", default="mini-data")
     m.add_argument("--train", type=int, default=2000, help="rows per training file")
     m.add_argument("--test", type=int, default=200, help="rows per test file")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--force", action="store_true", help="overwrite the mini files there")
 
     sub.add_parser("synthesize", help=SUBCOMMANDS["synthesize"], add_help=False)
     sub.add_parser("pair", help=SUBCOMMANDS["pair"], add_help=False)
@@ -214,7 +216,7 @@ def _split(args) -> int:
     from judgeforge.io import atomic_write_json, write_jsonl
 
     out = Path(args.output_dir)
-    check_output_dir(out, [args.source], ("train.jsonl", "test.jsonl", "split.json"))
+    check_output_dir(out, [args.source], ("train.jsonl", "test.jsonl", "split.json"), force=args.force)
     if args.seed < 0:
         raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
     rows = read_rows(args.source, split=args.split)
@@ -239,7 +241,7 @@ def _mini(args) -> int:
     if args.seed < 0:
         raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
     check_output_dir(Path(args.output_dir), [], tuple(f"{m}_{s}.jsonl" for m in ("absolute", "relative")
-                                                    for s in ("train", "test")))
+                                                    for s in ("train", "test")), force=args.force)
     paths = write_mini(args.output_dir, args.train, args.test, args.seed)
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -265,8 +267,9 @@ def check_output_file(out: Path, sources: list[str], *, force: bool) -> None:
         raise UserError(f"{out}: already exists; pass --force to overwrite")
 
 
-def check_output_dir(out: Path, sources: list[str], names: tuple[str, ...]) -> None:
-    """``-o DIR``: a folder (or nothing yet) whose files to be written are not the inputs or folders."""
+def check_output_dir(out: Path, sources: list[str], names: tuple[str, ...], *, force: bool) -> None:
+    """``-o DIR``: a folder (or nothing yet) whose files to be written are not the inputs or folders, and
+    not there already unless --force (as ``-o FILE``: a finished output is never overwritten silently)."""
     from judgeforge.io import check_output_folder
 
     check_output_folder(out, "-o")
@@ -276,3 +279,7 @@ def check_output_dir(out: Path, sources: list[str], names: tuple[str, ...]) -> N
             raise UserError(f"-o {out}: {target} is a folder; remove it or choose another folder")
         if any(_same(target, Path(s)) for s in sources):
             raise UserError(f"-o {out}: would overwrite the input {target}; choose another folder")
+    there = [name for name in names if (out / name).exists()]
+    if there and not force:
+        raise UserError(f"-o {out}: already holds {', '.join(there)}; pass --force to overwrite, or choose another "
+                        "folder")
