@@ -54,24 +54,44 @@ def test_merge_recipes_that_would_copy_or_mislead(capsys, tmp_path, tiny_model):
     (["--device", "tpu"], "device 'tpu' is not a device"),
     (["--dtype", "bf32"], "unknown dtype 'bf32'"),
 ])
-def test_sweep_options_checked_before_the_experts_load(capsys, tmp_path, tiny_model, extra, match):
+def test_sweep_options_checked_before_the_experts_load(capsys, tmp_path, tiny_model, twin, extra, match):
     out = tmp_path / "sweep"
-    _fails(capsys, ["sweep", "--absolute", tiny_model, "--relative", tiny_model, "--out", out, "--suite", "vicuna",
+    _fails(capsys, ["sweep", "--absolute", tiny_model, "--relative", twin, "--out", out, "--suite", "vicuna",
                     *extra], match)
     assert not out.exists()
 
 
-def test_sweep_folders_checked_before_the_experts_load(capsys, tmp_path, tiny_model):
+@pytest.fixture(scope="module")
+def twin(tiny_model, tmp_path_factory):
+    """A second expert folder (a copy of the tiny model): a sweep refuses one folder for both."""
+    return shutil.copytree(tiny_model, tmp_path_factory.mktemp("twin") / "model")
+
+
+def test_sweep_folders_checked_before_the_experts_load(capsys, tmp_path, tiny_model, twin):
     (tmp_path / "afile").write_text("x")
     argv = ["sweep", "--relative", tiny_model, "--suite", "vicuna"]
-    _fails(capsys, [*argv, "--absolute", tiny_model, "--out", tmp_path / "afile"], "--out .* is a file")
+    _fails(capsys, [*argv, "--absolute", twin, "--out", tmp_path / "afile"], "--out .* is a file")
     _fails(capsys, [*argv, "--absolute", tmp_path / "nope", "--out", tmp_path / "s"], "--absolute .*nope' does not exist")
     wide = shutil.copytree(tiny_model, tmp_path / "wide")
     cfg = json.loads((wide / "config.json").read_text())
     (wide / "config.json").write_text(json.dumps({**cfg, "hidden_size": 32}))  # read from the config, no load
     _fails(capsys, [*argv, "--absolute", wide, "--out", tmp_path / "s"], "'hidden_size' differs")
-    _fails(capsys, [*argv, "--absolute", tiny_model, "--methods", "dare_linear", "--base", wide, "--out",
+    _fails(capsys, [*argv, "--absolute", twin, "--methods", "dare_linear", "--base", wide, "--out",
                     tmp_path / "s"], "'hidden_size' differs")  # the base too, before loading
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_of_an_expert_with_itself_is_refused(capsys, tmp_path, tiny_model, twin, monkeypatch):
+    (tmp_path / "link").symlink_to(tiny_model, target_is_directory=True)
+    monkeypatch.chdir(tiny_model.parent)
+    argv = ["sweep", "--suite", "vicuna", "--out", tmp_path / "s", "--absolute", tiny_model]
+    for same in (tiny_model, tmp_path / "link", f"./{tiny_model.name}", f"{tiny_model}/"):
+        _fails(capsys, [*argv, "--relative", same], r"--absolute and --relative are the same folder \(.*\); give "
+               "the two experts")
+    _fails(capsys, ["sweep", "--absolute", "owner/judge", "--relative", "owner/judge", "--out", tmp_path / "s"],
+           "same folder")  # a hub id twice: refused before anything is fetched
+    _fails(capsys, [*argv, "--relative", twin, "--methods", "dare_linear", "--base", tmp_path / "link"],
+           r"--base is the --absolute expert")
     assert not (tmp_path / "s").exists()
 
 

@@ -152,9 +152,11 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
                         "experts were fine-tuned from)")
     out = Path(out)
     named = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base)}
-    local = {k: resolve_model(v, f"--{k}") if isinstance(v, (str, Path)) else v
-             for k, v in (("absolute", absolute), ("relative", relative), ("base", base if needs_base else None))}
+    given = {"absolute": absolute, "relative": relative, "base": base if needs_base else None}
+    _check_distinct(given)  # before a hub id is fetched, and again for the folders they are
+    local = {k: resolve_model(v, f"--{k}") if isinstance(v, (str, Path)) else v for k, v in given.items()}
     # (hub ids -> their snapshot folders; the base only when a method uses it)
+    _check_distinct(local)
     fmt = agreed_format([local["absolute"], local["relative"]], chat_format, "sweep")  # before anything loads
     options = {**(eval_options or {}), **({"chat_format": fmt} if fmt else {})}
     _check_before_loading(out, local, suite, device, options)
@@ -197,6 +199,25 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     plot(points, out)
     atomic_write_text(out / "README.md", _card(named, result, table))
     return result
+
+
+def _check_distinct(local: dict) -> None:
+    """The two experts (and the base) are different folders: a sweep of a model with itself, or against
+    its own base, measures nothing (a name given twice, a symlink or ``./x`` vs ``x`` alike)."""
+    def where(v):
+        try:
+            return Path(v).expanduser().resolve() if isinstance(v, (str, Path)) else None
+        except (OSError, RuntimeError):
+            return None
+
+    at = {k: where(v) for k, v in local.items() if v is not None}
+    if at.get("absolute") is not None and at.get("absolute") == at.get("relative"):
+        raise UserError(f"sweep: --absolute and --relative are the same folder ({at['absolute']}); give the two "
+                        "experts, each trained on its own format")
+    for role in ("absolute", "relative"):
+        if at.get("base") is not None and at.get("base") == at.get(role):
+            raise UserError(f"sweep: --base is the --{role} expert ({at['base']}); give the model both experts "
+                            "were fine-tuned from")
 
 
 def _check_before_loading(out: Path, local: dict, suite, device: str, options: dict) -> None:
