@@ -165,3 +165,25 @@ def test_data_outputs_already_there_need_force(capsys, tmp_path):
     capsys.readouterr()
     assert main([str(a) for a in argv] + ["--force"]) == 1  # now it reads the (missing) data
     assert "already holds" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lora,match", [
+    ("{target_modules: 5}", r"key 'lora.target_modules' must be a list of text .*got 5"),
+    ("{target_parameters: 1.5}", r"key 'lora.target_parameters' must be a list of text .*got 1.5"),
+    ("{target_modules: 'q_proj v_proj'}", r"'q_proj v_proj' is not a module name; list names such as q_proj, v_proj "
+                                          r"\(separated by commas"),
+    ("{target_modules: 'q_proj,,v_proj'}", "'' is not a module name"),
+    ("{target_modules: [q_proj, 7]}", "'7' is not a module name"),
+    ("{target_modules: [q_proj, q_proj]}", "q_proj listed twice"),
+    ("{target_modules: all-linear}", "'all-linear' is not taken here; list the modules"),
+    ("{r: 8.5}", "key 'lora.r' must be an integer"),
+    ("{qlora: 1}", "key 'lora.qlora' must be true or false"),
+    ("[q_proj]", "key 'lora' must be a mapping"),
+])
+def test_lora_keys_of_the_wrong_type_are_refused_when_the_recipe_loads(capsys, tmp_path, lora, match):
+    """Each was caught only after the model had loaded (peft: target modules not found), or never."""
+    recipe = tmp_path / "lora.yaml"
+    recipe.write_text(f"init_from_config: {{hidden: 64, layers: 1, heads: 4, kv_heads: 2}}\ndatasets: [mini:absolute:8]\n"
+                      f"output_dir: {tmp_path / 'run'}\nlora: {lora}\n")
+    _fails(capsys, ["train", recipe], r"lora.yaml: .*" + match)
+    assert not (tmp_path / "run").exists()

@@ -6,6 +6,7 @@ loggers.  Every mistake is one :class:`UserError` line (the recipe's ``validate`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from judgeforge.errors import UserError
@@ -60,6 +61,27 @@ def check_inputs(recipe, where: str) -> None:
     if "wandb" in report_targets(recipe.report_to) and not wandb_ready():
         raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
                   "WANDB_MODE=offline (or report_to: none)")
+
+
+# a module (or parameter) name or dotted suffix, as peft matches them: q_proj, self_attn.q_proj, experts.down_proj
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
+
+
+def check_lora_targets(lora, where: str) -> None:
+    """``lora.target_modules`` / ``target_parameters`` hold module names, each once: peft would only
+    refuse a number, an empty or space-separated name after the model has loaded."""
+    for key in ("target_modules", "target_parameters"):
+        names = getattr(lora, key)
+        for name in names:  # peft would only refuse these after the model has loaded
+            if name.lower() == "all-linear":
+                raise UserError(f"{where}: lora.{key}: peft's 'all-linear' is not taken here; list the modules "
+                                "(the default lists every linear layer of a Mistral block)")
+            if not _MODULE_NAME.fullmatch(name):
+                raise UserError(f"{where}: lora.{key}: {name!r} is not a module name; list names such as "
+                                "q_proj, v_proj (separated by commas, or a YAML list)")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise UserError(f"{where}: lora.{key}: {', '.join(twice)} listed twice; list each module once")
 
 
 def check_parquet(src: str, where: str) -> None:
