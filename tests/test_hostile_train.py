@@ -53,9 +53,19 @@ def test_merge_recipes_that_would_copy_or_mislead(capsys, tmp_path, tiny_model):
     (["--suite", "vicuna_bnch"], "did you mean 'vicuna'"),
     (["--device", "tpu"], "device 'tpu' is not a device"),
     (["--dtype", "bf32"], "unknown dtype 'bf32'"),
+    (["--seed", "-3"], "seed must be an integer >= 0"),  # these four were refused only after the experts loaded
+    (["--data-dir", "nope"], "--data-dir nope: no such folder"),
+    (["--data-dir", "."], "vicuna_eval.json: .*invalid JSON"),  # the suite is read before the experts load
+    (["--out", ""], "--out is empty"),
+    (["--alphas", "0.5,0.3,0.5"], "0.5 given twice"),
+    (["--alphas", "0:1:0.0000001"], "10,000,001 points, each a full evaluation"),
+    (["--methods", "linear,linear"], "linear given twice"),
 ])
-def test_sweep_options_checked_before_the_experts_load(capsys, tmp_path, tiny_model, twin, extra, match):
+def test_sweep_options_checked_before_the_experts_load(capsys, tmp_path, tiny_model, twin, extra, match,
+                                                      monkeypatch):
     out = tmp_path / "sweep"
+    (tmp_path / "vicuna_eval.json").write_text("[{not json")  # a damaged benchmark file in --data-dir .
+    monkeypatch.chdir(tmp_path)
     _fails(capsys, ["sweep", "--absolute", tiny_model, "--relative", twin, "--out", out, "--suite", "vicuna",
                     *extra], match)
     assert not out.exists()
@@ -187,3 +197,21 @@ def test_lora_keys_of_the_wrong_type_are_refused_when_the_recipe_loads(capsys, t
                       f"output_dir: {tmp_path / 'run'}\nlora: {lora}\n")
     _fails(capsys, ["train", recipe], r"lora.yaml: .*" + match)
     assert not (tmp_path / "run").exists()
+
+
+def test_empty_output_paths_and_oversized_mini_data(capsys, tmp_path, monkeypatch):
+    """An empty -o was the current folder (data mini wrote its four files beside everything there)."""
+    monkeypatch.chdir(tmp_path)
+    src = _rows(tmp_path)
+    _fails(capsys, ["data", "mini", "-o", "", "--train", "3", "--test", "2"], r"-o is empty; give a folder")
+    _fails(capsys, ["data", "split", src, "-o", ""], r"-o is empty; give a folder")
+    _fails(capsys, ["data", "from-benchmarks", "-o", " ", "--data-dir", tmp_path], r"-o is empty; give a folder")
+    _fails(capsys, ["data", "convert", src, "-o", ""], r"-o is empty; give a file name")
+    _fails(capsys, ["train", "--init_from_config", "{hidden: 64, layers: 1, heads: 4, kv_heads: 2}", "--datasets",
+                    "mini:absolute:8", "--output_dir", ""], "output_dir is empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]
+    _fails(capsys, ["data", "mini", "-o", "m", "--train", "100000000000"],
+           r"--train 100,000,000,000: mini writes at most 200,000 rows per file")  # it ran out of memory
+    _fails(capsys, ["data", "from-benchmarks", "-o", "b", "--data-dir", src], r"--data-dir .*rows.jsonl: is a file")
+    _fails(capsys, ["data", "from-benchmarks", "-o", "b", "--data-dir", "nope"], r"--data-dir nope: no such folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]

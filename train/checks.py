@@ -37,12 +37,12 @@ def check_inputs(recipe, where: str) -> None:
     for key in ("seed", "split_seed", "dataloader_num_workers"):
         if getattr(recipe, key) < 0:
             raise bad(key, f"must be an integer >= 0, got {getattr(recipe, key)}")
+    from judgeforge.io import check_output_folder
+
+    check_output_folder(recipe.output_dir, f"{where}: output_dir")  # the text: an empty one is refused
     out = Path(recipe.output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise bad("output_dir", f"'{recipe.output_dir}' is a file; give a folder for checkpoints and the model")
-    from judgeforge.io import check_output_folder
-
-    check_output_folder(out, f"{where}: output_dir")
     if recipe.resume_from_checkpoint not in ("auto", "never"):
         check_checkpoint(Path(recipe.resume_from_checkpoint), f"{where}: resume_from_checkpoint")
     elif recipe.resume_from_checkpoint == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
