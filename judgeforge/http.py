@@ -46,6 +46,8 @@ def error_fields(text: str) -> tuple[str, str | None]:
     """``(message, code)`` of a JSON error body: OpenAI's ``{"error": {"message", "type", "code"}}`` or
     vLLM's ``{"object": "error", "message", "type", "code"}``; else the body's start and None.  The code
     is the body's text ``code``, else its ``type``."""
+    if not text.strip():
+        return "(an empty reply)", None
     try:
         obj = json.loads(text)
     except (json.JSONDecodeError, ValueError):

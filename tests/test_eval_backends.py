@@ -399,3 +399,20 @@ def test_http_error_fields_of_both_error_shapes():
     assert error_fields('{"error": "plain"}') == ("plain", None)
     assert error_fields("<html>bad gateway</html>") == ("<html>bad gateway</html>", None)
     assert error_fields("[1, 2]") == ("[1, 2]", None)
+    assert error_fields(" ") == ("(an empty reply)", None)
+
+
+def test_openai_other_refusals_name_the_request():
+    """A proxy's 413 is the input's (InputRefused); an unrecognised 400 names the request and says why."""
+    from judgeforge.errors import InputRefused, PromptTooLong
+
+    with ScriptedOpenAIServer(lambda k, b, n: (413, "<html>Request Entity Too Large</html>")) as srv:
+        with pytest.raises(InputRefused, match=r"^request 0: the endpoint refused the request as too large \(<html>"
+                           r"Request Entity Too Large</html>; HTTP 413 from .*\); shorten that input$") as got:
+            _fast(srv, max_retries=2).generate(_requests(1), Sampling())
+        assert not isinstance(got.value, PromptTooLong) and len(srv.requests) == 1
+    with ScriptedOpenAIServer(lambda k, b, n: (400, "")) as srv:
+        with pytest.raises(UserError, match=r"HTTP 400 for request 0: \(an empty reply\); the endpoint refused the "
+                           r"request: check the request options") as got:
+            _fast(srv).generate(_requests(1), Sampling())
+        assert not isinstance(got.value, InputRefused)

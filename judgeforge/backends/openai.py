@@ -206,13 +206,16 @@ _CONTENT_CODES = ("content_filter", "content_policy_violation", "invalid_prompt"
 
 def refusal(e: HTTPFailure, name: str, index: int, max_tokens, url: str) -> InputRefused | None:
     """The endpoint's 400/422 as the caller's input refused (:class:`PromptTooLong` naming the request,
-    or :class:`InputRefused` for a prompt refused for its content), else None."""
-    if e.status not in (400, 422):
+    or :class:`InputRefused` for a prompt refused for its content, or a 413: a body too large), else None."""
+    if e.status not in (400, 413, 422):
         return None
     if e.code in _TOO_LONG_CODES or _TOO_LONG_TEXT.search(e.detail or ""):
         return PromptTooLong(name, f"the endpoint refused the prompt as over the model's context ({e.detail.rstrip('.')}; "
                                    f"HTTP {e.status} from {url}); shorten that input or lower max_new_tokens "
                                    f"(now {max_tokens})", index)
+    if e.status == 413:  # a proxy in front refusing the body's size
+        return InputRefused(name, f"the endpoint refused the request as too large ({e.detail.rstrip('.')}; HTTP 413 "
+                                  f"from {url}); shorten that input", index)
     if e.code in _CONTENT_CODES:
         return InputRefused(name, f"the endpoint refused the prompt for its content ({e.detail.rstrip('.')}; "
                                   f"HTTP {e.status} from {url}); change that input", index)
