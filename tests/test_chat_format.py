@@ -298,3 +298,25 @@ def test_a_forced_raw_format_survives_train_merge_sweep_and_eval(tiny_model, sha
     with pytest.raises(UserError, match=r"^sweep: the experts were trained with different chat formats"):
         sweep(expert, twin, alphas=[0.5], methods=["linear"], suite="hhh", out=tmp_path / "sw2", log=None)
     assert not (tmp_path / "sw2").exists()  # refused before anything was written or loaded
+
+
+# --------------------------------------------------------------------------- a Llama 3 judge's saved stop
+
+
+def test_a_judge_trained_on_a_llama3_base_stops_at_eot_without_judgeforge(llama3_tokenizer, tmp_path):
+    """Llama-3-8B's config ends text with <|end_of_text|> (128001); a judge trained in its chat format ends
+    its output with <|eot_id|>: the saved generation config stops at both, for ``generate`` or a server
+    (``vllm serve``) given only the folder.  (After the test above: transformers' models are imported.)"""
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    from judgeforge.train.run import _finish_config
+
+    config = LlamaConfig(vocab_size=len(llama3_tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, bos_token_id=BOT, eos_token_id=128001)
+    model = LlamaForCausalLM(config)
+    _finish_config(model, resolve_chat_format(llama3_tokenizer))
+    model.generation_config.save_pretrained(tmp_path)
+    assert GenerationConfig.from_pretrained(tmp_path).eos_token_id == [128001, EOT]
+    model.config.eos_token_id = EOT  # the Instruct model's config: already there, kept as it is
+    _finish_config(model, resolve_chat_format(llama3_tokenizer))
+    assert model.generation_config.eos_token_id == EOT

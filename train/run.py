@@ -575,12 +575,12 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
     with atomic_dir(final, force=recipe.overwrite_output_dir) as tmp:
         if is_peft and recipe.lora.merge:
             merged = _merged_model(model, recipe, final.parent / "adapter", state_dict)
-            _finish_config(merged)
+            _finish_config(merged, chat)
             merged.save_pretrained(tmp, safe_serialization=True)
         elif is_peft:
             model.save_pretrained(tmp, state_dict=state_dict)
         else:
-            _finish_config(model)
+            _finish_config(model, chat)
             model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         if chat is None or chat.name == "mistral":
             tokenizer.chat_template = CHAT_TEMPLATE  # other formats keep the model's own template
@@ -600,9 +600,11 @@ def save_final(trainer, recipe: TrainRecipe, tokenizer, final: Path, results: di
     acc.wait_for_everyone()
 
 
-def _finish_config(model) -> None:
+def _finish_config(model, chat=None) -> None:
     """What any loader expects: sdpa attention (ours is registered only while training), cache on,
-    the paper's sampling defaults."""
+    the paper's sampling defaults, and a stop at the token the judge was trained to end with (``chat``'s
+    end of turn, e.g. <|eot_id|> on a Llama 3 base whose config ends text with <|end_of_text|>), so that
+    ``generate`` or a server given only the folder stops there too."""
     model.config.use_cache = True
     try:
         model.config._attn_implementation = "sdpa"
@@ -611,6 +613,10 @@ def _finish_config(model) -> None:
     gc = model.generation_config
     gc.bos_token_id = model.config.bos_token_id
     gc.eos_token_id = model.config.eos_token_id
+    end = chat.eos_id if chat is not None else None
+    ends = gc.eos_token_id if isinstance(gc.eos_token_id, list) else [gc.eos_token_id]
+    if end is not None and end not in ends:
+        gc.eos_token_id = [e for e in ends if e is not None] + [end]
     gc.pad_token_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     for k, v in GENERATION_DEFAULTS.items():
         setattr(gc, k, v)
