@@ -91,6 +91,14 @@ def test_sweep_folders_checked_before_the_experts_load(capsys, tmp_path, tiny_mo
     assert not (tmp_path / "s").exists()
 
 
+def test_sweep_reads_the_tokenizer_before_the_weights_and_leaves_no_folder(capsys, tmp_path, tiny_model, shared_data):
+    broken = shutil.copytree(tiny_model, tmp_path / "broken")
+    (broken / "tokenizer.json").write_text("{not json")  # read before the weights load, after the other checks
+    _fails(capsys, ["sweep", "--absolute", broken, "--relative", tiny_model, "--suite", "vicuna", "--limit", "2",
+                    "--data-dir", shared_data, "--out", tmp_path / "s"], "tokenizer.json cannot be read")
+    assert not (tmp_path / "s").exists()
+
+
 def test_sweep_of_an_expert_with_itself_is_refused(capsys, tmp_path, tiny_model, twin, monkeypatch):
     (tmp_path / "link").symlink_to(tiny_model, target_is_directory=True)
     monkeypatch.chdir(tiny_model.parent)
