@@ -47,7 +47,8 @@ def test_merge_recipes_that_would_copy_or_mislead(capsys, tmp_path, tiny_model):
     (["--methods", ""], "--methods is empty"),
     (["--alphas", ","], "no alpha given"),
     (["--limit", "0"], "--limit must be >= 1"),
-    (["--samples-absolute", "0"], "samples_absolute must be >= 1"),
+    (["--samples-absolute", "0"], "samples_absolute must be an integer >= 1"),
+    (["--samples-absolute", "1000000"], "samples_absolute must be at most 64, got 1,000,000"),
     (["--retries", "-1"], "retries must be"),
     (["--max-new-tokens", "0"], "max_new_tokens must be"),
     (["--suite", "vicuna_bnch"], "did you mean 'vicuna'"),
@@ -88,6 +89,14 @@ def test_sweep_folders_checked_before_the_experts_load(capsys, tmp_path, tiny_mo
     _fails(capsys, [*argv, "--absolute", wide, "--out", tmp_path / "s"], "'hidden_size' differs")
     _fails(capsys, [*argv, "--absolute", twin, "--methods", "dare_linear", "--base", wide, "--out",
                     tmp_path / "s"], "'hidden_size' differs")  # the base too, before loading
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_reads_the_tokenizer_before_the_weights_and_leaves_no_folder(capsys, tmp_path, tiny_model, shared_data):
+    broken = shutil.copytree(tiny_model, tmp_path / "broken")
+    (broken / "tokenizer.json").write_text("{not json")  # read before the weights load, after the other checks
+    _fails(capsys, ["sweep", "--absolute", broken, "--relative", tiny_model, "--suite", "vicuna", "--limit", "2",
+                    "--data-dir", shared_data, "--out", tmp_path / "s"], "tokenizer.json cannot be read")
     assert not (tmp_path / "s").exists()
 
 

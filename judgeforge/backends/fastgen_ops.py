@@ -6,8 +6,9 @@ Two implementations with one interface (:class:`LayerOps`):
   rotate-half RoPE in PyTorch, exactly the operations ``model.generate`` runs;
 * ``liger`` (CUDA with liger-kernel installed: ``pip install 'judgeforge[liger]'``): liger's
   Triton kernels, one launch each where PyTorch runs 5-10 (the residual add fused into the next
-  RMSNorm; RoPE on queries and keys in place; SiLU(gate) * up).  On an H200 with a 7B model these
-  PyTorch kernels were 36% of a prefill chunk's GPU time and 18% of a decode step's
+  RMSNorm; RoPE on queries and keys in place; SiLU(gate) * up).  On an H200 with a 7B model PyTorch's
+  elementwise and copy kernels were a third of a prefill chunk's GPU time and 18% of a decode
+  step's; with liger's the fixed workload ran 17.6 -> 20.5 items/s
   (``scripts/bench/engine_profile.py``, BENCHMARKS.md).
 
 ``kernels="auto"`` picks liger when it is importable, the device is CUDA, the model's norms and

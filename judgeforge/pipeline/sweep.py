@@ -177,11 +177,11 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
 
         dtype_name(dtype, "sweep: --dtype")
     _check_before_loading(local, suite, device, {**options, "seed": seed})
-    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = load_tokenizer(str(local["absolute"]))  # a broken tokenizer is one line before the weights load
     t0 = time.time()
     merger = InMemoryMerger(local["absolute"], local["relative"], base=local["base"] if needs_base else None,
                             device=device, dtype=dtype)
-    tokenizer = load_tokenizer(str(local["absolute"]))
+    out.mkdir(parents=True, exist_ok=True)  # once the experts loaded: a failed load leaves no empty --out
     log(f"judgeforge sweep: experts loaded on {merger.device} in {time.time() - t0:.1f} s; "
         f"{len(methods)} method(s) x {len(alphas)} alpha(s)")
     points = []
