@@ -182,8 +182,15 @@ def cache_dir() -> Path:
     return cache_root() / "benchmarks"
 
 
+def check_data_dir(data_dir: str | os.PathLike | None) -> None:
+    """A ``--data-dir`` that is not a folder is the user's mistake, never a reason to fetch instead."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UserError(f"--data-dir {data_dir}: no such folder; give the folder that holds the benchmark files")
+
+
 def locate(spec: BenchmarkSpec, data_dir: str | os.PathLike | None = None, *, fetch: bool = True) -> Path:
     """The local file of a benchmark: ``data_dir``, else the cache, else fetched into the cache."""
+    check_data_dir(data_dir)
     if data_dir is not None:
         p = Path(data_dir) / spec.filename
         if p.exists():

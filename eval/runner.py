@@ -95,6 +95,8 @@ class EvalConfig:
         "help": "none | wandb: send the metrics to a wandb run (WANDB_MODE=offline writes it under --out)"})
 
     def validate(self, where: str) -> None:
+        from judgeforge.backends import check_count, check_generation_options
+
         if self.num_shards < 1:
             raise UserError(f"{where}: --num-shards must be >= 1 (got {self.num_shards})")
         if not 0 <= self.shard < self.num_shards:
@@ -103,17 +105,14 @@ class EvalConfig:
         check_prompt_variant(self.prompt_variant, f"{where}: prompt_variant")
         if self.pair_modes not in PAIR_MODES:
             raise UserError(f"{where}: pair_modes must be one of {', '.join(PAIR_MODES)}, got '{self.pair_modes}'")
-        for k in ("samples_absolute", "samples_relative", "samples_pair_absolute"):
-            if getattr(self, k) < 1:
-                raise UserError(f"{where}: {k} must be >= 1")
+        for k in ("samples_absolute", "samples_relative", "samples_pair_absolute"):  # the paper: 3, 1, 1
+            check_count(where, k, getattr(self, k), minimum=1, maximum=64)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"{where}: --limit must be >= 1")
         if self.min_scored < 3:
             raise UserError(f"{where}: --min-scored must be >= 3 (a correlation over two points is always +-1)")
         if not 0.0 <= self.give_up_below <= 1.0:
             raise UserError(f"{where}: --give-up-below must be in [0, 1]")
-        from judgeforge.backends import check_count, check_generation_options
-
         Sampling(self.temperature, self.top_p, self.max_new_tokens, self.repetition_penalty,
                  self.seed).validate(where)  # the options as given, greedy or not
         check_generation_options(where, retries=self.retries, batch_size=self.batch_size)

@@ -26,8 +26,10 @@ def _check_dirs(dirs: list[str], out: str | None, data_dir: str | None) -> None:
         from judgeforge.io import check_output_folder
 
         check_output_folder(out, "--out")
-    if data_dir and not Path(data_dir).is_dir():
-        raise UserError(f"--data-dir {data_dir}: no such folder; give the folder that holds the benchmark files")
+    if data_dir:
+        from judgeforge.eval.benchmarks import check_data_dir
+
+        check_data_dir(data_dir)
 
 
 def _check_shards(dirs: list[str], num_shards: int) -> None:

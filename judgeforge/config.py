@@ -183,6 +183,8 @@ def _coerce(value, tp, where: str, key: str):
         (item_tp, *_) = typing.get_args(tp) or (typing.Any,)
         if isinstance(value, str) and "," in value:
             value = [v.strip() for v in value.split(",")]
+        if item_tp is str and isinstance(value, (bool, int, float)):  # `names: 5` is no list of names
+            raise UserError(f"{where}: key '{key}' must be a list of text (e.g. [a, b], or a, b), got {value!r}")
         if not isinstance(value, (list, tuple)):
             value = [value]
         return [_coerce(v, item_tp, where, f"{key}[{i}]") for i, v in enumerate(value)]

@@ -17,8 +17,8 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
-class PromptTooLong(UserError):
-    """A prompt that cannot fit the model's context with room for the answer (prompts are never truncated).
+class InputRefused(UserError):
+    """One input of a batch that the judge refuses as the caller's mistake (the server answers 422).
 
     ``index`` is its place in the batch it came in and ``detail`` the message without the name, so
     a caller that knows the batch's own names (the server's ``items[i]``) can say which one."""
@@ -27,6 +27,10 @@ class PromptTooLong(UserError):
         super().__init__(f"{name}: {detail}")
         self.index = index
         self.detail = detail
+
+
+class PromptTooLong(InputRefused):
+    """A prompt that cannot fit the model's context with room for the answer (prompts are never truncated)."""
 
 
 def did_you_mean(name: str, choices) -> str:

@@ -35,20 +35,37 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 class HTTPFailure(UserError):
     """A request failed for good: a non-retryable status, or every attempt failed."""
 
-    def __init__(self, message: str, *, status: int | None = None, detail: str = "", retryable: bool = False):
+    def __init__(self, message: str, *, status: int | None = None, detail: str = "", retryable: bool = False,
+                 code: str | None = None):
         super().__init__(message)
         self.status, self.detail, self.retryable = status, detail, retryable
+        self.code = code  # the error body's code or type (OpenAI: "context_length_exceeded"), if any
 
 
-def error_detail(text: str) -> str:
-    """The ``error.message`` of an OpenAI-style JSON error body, else the body's start."""
+def error_fields(text: str) -> tuple[str, str | None]:
+    """``(message, code)`` of a JSON error body: OpenAI's ``{"error": {"message", "type", "code"}}`` or
+    vLLM's ``{"object": "error", "message", "type", "code"}``; else the body's start and None.  The code
+    is the body's text ``code``, else its ``type``."""
+    if not text.strip():
+        return "(an empty reply)", None
     try:
         obj = json.loads(text)
     except (json.JSONDecodeError, ValueError):
-        return text[:200]
-    err = obj.get("error") if isinstance(obj, dict) else None
-    msg = err.get("message") if isinstance(err, dict) else err
-    return str(msg or text)[:200]
+        return text[:300], None
+    if not isinstance(obj, dict):
+        return text[:300], None
+    err = obj.get("error")
+    fields = err if isinstance(err, dict) else obj
+    msg = fields.get("message") if isinstance(fields, dict) else None
+    if msg is None and isinstance(err, str):
+        msg = err
+    code = next((v for v in (fields.get("code"), fields.get("type")) if isinstance(v, str) and v), None)
+    return str(msg or text)[:300], code
+
+
+def error_detail(text: str) -> str:
+    """The message of a JSON error body (:func:`error_fields`), else the body's start."""
+    return error_fields(text)[0]
 
 
 def _retry_after(headers, cap: float) -> float | None:
@@ -109,10 +126,10 @@ class HTTPClient:
                 resp = self._client.request(method, url, **kwargs)
                 status, headers = resp.status_code, resp.headers
                 if resp.status_code >= 400:
-                    detail = error_detail(resp.text)
+                    detail, code = error_fields(resp.text)
                     if resp.status_code not in RETRY_STATUS:
                         raise HTTPFailure(f"{where}: {url}: HTTP {resp.status_code}: {detail}",
-                                          status=resp.status_code, detail=detail)
+                                          status=resp.status_code, detail=detail, code=code)
                     last = f"HTTP {resp.status_code}: {detail}"
                 elif not json_reply:
                     return resp
@@ -137,4 +154,4 @@ class HTTPClient:
         return self.request("GET", url, where=where).content
 
 
-__all__ = ["RETRY_STATUS", "HTTPClient", "HTTPFailure", "error_detail"]
+__all__ = ["RETRY_STATUS", "HTTPClient", "HTTPFailure", "error_detail", "error_fields"]

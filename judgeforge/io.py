@@ -194,6 +194,8 @@ def check_output_folder(path: str | os.PathLike, where: str) -> Path:
     """An output folder to be made: not an existing file and not under one (one line, before any work)."""
     from judgeforge.errors import UserError
 
+    if not str(path).strip():  # Path("") is the current folder: the outputs would land beside everything else
+        raise UserError(f"{where} is empty; give a folder for the outputs")
     out = Path(path).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"{where} '{path}' is a file; give a folder")

@@ -102,14 +102,14 @@ def _mark(folder: Path) -> None:
 
 
 def _check_output(out: Path, recipe: MergeRecipe, inputs: list[str]) -> None:
+    from judgeforge.io import check_output_folder
+
+    check_output_folder(recipe.output, "output")  # the text first: an empty one would be the current folder
     ro = out.resolve()
     for p in inputs:
         rp = Path(p).resolve()
         if ro == rp or rp in ro.parents or ro in rp.parents:
             raise UserError(f"output '{out}' overlaps the input '{p}'; write the merge to a new folder")
-    from judgeforge.io import check_output_folder
-
-    check_output_folder(out, "output")
     if out.exists() and not recipe.force:
         raise UserError(
             f"output '{out}' already exists; pass --force (force: true) to replace it, or pick another -o"

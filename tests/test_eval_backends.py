@@ -359,3 +359,60 @@ def test_generate_parsed_gives_up_when_a_judge_fails_nearly_everything():
         res = generate_parsed(_fast(srv), _requests(12), Sampling(seed=1), n=1, retries=2, progress=tick,
                               give_up_below=0.0)
     assert all(r[0].attempts == 3 for r in res[1:]) and ticks["retries"] == 22 and ticks["done"] == 12 + 12 + 22
+
+
+@pytest.mark.parametrize("status,payload", [
+    (400, {"object": "error", "message": "This model's maximum context length is 4096 tokens. However, you requested "
+           "5000 tokens (4900 in the messages, 100 in the completion).", "type": "BadRequestError", "code": 400}),  # vLLM
+    (400, {"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error",
+                     "code": "context_length_exceeded"}}),  # OpenAI
+    (400, {"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it",
+                     "type": "exceed_context_size_error"}}),  # llama.cpp
+    (422, {"error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 5000 `inputs` "
+           "tokens and 100 `max_new_tokens`", "error_type": "validation"}),  # TGI
+])
+def test_openai_context_refusals_name_the_request(status, payload):
+    """The endpoint's 'prompt over the context' is PromptTooLong naming the request, once (no retry)."""
+    from judgeforge.errors import PromptTooLong
+
+    def reply(kind, body, call_no):
+        prompt = body.get("prompt") or body["messages"][-1]["content"]
+        return (status, payload) if "Question 2?" in prompt else "ok [RESULT] 3"
+
+    with ScriptedOpenAIServer(reply) as srv:
+        for api in ("completions", "chat"):
+            with pytest.raises(PromptTooLong, match=r"^request 2: the endpoint refused the prompt as over the model's "
+                               rf"context \(.*; HTTP {status} from .*\); shorten that input or lower max_new_tokens "
+                               r"\(now 100\)$") as got:
+                _fast(srv, max_retries=3, api=api).generate(_requests(3), Sampling(max_new_tokens=100))
+            assert got.value.index == 2
+        assert sum("Question 2?" in (b.get("prompt") or b["messages"][-1]["content"]) for _, b in srv.requests) == 2
+
+
+def test_http_error_fields_of_both_error_shapes():
+    from judgeforge.http import error_fields
+
+    assert error_fields('{"object": "error", "message": "too long", "type": "BadRequestError", "code": 400}') == \
+        ("too long", "BadRequestError")  # vLLM: its numeric code is the status; the type names the error
+    assert error_fields('{"error": {"message": "m", "type": "invalid_request_error", "code": '
+                        '"context_length_exceeded"}}') == ("m", "context_length_exceeded")
+    assert error_fields('{"error": "plain"}') == ("plain", None)
+    assert error_fields("<html>bad gateway</html>") == ("<html>bad gateway</html>", None)
+    assert error_fields("[1, 2]") == ("[1, 2]", None)
+    assert error_fields(" ") == ("(an empty reply)", None)
+
+
+def test_openai_other_refusals_name_the_request():
+    """A proxy's 413 is the input's (InputRefused); an unrecognised 400 names the request and says why."""
+    from judgeforge.errors import InputRefused, PromptTooLong
+
+    with ScriptedOpenAIServer(lambda k, b, n: (413, "<html>Request Entity Too Large</html>")) as srv:
+        with pytest.raises(InputRefused, match=r"^request 0: the endpoint refused the request as too large \(<html>"
+                           r"Request Entity Too Large</html>; HTTP 413 from .*\); shorten that input$") as got:
+            _fast(srv, max_retries=2).generate(_requests(1), Sampling())
+        assert not isinstance(got.value, PromptTooLong) and len(srv.requests) == 1
+    with ScriptedOpenAIServer(lambda k, b, n: (400, "")) as srv:
+        with pytest.raises(UserError, match=r"HTTP 400 for request 0: \(an empty reply\); the endpoint refused the "
+                           r"request: check the request options") as got:
+            _fast(srv).generate(_requests(1), Sampling())
+        assert not isinstance(got.value, InputRefused)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from judgeforge.backends import Request, Sampling
-from judgeforge.backends.fastgen import FastGenerator, process_logits, unsupported_reason
+from judgeforge.backends.fastgen import FastGenerator, process_logits, sorted_top_p, unsupported_reason
 from judgeforge.backends.plain import plain_generate
 from judgeforge.format.prompts import PRESET_RUBRICS, render_absolute, render_relative
 
@@ -98,6 +98,36 @@ def test_processors_match_transformers():
     assert torch.equal(torch.isinf(got), torch.isinf(ref))
     assert torch.allclose(got[~torch.isinf(got)], ref[~torch.isinf(ref)])
     assert torch.isinf(got).any() and not torch.isinf(got).all(dim=1).any()
+
+
+def test_the_engine_samples_from_the_processors_distribution():
+    """The engine draws top-p samples in sorted order (no scatter back): the same distribution as
+    softmax(process_logits(...)), ties and all, and a seeded draw reproduces."""
+    torch.manual_seed(2)
+    logits = torch.randn(4, 40) * 2
+    logits[1, :10] = 1.5  # ties at the top-p boundary
+    seen = torch.rand(4, 40) < 0.2
+    s = Sampling(temperature=0.8, top_p=0.7, repetition_penalty=1.1, max_new_tokens=5)
+    want = process_logits(logits.clone(), seen, s, eos_id=2).softmax(dim=-1)
+    probs, idx = sorted_top_p(logits.clone(), seen, s, eos_id=2)
+    got = torch.zeros_like(probs).scatter_(1, idx, probs)
+    got = got / got.sum(dim=-1, keepdim=True)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert ((want > 0).sum(dim=-1) < 40).all()  # top-p removed something in every row
+
+    class Eng:  # the engine's draw, on its own seeded generator
+        _torch, eos_id = torch, 2
+
+        def _generator(self):
+            return self.g
+
+    e = Eng()
+    draws = []
+    for _ in range(2):
+        e.g = torch.Generator().manual_seed(7)
+        draws.append([FastGenerator._next_token(e, logits.clone(), seen, s).tolist() for _ in range(3)])
+    assert draws[0] == draws[1]
+    assert all(want[r, t] > 0 for row in draws[0] for r, t in enumerate(row))
 
 
 def test_unsupported_models_fall_back_to_generate(tiny_model, prompts):

@@ -108,8 +108,12 @@ def test_openai_finish_reason_length_vs_stop(shared_data, tmp_path):
 def test_sweep_log_says_when_failures_were_cut(scripted_dir, shared_data, tmp_path):
     from judgeforge.pipeline.sweep import sweep
 
+    twin = tmp_path / "twin"  # a second expert folder (links to the same files): one folder twice is refused
+    twin.mkdir()
+    for f in scripted_dir.iterdir():
+        (twin / f.name).symlink_to(f)
     lines = []
-    sweep(scripted_dir, scripted_dir, alphas=[0.5], methods=["linear"], suite="vicuna", out=tmp_path / "sw",
+    sweep(scripted_dir, twin, alphas=[0.5], methods=["linear"], suite="vicuna", out=tmp_path / "sw",
           device="cpu", eval_options={"data_dir": str(shared_data), "limit": 1, "greedy": True, "max_new_tokens": 4,
                                       "bootstrap": 0, "progress": False, "fetch": False},
           log=lines.append)

@@ -117,3 +117,50 @@ def test_attention_choice_on_the_cpu(model):
     k2[0, :, 4:] = 1e3
     v2[0, :, 4:] = -1e3
     assert torch.allclose(a, sdpa_decode(q, k2, v2, cur, 10, 8 ** -0.5))
+
+
+def test_layer_kernels_choice_and_the_prefill_marks(model):
+    """liger's fused norms/RoPE/SwiGLU are a CUDA path (checked against the model's modules at start, and
+    timed by scripts/bench/engine_profile.py on the GPU); on the CPU the engine keeps the model's own
+    modules, and asking for liger or a bad name is an error.  A prefill marks each of its slots' rows of
+    the repetition penalty's mask with exactly its prompt's tokens (shorter prompts are padded)."""
+    from judgeforge.backends.fastgen_ops import _standard_layout
+
+    eng = FastGenerator(model, pad_id=0, eos_id=2)
+    assert eng.runner.ops.kind == "torch" and _standard_layout(model) is None
+    with pytest.raises(ValueError, match="CUDA device and liger-kernel"):
+        FastGenerator(model, pad_id=0, eos_id=2, kernels="liger")
+    with pytest.raises(ValueError, match="auto, liger or torch"):
+        FastGenerator(model, pad_id=0, eos_id=2, kernels="triton")
+    R = eng.runner
+    R.cache(5, 32)
+    vocab = model.config.vocab_size
+    seen = torch.ones(5, vocab, dtype=torch.bool)  # stale marks from earlier sequences
+    ps = [[1, 7, 9, 7, 30], [1, 12]]
+    with torch.no_grad():
+        R.prefill(ps, [[4, 0], [2]], seen=seen)
+    for slot, p in ((4, ps[0]), (0, ps[0]), (2, ps[1])):
+        assert set(seen[slot].nonzero()[:, 0].tolist()) == set(p)
+    assert seen[1].all() and seen[3].all()  # other slots untouched
+
+
+def test_automatic_slot_count_from_free_memory(model, monkeypatch):
+    """The slot count on a GPU (none here: the three memory readings are what torch.cuda would report; the
+    real path ran on the H200, BENCHMARKS.md): the cache of each slot at the bucketed length fits in the free
+    memory, plus what the allocator holds unused, less 8% of the card (at least 4 GiB); 8..256, by 8."""
+    eng = FastGenerator(model, pad_id=0, eos_id=2)
+    eng.cuda, eng.bucket = True, 128
+    per_token = eng.runner.bytes_per_token()
+    gib = 2**30
+
+    def slots(free, total, reserved=0, allocated=0, length=1456):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, total))
+        monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: reserved)
+        monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: allocated)
+        return eng.auto_batch_size(length)
+
+    row = per_token * 1536  # 1,456 tokens bucketed to 1,536
+    assert slots(4 * gib + 100 * row, 40 * gib) == 96  # reserve 4 GiB (8% of 40 is less); 100 rows -> 96
+    assert slots(int(0.08 * 200 * gib) + 100 * row, 200 * gib) == 96  # reserve 8% of a 200 GiB card
+    assert slots(4 * gib + 60 * row, 40 * gib, reserved=40 * row, allocated=0) == 96  # held unused counts
+    assert slots(gib, 40 * gib) == 8 and slots(10**15, 2 * 10**15) == 256

@@ -41,6 +41,16 @@ def test_eval_suite_naming_nothing(capsys, tiny_model, suite):
     _one_line_failure(capsys, ["eval", "--judge", tiny_model, "--suite", suite], "names no benchmark")
 
 
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_eval_data_dir_that_is_no_folder_is_refused_not_fetched_around(capsys, tmp_path, tiny_model, kind):
+    d = tmp_path / "bench"
+    if kind == "file":
+        d.write_text("{}")
+    _one_line_failure(capsys, ["eval", "--judge", tiny_model, "--suite", "vicuna", "--data-dir", d,
+                               "--out", tmp_path / "o"], "--data-dir .*no such folder")
+    assert not (tmp_path / "o").exists()
+
+
 def test_eval_num_shards_below_one(capsys, tiny_model):
     _one_line_failure(capsys, ["eval", "--judge", tiny_model, "--num-shards", "0"], "--num-shards must be >= 1")
 

@@ -397,3 +397,58 @@ def test_a_prompt_the_backend_refuses_at_generation_is_422_naming_the_item(scrip
         assert stats["failed_items"] == 1 and stats["items"] == 1  # items[0] was graded, items[1] refused
         got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [GOOD]})
         assert got == 200 and ans["results"][0]["score"] == 3
+
+
+def _remote_refusals(kind, body, call_no):
+    """What real endpoints answer: vLLM's and OpenAI's context-length 400s, a content filter, and a 400 that
+    is the operator's (an option the endpoint does not take)."""
+    prompt = body.get("prompt") or body["messages"][-1]["content"]
+    if "VLLM_LONG" in prompt:
+        return 400, {"object": "error", "message": "This model's maximum context length is 4096 tokens. However, you "
+                     "requested 5000 tokens (4900 in the messages, 100 in the completion). Please reduce the length "
+                     "of the messages or completion.", "type": "BadRequestError", "param": None, "code": 400}
+    if "OPENAI_LONG" in prompt:
+        return 400, {"error": {"message": "This model's maximum context length is 8192 tokens, however you requested "
+                               "9000 tokens. Please reduce your prompt; or completion length.",
+                               "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
+    if "FLAGGED" in prompt:
+        return 400, {"error": {"message": "Invalid prompt: your prompt was flagged as potentially violating our "
+                               "usage policy.", "type": "invalid_request_error", "code": "invalid_prompt"}}
+    if "ODD_OPTION" in prompt:
+        return 400, {"object": "error", "message": "Unknown parameter 'best_of_n'", "type": "BadRequestError",
+                     "code": 400}
+    return "Fine. [RESULT] 4"
+
+
+def test_the_remote_endpoints_context_refusal_is_422_naming_the_item():
+    """An over-long prompt behind the openai backend: the endpoint answers HTTP 400 (vLLM's and OpenAI's real
+    error bodies); serve answers 422 naming the item, as for the hf backend (it was a 500, "the judge failed"),
+    and the other items of the request's batch are graded.  Another 400 stays the server's, in one clear line."""
+    from openai_stub import ScriptedOpenAIServer
+
+    from judgeforge import Judge
+    from judgeforge.serve import JudgeServer, ServerConfig
+
+    with ScriptedOpenAIServer(_remote_refusals) as api:
+        judge = Judge("stub-model", backend="openai", base_url=api.base_url, chat_format="mistral", retries=0,
+                      max_retries=0, sampling={"max_new_tokens": 100})
+        with JudgeServer(judge, ServerConfig(port=0, max_batch=8, batch_wait_ms=0)) as srv:
+            for marker, said in (("VLLM_LONG", r"maximum context length is 4096 tokens\. However, you requested 5000"),
+                                 ("OPENAI_LONG", r"maximum context length is 8192 tokens, however you requested 9000")):
+                got, ans = call(srv.url, "POST", "/grade/absolute",
+                                {"items": [GOOD, {"instruction": "q", "response": marker}]})
+                msg = ans["error"]["message"]
+                assert got == 422, ans
+                assert re.fullmatch(r"items\[1\]: the endpoint refused the prompt as over the model's context \(This model's "
+                                    + said + r".*; HTTP 400 from http://127\.0\.0\.1:\d+/v1/completions\); shorten that "
+                                    r"input or lower max_new_tokens \(now 100\)", msg), msg
+            got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [{"instruction": "q", "response": "FLAGGED"}]})
+            assert got == 422 and ans["error"]["message"].startswith(
+                "items[0]: the endpoint refused the prompt for its content (Invalid prompt: your prompt was flagged"), ans
+            got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [{"instruction": "q", "response": "ODD_OPTION"}]})
+            assert got == 500 and re.search(r"HTTP 400 for request 0: Unknown parameter 'best_of_n'; the endpoint refused "
+                                            r"the request: check the request options", ans["error"]["message"]), ans
+            got, ans = call(srv.url, "POST", "/grade/absolute", {"items": [GOOD]})
+            assert got == 200 and ans["results"][0]["score"] == 4
+            stats = srv.batcher.stats()
+            assert stats["failed_items"] == 4 and stats["items"] == 3  # GOOD graded beside each long item, and alone

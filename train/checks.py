@@ -6,6 +6,7 @@ loggers.  Every mistake is one :class:`UserError` line (the recipe's ``validate`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from judgeforge.errors import UserError
@@ -36,12 +37,12 @@ def check_inputs(recipe, where: str) -> None:
     for key in ("seed", "split_seed", "dataloader_num_workers"):
         if getattr(recipe, key) < 0:
             raise bad(key, f"must be an integer >= 0, got {getattr(recipe, key)}")
+    from judgeforge.io import check_output_folder
+
+    check_output_folder(recipe.output_dir, f"{where}: output_dir")  # the text: an empty one is refused
     out = Path(recipe.output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise bad("output_dir", f"'{recipe.output_dir}' is a file; give a folder for checkpoints and the model")
-    from judgeforge.io import check_output_folder
-
-    check_output_folder(out, f"{where}: output_dir")
     if recipe.resume_from_checkpoint not in ("auto", "never"):
         check_checkpoint(Path(recipe.resume_from_checkpoint), f"{where}: resume_from_checkpoint")
     elif recipe.resume_from_checkpoint == "auto" and out.is_dir():  # the checkpoint a rerun would resume from
@@ -60,6 +61,27 @@ def check_inputs(recipe, where: str) -> None:
     if "wandb" in report_targets(recipe.report_to) and not wandb_ready():
         raise bad("report_to", "wandb needs a login: set WANDB_API_KEY, run 'wandb login', or set "
                   "WANDB_MODE=offline (or report_to: none)")
+
+
+# a module (or parameter) name or dotted suffix, as peft matches them: q_proj, self_attn.q_proj, experts.down_proj
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
+
+
+def check_lora_targets(lora, where: str) -> None:
+    """``lora.target_modules`` / ``target_parameters`` hold module names, each once: peft would only
+    refuse a number, an empty or space-separated name after the model has loaded."""
+    for key in ("target_modules", "target_parameters"):
+        names = getattr(lora, key)
+        for name in names:  # peft would only refuse these after the model has loaded
+            if name.lower() == "all-linear":
+                raise UserError(f"{where}: lora.{key}: peft's 'all-linear' is not taken here; list the modules "
+                                "(the default lists every linear layer of a Mistral block)")
+            if not _MODULE_NAME.fullmatch(name):
+                raise UserError(f"{where}: lora.{key}: {name!r} is not a module name; list names such as "
+                                "q_proj, v_proj (separated by commas, or a YAML list)")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise UserError(f"{where}: lora.{key}: {', '.join(twice)} listed twice; list each module once")
 
 
 def check_parquet(src: str, where: str) -> None:

@@ -19,7 +19,7 @@ from typing import Literal
 
 from judgeforge.errors import UserError
 from judgeforge.train.arguments import KEY_ALIASES, SCHEDULERS, check_optimisation, top_level_hint
-from judgeforge.train.checks import report_targets  # noqa: F401 - also run.py's
+from judgeforge.train.checks import check_lora_targets, report_targets  # noqa: F401 - report_targets: also run.py's
 from judgeforge.train.deepspeed_configs import resolve_deepspeed_path  # noqa: F401 - also run.py's
 
 EXPERTS = ("absolute", "relative", "joint")
@@ -71,6 +71,7 @@ class LoraRecipe:
             raise UserError(f"{where}: lora.dropout must be in [0, 1), got {self.dropout}")
         if not self.target_modules and not self.target_parameters:
             raise UserError(f"{where}: lora needs target_modules or target_parameters")
+        check_lora_targets(self, where)
 
 
 @dataclass

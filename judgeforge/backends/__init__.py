@@ -121,14 +121,18 @@ class Sampling:
         return self
 
 
-def check_count(where: str, key: str, value, *, minimum: int = 1, optional: bool = False) -> None:
-    """An integer option (batch size, retries, samples, a seed) that must be ``>= minimum``."""
+def check_count(where: str, key: str, value, *, minimum: int = 1, optional: bool = False,
+                maximum: int | None = None) -> None:
+    """An integer option (batch size, retries, samples, a seed) that must be ``>= minimum`` (and at most
+    ``maximum``, where a larger value is a typo that would run for days)."""
     from judgeforge.errors import UserError
 
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UserError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{where}: {key} must be at most {maximum:,}, got {value:,}")
 
 
 def check_generation_options(where: str, *, n: int | None = None, retries: int | None = None,

@@ -75,7 +75,8 @@ def process_logits(logits, seen, sampling: Sampling, eos_id: int | None = None):
         logits = torch.where(seen, torch.where(logits < 0, logits * p, logits / p), logits)
     if sampling.is_greedy:
         return logits
-    logits = logits / sampling.temperature
+    if sampling.temperature != 1.0:
+        logits = logits / sampling.temperature
     if sampling.top_p < 1.0:
         sorted_logits, sorted_idx = torch.sort(logits, descending=False)
         cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
@@ -84,6 +85,21 @@ def process_logits(logits, seen, sampling: Sampling, eos_id: int | None = None):
         logits = logits.masked_fill(remove.scatter(1, sorted_idx, remove), -math.inf)
     return logits
 
+
+def sorted_top_p(logits, seen, sampling: Sampling, eos_id: int | None = None):
+    """The distribution :func:`process_logits` samples from, in ascending order of probability, without
+    scattering back to vocabulary order: (probabilities, unnormalised: top-p's removed tokens are 0;
+    the vocabulary index of each).  The kept set is the one ``process_logits`` keeps (the same sort), and
+    ``multinomial`` renormalises over it, so the draw has the same distribution in about half the passes
+    over the (rows, vocab) logits (tested against ``process_logits``)."""
+    from dataclasses import replace
+
+    logits = process_logits(logits, seen, replace(sampling, top_p=1.0), eos_id)
+    sorted_logits, idx = logits.sort(dim=-1, descending=False)
+    probs = sorted_logits.softmax(dim=-1)
+    remove = probs.cumsum(dim=-1) <= (1 - sampling.top_p)
+    remove[:, -1] = False  # keep at least one token
+    return probs.masked_fill_(remove, 0.0), idx
 
 
 def check_context(prompts: list[list[int]], max_new_tokens: int, limit: int | None,
@@ -115,7 +131,7 @@ class FastGenerator:
 
     def __init__(self, model, *, pad_id: int, eos_id: int | None, batch_size: int | None = None,
                  cuda_graphs: bool | None = None, bucket: int = 128, prefill_tokens: int = 16384,
-                 attention: str = "auto"):
+                 attention: str = "auto", kernels: str = "auto"):
         import torch
 
         self.model = model
@@ -135,7 +151,7 @@ class FastGenerator:
         if self.reason is None:
             from judgeforge.backends.fastgen_runner import Runner
 
-            self.runner = Runner(model, use_graphs=use_graphs, stats=self.stats, attention=attention)
+            self.runner = Runner(model, use_graphs=use_graphs, stats=self.stats, attention=attention, kernels=kernels)
         self._use_graphs = use_graphs
         self._gen = None  # the sampling generator (see _generator)
         self._torch = torch
@@ -194,15 +210,19 @@ class FastGenerator:
             return run(self, prompts, sampling, n, slots, progress, stop_at)
 
     def auto_batch_size(self, length: int) -> int:
-        """Slots that fit in 55% of the free GPU memory (the cache of a previous call counts as free)."""
+        """Slots whose KV cache (``length`` tokens each, bucketed) fits in the free GPU memory less a reserve
+        for activations (prefill chunks, sampling, graph pools): 8% of the card, at least 4 GiB.  Memory
+        the caching allocator holds unused, and the cache of a previous call, count as free."""
         if not self.cuda:
             return 8
         torch = self._torch
-        free, _total = torch.cuda.mem_get_info(self.device)
+        free, total = torch.cuda.mem_get_info(self.device)
+        free += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
         if self.runner.kv is not None:
             free += self.runner.kv[0].numel() * self.runner.kv[0].element_size() * 2
+        reserve = max(4 * 2**30, int(0.08 * total))
         per_row = self.runner.bytes_per_token() * self._bucketed(length)
-        rows = int(0.55 * free / per_row)
+        rows = int((free - reserve) / per_row)
         return max(8, min(256, rows // 8 * 8))
 
     # ------------------------------------------------------------------ internals
@@ -231,7 +251,10 @@ class FastGenerator:
         return self._gen
 
     def _next_token(self, logits, seen, sampling: Sampling):
-        logits = process_logits(logits, seen, sampling, self.eos_id)
         if sampling.is_greedy:
-            return logits.argmax(dim=-1)
+            return process_logits(logits, seen, sampling, self.eos_id).argmax(dim=-1)
+        if sampling.top_p < 1.0:
+            probs, idx = sorted_top_p(logits, seen, sampling, self.eos_id)
+            return idx.gather(1, self._torch.multinomial(probs, 1, generator=self._generator()))[:, 0]
+        logits = process_logits(logits, seen, sampling, self.eos_id)
         return self._torch.multinomial(logits.softmax(dim=-1), 1, generator=self._generator())[:, 0]

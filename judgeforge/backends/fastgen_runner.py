@@ -20,18 +20,12 @@ import time
 import warnings
 
 
-def _rotate_half(x):
-    import torch
-
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 class Runner:
-    def __init__(self, model, *, use_graphs: bool, stats: dict, attention: str = "auto"):
+    def __init__(self, model, *, use_graphs: bool, stats: dict, attention: str = "auto", kernels: str = "auto"):
         import torch
 
         from judgeforge.backends.fastgen_attn import kernel_works, triton_available
+        from judgeforge.backends.fastgen_ops import LayerOps
 
         self.model = model
         self._torch = torch
@@ -65,6 +59,10 @@ class Runner:
         elif attention != "sdpa":
             raise ValueError(f"attention must be auto, triton or sdpa, not {attention!r}")
         self.attention = attention  # triton: each slot over its own length (fastgen_attn)
+        self.ops = LayerOps(model, kernels)  # norms, RoPE, SwiGLU: liger's fused kernels or the model's modules
+        # prefill attention over grouped KV heads: SDPA's own (enable_gqa: 4% faster prefill at 7B on an
+        # H200, no copies) or "expand" (each KV head repeated for its query heads first)
+        self.prefill_gqa = "native"
         self.kv = None  # (k, v): (layers, slots, kv_heads, length, head_dim)
         self._graphs: dict = {}
         self._pool = None
@@ -122,13 +120,31 @@ class Runner:
         q = attn.q_proj(x).view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
         k = attn.k_proj(x).view(b, s, self.n_kv, self.head_dim).transpose(1, 2)
         v = attn.v_proj(x).view(b, s, self.n_kv, self.head_dim).transpose(1, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        q, k = self.ops.rope(q, k, cos, sin)
         return q, k, v
 
-    def prefill(self, prompts: list[list[int]], slots: list[list[int]]):
+    def _layers(self, h, attend, last_norm: bool):
+        """The decoder layers over hidden states ``h``: ``attend(li, layer, x)`` does attention for normed
+        input ``x`` (and writes the cache); returns the final residual stream, or with ``last_norm``
+        the model's final norm of it."""
+        ops, layers = self.ops, self.layers
+        x = ops.norm(layers[0].input_layernorm, h)
+        for li, layer in enumerate(layers):
+            h, x = ops.add_norm(layer.post_attention_layernorm, h, layer.self_attn.o_proj(attend(li, layer, x)))
+            m = ops.mlp(layer.mlp, x)
+            if li + 1 < len(layers):
+                h, x = ops.add_norm(layers[li + 1].input_layernorm, h, m)
+            elif last_norm:
+                return ops.add_norm(self.model.model.norm, h, m)[1]
+            else:
+                h = h + m
+        return h
+
+    def prefill(self, prompts: list[list[int]], slots: list[list[int]], seen=None):
         """Run ``prompts`` (one pass each) and write their keys/values into ``slots[j]`` (the slots of
-        prompt j: one per sample).  Returns (slot index tensor, logits of the last prompt position per slot)."""
+        prompt j: one per sample).  ``seen`` (slots, vocab), the repetition penalty's mask: each of those
+        slots' rows becomes its prompt's tokens.  Returns (slot index tensor, logits of the last prompt
+        position per slot)."""
         torch = self._torch
         import torch.nn.functional as F
 
@@ -139,22 +155,27 @@ class Runner:
         flat = [s for ss in slots for s in ss]
         dst = torch.tensor(flat, device=self.device)
         src = torch.tensor([j for j, ss in enumerate(slots) for _ in ss], device=self.device)
-        cos, sin = self._rope(torch.arange(width, device=self.device)[None].expand(rows, width))
-        h = self.model.model.embed_tokens(ids)
-        for li, layer in enumerate(self.layers):
-            x = layer.input_layernorm(h)
+        cos, sin = self._rope(torch.arange(width, device=self.device)[None])  # (1, 1, width, D): shared
+        same = len(flat) == rows  # one slot per prompt: write its keys/values as they are
+        if seen is not None:  # padding repeats the prompt's first token, which is seen anyway
+            marks = torch.zeros(len(flat), seen.shape[1], dtype=torch.bool, device=self.device)
+            seen.index_copy_(0, dst, marks.scatter_(1, ids if same else ids.index_select(0, src), True))
+
+        def attend(li, layer, x):
             q, k, v = self._qkv(layer, x, cos, sin)
-            kc[li, :, :, :width].index_copy_(0, dst, k.index_select(0, src))
-            vc[li, :, :, :width].index_copy_(0, dst, v.index_select(0, src))
-            if self.groups > 1:  # the flash kernel wants as many KV heads as query heads
+            kc[li, :, :, :width].index_copy_(0, dst, k if same else k.index_select(0, src))
+            vc[li, :, :, :width].index_copy_(0, dst, v if same else v.index_select(0, src))
+            native = self.groups > 1 and self.prefill_gqa == "native"
+            if self.groups > 1 and not native:
                 k = k[:, :, None].expand(rows, self.n_kv, self.groups, width, self.head_dim).reshape(
                     rows, self.n_heads, width, self.head_dim)
                 v = v[:, :, None].expand(rows, self.n_kv, self.groups, width, self.head_dim).reshape(
                     rows, self.n_heads, width, self.head_dim)
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
-            o = o.transpose(1, 2).reshape(rows, width, self.n_heads * self.head_dim)
-            h = h + layer.self_attn.o_proj(o)
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale,
+                                               **({"enable_gqa": True} if native else {}))
+            return o.transpose(1, 2).reshape(rows, width, self.n_heads * self.head_dim)
+
+        h = self._layers(self.model.model.embed_tokens(ids), attend, last_norm=False)
         h = self.model.model.norm(h[torch.arange(rows, device=self.device), last][:, None])
         logits = self.model.lm_head(h)[:, 0].float()
         return dst, logits.index_select(0, src)
@@ -167,12 +188,11 @@ class Runner:
         from judgeforge.backends.fastgen_attn import sdpa_decode, triton_decode
 
         kc, vc = self.kv
-        h = self.model.model.embed_tokens(tok[:, None])
         cos, sin = self._rope(cur[:, None])
         rix = torch.arange(rows, device=self.device)
         own_length = self.attention == "triton"
-        for li, layer in enumerate(self.layers):
-            x = layer.input_layernorm(h)
+
+        def attend(li, layer, x):
             q, k, v = self._qkv(layer, x, cos, sin)
             kl, vl = kc[li], vc[li]
             kl[rix, :, cur] = k[:, :, 0]
@@ -183,10 +203,10 @@ class Runner:
                 o = triton_decode(qg, kl, vl, cur, self.scale)
             else:
                 o = sdpa_decode(qg, kl, vl, cur, length, self.scale)
-            o = o.reshape(rows, 1, self.n_heads * self.head_dim)
-            h = h + layer.self_attn.o_proj(o)
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-        return self.model.lm_head(self.model.model.norm(h))[:, 0].float()
+            return o.reshape(rows, 1, self.n_heads * self.head_dim)
+
+        x = self._layers(self.model.model.embed_tokens(tok[:, None]), attend, last_norm=True)
+        return self.model.lm_head(x)[:, 0].float()
 
     # ------------------------------------------------------------------ graphs
 

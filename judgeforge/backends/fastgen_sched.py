@@ -56,16 +56,17 @@ def run(eng, prompts, sampling, n, slots, progress, stop_at):
             i = waiting.popleft()
             group.append((i, [free.pop() for _ in range(n)]))
         t0 = eng._clock()
+        if st["logits"] is None:
+            vocab = R.model.lm_head.weight.shape[0]
+            st["logits"] = torch.zeros(S, vocab, dtype=torch.float32, device=dev)
+            if sampling.repetition_penalty != 1.0:  # like generate: the prompt's tokens count as seen
+                st["seen"] = torch.zeros(S, vocab, dtype=torch.bool, device=dev)
         a = 0
         while a < len(group):
             width = len(prompts[group[a][0]])  # longest first: the chunk's widest prompt
             chunk = group[a:a + max(1, eng.prefill_tokens // width)]
             a += len(chunk)
-            dst, lg = R.prefill([prompts[i] for i, _ in chunk], [ss for _, ss in chunk])
-            if st["logits"] is None:
-                st["logits"] = torch.zeros(S, lg.shape[-1], dtype=lg.dtype, device=dev)
-                if sampling.repetition_penalty != 1.0:
-                    st["seen"] = torch.zeros(S, lg.shape[-1], dtype=torch.bool, device=dev)
+            dst, lg = R.prefill([prompts[i] for i, _ in chunk], [ss for _, ss in chunk], seen=st["seen"])
             st["logits"].index_copy_(0, dst, lg)
             eng.stats["prefills"] += 1
         flat = [(s, i, k) for i, ss in group for k, s in enumerate(ss)]
@@ -75,12 +76,6 @@ def run(eng, prompts, sampling, n, slots, progress, stop_at):
         done[idx] = False
         if forced:
             force[idx] = torch.tensor([stop_at[i][k] for _, i, k in flat], device=dev)
-        if st["seen"] is not None:  # like generate: the prompt's tokens count as seen
-            seen = st["seen"]
-            seen[idx] = False
-            r = torch.tensor([s for s, i, _ in flat for _ in prompts[i]], device=dev)
-            c = torch.tensor([x for _, i, _ in flat for x in prompts[i]], device=dev)
-            seen[r, c] = True
         for s, i, k in flat:
             req[s], start[s], since[s] = (i, k), len(prompts[i]), t
         eng.stats["batches"] += 1

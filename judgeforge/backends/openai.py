@@ -19,17 +19,21 @@ where concurrency is capped: it holds up to ``max(64, concurrency)`` connections
 several calls at once (``judgeforge serve --inflight-batches``) are not serialised behind it.  HTTP 408, 409, 429 and 5xx, timeouts and connection errors are retried up
 to ``max_retries`` times with exponential backoff (``backoff * 2**attempt``, capped at
 ``backoff_max``, with jitter; a ``Retry-After`` header is honoured); other HTTP errors (a
-bad key, an unknown model) stop at once with one clear line.
+bad key, an unknown model) stop at once with one clear line.  A 400 (TGI: 422) that says the prompt
+is over the model's context is :class:`~judgeforge.errors.PromptTooLong` naming the request (as the
+local backends refuse it; the server answers 422), one that refuses the prompt for its content an
+:class:`~judgeforge.errors.InputRefused`; any other 400 names the request and the endpoint's message.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from judgeforge.backends import Backend, Generated, Request, Sampling, finish_reason_at_limit
-from judgeforge.errors import UserError
+from judgeforge.errors import InputRefused, PromptTooLong, UserError
 from judgeforge.http import RETRY_STATUS, HTTPClient, HTTPFailure
 
 __all__ = ["DEFAULT_BASE_URL", "RETRY_STATUS", "EndpointError", "OpenAIBackend"]
@@ -147,16 +151,16 @@ class OpenAIBackend(Backend):
         if not jobs:
             return []
         if len(jobs) == 1 or self.concurrency == 1:
-            return [self._one(kind, payload, sampling, n) for kind, payload in jobs]
+            return [self._one(kind, payload, sampling, n, k) for k, (kind, payload) in enumerate(jobs)]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
-            futures = [pool.submit(self._one, kind, payload, sampling, n) for kind, payload in jobs]
+            futures = [pool.submit(self._one, kind, payload, sampling, n, k) for k, (kind, payload) in enumerate(jobs)]
             return [f.result() for f in futures]
 
-    def _one(self, kind: str, payload: dict, sampling: Sampling, n: int) -> list[str]:
+    def _one(self, kind: str, payload: dict, sampling: Sampling, n: int, index: int = 0) -> list[str]:
         texts: list[str] = []
         # a server may return fewer choices than asked (some ignore n): ask again for the rest
         for _ in range(n):
-            reply = self._post(kind, self._body(payload, sampling, n - len(texts)))
+            reply = self._post(kind, self._body(payload, sampling, n - len(texts)), index)
             texts.extend(self._texts(kind, reply))
             if len(texts) >= n:
                 return texts[:n]
@@ -172,16 +176,50 @@ class OpenAIBackend(Backend):
         except (KeyError, TypeError, AttributeError):
             raise EndpointError(f"unexpected reply from the endpoint (no choices): {str(reply)[:200]}") from None
 
-    def _post(self, kind: str, body: dict) -> dict:
+    def _post(self, kind: str, body: dict, index: int = 0) -> dict:
         url = f"{self.base_url}/{'chat/completions' if kind == 'chat' else 'completions'}"
         try:
             return self._http.post_json(url, body, where="openai backend")
         except HTTPFailure as e:
+            refused = refusal(e, f"request {index}", index, body.get("max_tokens"), url)
+            if refused is not None:
+                raise refused from None
+            if e.status in (400, 422):
+                raise EndpointError(f"{url}: HTTP {e.status} for request {index}: {e.detail}; the endpoint "
+                                    "refused the request: check the request options (extra_body, sampling) "
+                                    "against what it accepts") from None
             if not e.retryable:
                 raise EndpointError(f"{url}: HTTP {e.status}: {e.detail}; check the model name, key and "
                                     "request options") from None
             raise EndpointError(f"{url}: failed after {self.max_retries + 1} attempts (last: {e.detail}); "
                                 "is the server up? raise --max-retries or --timeout if it is slow") from None
+
+
+# what OpenAI, vLLM, llama.cpp and TGI answer (HTTP 400, TGI 422) when a prompt with its max_tokens is over
+# the model's context, and when a prompt is refused for its content
+_TOO_LONG_CODES = ("context_length_exceeded", "exceed_context_size_error", "string_above_max_length")
+_TOO_LONG_TEXT = re.compile(r"maximum context length|maximum model length|too long to fit into the model|"
+                            r"exceeds? the available context|context size exceeded|prompt is too long|"
+                            r"tokens \+ `max_new_tokens` must be <=", re.I)
+_CONTENT_CODES = ("content_filter", "content_policy_violation", "invalid_prompt")
+
+
+def refusal(e: HTTPFailure, name: str, index: int, max_tokens, url: str) -> InputRefused | None:
+    """The endpoint's 400/422 as the caller's input refused (:class:`PromptTooLong` naming the request,
+    or :class:`InputRefused` for a prompt refused for its content, or a 413: a body too large), else None."""
+    if e.status not in (400, 413, 422):
+        return None
+    if e.code in _TOO_LONG_CODES or _TOO_LONG_TEXT.search(e.detail or ""):
+        return PromptTooLong(name, f"the endpoint refused the prompt as over the model's context ({e.detail.rstrip('.')}; "
+                                   f"HTTP {e.status} from {url}); shorten that input or lower max_new_tokens "
+                                   f"(now {max_tokens})", index)
+    if e.status == 413:  # a proxy in front refusing the body's size
+        return InputRefused(name, f"the endpoint refused the request as too large ({e.detail.rstrip('.')}; HTTP 413 "
+                                  f"from {url}); shorten that input", index)
+    if e.code in _CONTENT_CODES:
+        return InputRefused(name, f"the endpoint refused the prompt for its content ({e.detail.rstrip('.')}; "
+                                  f"HTTP {e.status} from {url}); change that input", index)
+    return None
 
 
 def _adds_bos(tokenizer) -> bool:

@@ -86,12 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--test-size", type=float, default=0.01)
     sp.add_argument("--seed", type=int, default=42)
     sp.add_argument("--split", default="train", help="split of a hub dataset")
+    sp.add_argument("--force", action="store_true", help="overwrite train.jsonl / test.jsonl / split.json there")
 
     m = sub.add_parser("mini", help=SUBCOMMANDS["mini"])
     m.add_argument("-o", "--output-dir", default="mini-data")
     m.add_argument("--train", type=int, default=2000, help="rows per training file")
     m.add_argument("--test", type=int, default=200, help="rows per test file")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--force", action="store_true", help="overwrite the mini files there")
 
     sub.add_parser("synthesize", help=SUBCOMMANDS["synthesize"], add_help=False)
     sub.add_parser("pair", help=SUBCOMMANDS["pair"], add_help=False)
@@ -156,8 +158,8 @@ def _convert(args) -> int:
     from judgeforge.format.prompts import messages_for
     from judgeforge.io import write_jsonl
 
+    check_output_file(args.output, [args.source], force=args.force)
     out = Path(args.output)
-    check_output_file(out, [args.source], force=args.force)
     if out.suffix != ".jsonl":
         raise UserError(f"-o {out}: data convert writes JSON Lines; name the output file .jsonl")
     if args.variant is not None:
@@ -214,7 +216,7 @@ def _split(args) -> int:
     from judgeforge.io import atomic_write_json, write_jsonl
 
     out = Path(args.output_dir)
-    check_output_dir(out, [args.source], ("train.jsonl", "test.jsonl", "split.json"))
+    check_output_dir(args.output_dir, [args.source], ("train.jsonl", "test.jsonl", "split.json"), force=args.force)
     if args.seed < 0:
         raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
     rows = read_rows(args.source, split=args.split)
@@ -231,15 +233,18 @@ def _split(args) -> int:
 
 
 def _mini(args) -> int:
-    from judgeforge.data.mini import write_mini
+    from judgeforge.data.mini import MAX_ROWS, write_mini
 
     for key in ("train", "test"):
         if getattr(args, key) < 1:
             raise UserError(f"--{key} must be a positive number of rows, got {getattr(args, key)}")
+        if getattr(args, key) > MAX_ROWS:  # built in memory: a typo's extra zeros would run out of it
+            raise UserError(f"--{key} {getattr(args, key):,}: mini writes at most {MAX_ROWS:,} rows per file (the "
+                            "Preference Collection's size); ask for fewer")
     if args.seed < 0:
         raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
-    check_output_dir(Path(args.output_dir), [], tuple(f"{m}_{s}.jsonl" for m in ("absolute", "relative")
-                                                    for s in ("train", "test")))
+    check_output_dir(args.output_dir, [], tuple(f"{m}_{s}.jsonl" for m in ("absolute", "relative")
+                                                    for s in ("train", "test")), force=args.force)
     paths = write_mini(args.output_dir, args.train, args.test, args.seed)
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -253,8 +258,11 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output_file(out: Path, sources: list[str], *, force: bool) -> None:
+def check_output_file(out: str | Path, sources: list[str], *, force: bool) -> None:
     """``-o FILE``: not a folder, not under a file, not one of the inputs, not there unless --force."""
+    if not str(out).strip():  # Path("") is the current folder
+        raise UserError("-o is empty; give a file name such as rows.jsonl")
+    out = Path(out)
     if out.is_dir():
         raise UserError(f"-o {out}: is a folder; give a file name such as {out / 'rows.jsonl'}")
     if any(p.exists() and not p.is_dir() for p in out.parents):
@@ -265,14 +273,20 @@ def check_output_file(out: Path, sources: list[str], *, force: bool) -> None:
         raise UserError(f"{out}: already exists; pass --force to overwrite")
 
 
-def check_output_dir(out: Path, sources: list[str], names: tuple[str, ...]) -> None:
-    """``-o DIR``: a folder (or nothing yet) whose files to be written are not the inputs or folders."""
+def check_output_dir(out: str | Path, sources: list[str], names: tuple[str, ...], *, force: bool) -> None:
+    """``-o DIR``: a folder (or nothing yet) whose files to be written are not the inputs or folders, and
+    not there already unless --force (as ``-o FILE``: a finished output is never overwritten silently)."""
     from judgeforge.io import check_output_folder
 
-    check_output_folder(out, "-o")
+    check_output_folder(out, "-o")  # the text as given: an empty one is refused
+    out = Path(out)
     for name in names:
         target = out / name
         if target.is_dir():
             raise UserError(f"-o {out}: {target} is a folder; remove it or choose another folder")
         if any(_same(target, Path(s)) for s in sources):
             raise UserError(f"-o {out}: would overwrite the input {target}; choose another folder")
+    there = [name for name in names if (out / name).exists()]
+    if there and not force:
+        raise UserError(f"-o {out}: already holds {', '.join(there)}; pass --force to overwrite, or choose another "
+                        "folder")

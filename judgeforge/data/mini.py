@@ -169,6 +169,9 @@ def relative_rows(n: int, seed: int = 0, reference_rate: float = 0.0) -> list[di
     return [to_collection_row(make_relative(rng, "AB"[i % 2], reference_rate)) for i in range(n)]
 
 
+MAX_ROWS = 200_000  # per file, about the Preference Collection's size (each file is built in memory first)
+
+
 def write_mini(out_dir: str | Path, n_train: int = 2000, n_test: int = 200, seed: int = 0) -> dict[str, Path]:
     """Write absolute/relative train and test files; returns their paths by name."""
     out = Path(out_dir)

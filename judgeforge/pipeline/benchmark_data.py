@@ -61,6 +61,7 @@ def _parser() -> ArgumentParser:
     p.add_argument("-o", "--output-dir", required=True)
     p.add_argument("--holdout", type=float, default=0.2, help="share of each benchmark's questions held out")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite the rows and held-out files there")
     return p
 
 
@@ -197,7 +198,7 @@ def heldout_records(items: list[dict]) -> list[dict]:
              "gpt4_feedback": it["feedbacks"]} for it in items]
 
 
-def build(data_dir, output_dir, holdout: float = 0.2, seed: int = 0) -> dict:
+def build(data_dir, output_dir, holdout: float = 0.2, seed: int = 0, *, force: bool = False) -> dict:
     """Write the rows and held-out files; returns the manifest written to ``split.json``."""
     from judgeforge.data.cli import check_output_dir
     from judgeforge.io import atomic_write_json, write_jsonl
@@ -206,9 +207,13 @@ def build(data_dir, output_dir, holdout: float = 0.2, seed: int = 0) -> dict:
         raise UserError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
     if seed < 0:
         raise UserError(f"--seed must be an integer >= 0, got {seed}")
+    check_output_dir(output_dir, [], OUTPUT_NAMES, force=force)
     out = Path(output_dir)
-    check_output_dir(out, [], OUTPUT_NAMES)
-    check_output_dir(out / "heldout", [], tuple(f"{n}.json" for n in TRAIN_BENCHMARKS))
+    check_output_dir(out / "heldout", [], tuple(f"{n}.json" for n in TRAIN_BENCHMARKS), force=force)
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        what = "is a file" if Path(data_dir).expanduser().exists() else "no such folder"
+        raise UserError(f"--data-dir {data_dir}: {what}; give the folder that holds vicuna_eval.json and "
+                        "mt_bench_eval.json")
     absolute, pairs, manifest = [], [], {"seed": seed, "holdout": holdout, "benchmarks": {}}
     heldout = {}
     for name in TRAIN_BENCHMARKS:
@@ -241,7 +246,7 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "from-benchmarks":
         argv = argv[1:]
     args = _parser().parse_args(argv)
-    m = build(args.data_dir, args.output_dir, args.holdout, args.seed)
+    m = build(args.data_dir, args.output_dir, args.holdout, args.seed, force=args.force)
     out = Path(args.output_dir)
     for name, b in m["benchmarks"].items():
         print(f"{name}: {len(b['train_questions'])} questions for training ({b['absolute_rows']} absolute, "

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 
 from judgeforge.backends import PAPER_SAMPLING
 from judgeforge.cli_args import ArgumentParser
 from judgeforge.errors import UserError
 
+MAX_ALPHAS = 1001  # points of one sweep (a step of 0.001 over [0, 1])
 DEFAULT_DENSITY = 0.9  # DARE keeps 90% of each task vector (drop rate p = 0.1)
 PUSHED = ["README.md", "sweep.json", "sweep.md", "*.png", "*/report.json", "*/report.md"]  # not the caches
 
@@ -39,6 +41,9 @@ def parse_alphas(text: str) -> list[float]:
             if step <= 0:
                 raise ValueError
             n = int(round((stop - start) / step))
+            if n + 1 > MAX_ALPHAS:
+                raise UserError(f"--alphas '{text}': {n + 1:,} points, each a full evaluation; use a step that gives "
+                                f"at most {MAX_ALPHAS} (e.g. 0.1:0.9:0.1)")
             values = [round(start + i * step, 10) for i in range(n + 1)]
         else:
             values = [float(x) for x in text.split(",") if x.strip()]
@@ -49,6 +54,9 @@ def parse_alphas(text: str) -> list[float]:
     bad = [a for a in values if not 0.0 <= a <= 1.0]
     if bad:
         raise UserError(f"--alphas '{text}': every alpha must be in [0, 1]")
+    twice = sorted({a for a, k in Counter(values).items() if k > 1})
+    if twice:
+        raise UserError(f"--alphas '{text}': {', '.join(f'{a:g}' for a in twice)} given twice; give each alpha once")
     return values
 
 
@@ -144,29 +152,36 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
 
     if not methods:
         raise UserError("sweep: --methods is empty; name at least one merge method, e.g. --methods linear")
+    twice = sorted({m for m in methods if methods.count(m) > 1})
+    if twice:
+        raise UserError(f"sweep: --methods: {', '.join(twice)} given twice; name each method once")
     infos = {m: get_method(m, "--methods") for m in methods}
     # mergekit's own contract says which methods need a base (slerp & co. use the first expert)
     needs_base = [m for m in methods if infos[m].base == "required" and m not in FIRST_IS_BASE]
     if needs_base and base is None:
         raise UserError(f"--methods {','.join(needs_base)}: task-vector methods need --base (the model both "
                         "experts were fine-tuned from)")
-    out = Path(out)
+    from judgeforge.io import check_output_folder
+
+    out = check_output_folder(out, "sweep: --out")  # the text: an empty one would be the current folder
     named = {"absolute": str(absolute), "relative": str(relative), "base": None if base is None else str(base)}
-    local = {k: resolve_model(v, f"--{k}") if isinstance(v, (str, Path)) else v
-             for k, v in (("absolute", absolute), ("relative", relative), ("base", base if needs_base else None))}
+    given = {"absolute": absolute, "relative": relative, "base": base if needs_base else None}
+    _check_distinct(given)  # before a hub id is fetched, and again for the folders they are
+    local = {k: resolve_model(v, f"--{k}") if isinstance(v, (str, Path)) else v for k, v in given.items()}
     # (hub ids -> their snapshot folders; the base only when a method uses it)
+    _check_distinct(local)
     fmt = agreed_format([local["absolute"], local["relative"]], chat_format, "sweep")  # before anything loads
     options = {**(eval_options or {}), **({"chat_format": fmt} if fmt else {})}
-    _check_before_loading(out, local, suite, device, options)
     if dtype is not None:
         from judgeforge.devices import dtype_name
 
         dtype_name(dtype, "sweep: --dtype")
-    out.mkdir(parents=True, exist_ok=True)
+    _check_before_loading(local, suite, device, {**options, "seed": seed})
+    tokenizer = load_tokenizer(str(local["absolute"]))  # a broken tokenizer is one line before the weights load
     t0 = time.time()
     merger = InMemoryMerger(local["absolute"], local["relative"], base=local["base"] if needs_base else None,
                             device=device, dtype=dtype)
-    tokenizer = load_tokenizer(str(local["absolute"]))
+    out.mkdir(parents=True, exist_ok=True)  # once the experts loaded: a failed load leaves no empty --out
     log(f"judgeforge sweep: experts loaded on {merger.device} in {time.time() - t0:.1f} s; "
         f"{len(methods)} method(s) x {len(alphas)} alpha(s)")
     points = []
@@ -199,28 +214,52 @@ def sweep(absolute, relative, *, alphas: list[float], methods: list[str], suite:
     return result
 
 
-def _check_before_loading(out: Path, local: dict, suite, device: str, options: dict) -> None:
-    """Every mistake a sweep can find without a model: the output folder, the device, the evaluation
-    options and suite, and the experts' folders (layouts, and that they share an architecture)."""
+def _check_distinct(local: dict) -> None:
+    """The two experts (and the base) are different folders: a sweep of a model with itself, or against
+    its own base, measures nothing (a name given twice, a symlink or ``./x`` vs ``x`` alike)."""
+    def where(v):
+        try:
+            return Path(v).expanduser().resolve() if isinstance(v, (str, Path)) else None
+        except (OSError, RuntimeError):
+            return None
+
+    at = {k: where(v) for k, v in local.items() if v is not None}
+    if at.get("absolute") is not None and at.get("absolute") == at.get("relative"):
+        raise UserError(f"sweep: --absolute and --relative are the same folder ({at['absolute']}); give the two "
+                        "experts, each trained on its own format")
+    for role in ("absolute", "relative"):
+        if at.get("base") is not None and at.get("base") == at.get(role):
+            raise UserError(f"sweep: --base is the --{role} expert ({at['base']}); give the model both experts "
+                            "were fine-tuned from")
+
+
+def _check_before_loading(local: dict, suite, device: str, options: dict) -> None:
+    """Every mistake a sweep can find without a model (the output folder is checked before): the device, the
+    evaluation options, the suite's files (read, and fetched once if need be) and the experts' folders (layouts,
+    and that they share an architecture)."""
     import dataclasses
 
     from judgeforge.devices import resolve_device
-    from judgeforge.eval.benchmarks import resolve_suite
+    from judgeforge.eval.benchmarks import load_benchmark, resolve_suite
     from judgeforge.eval.runner import EvalConfig
-    from judgeforge.io import check_output_folder
     from judgeforge.merge.checkpoint import check_compatible
     from judgeforge.weights import check_local_model, is_lora_adapter
 
-    check_output_folder(out, "sweep: --out")
     resolve_device(device)
     known = {f.name for f in dataclasses.fields(EvalConfig)}
     dataclasses.replace(EvalConfig(), **{k: v for k, v in options.items() if k in known}).validate("sweep")
-    resolve_suite(suite)
+    names = resolve_suite(suite)
+    data_dir = options.get("data_dir")
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():  # else the files would be fetched instead
+        raise UserError(f"sweep: --data-dir {data_dir}: {'is a file' if Path(data_dir).exists() else 'no such folder'}"
+                        "; give the folder that holds the benchmark files")
     checked = {role: check_local_model(str(path), f"--{role}") for role, path in local.items()
                if isinstance(path, (str, Path)) and not is_lora_adapter(path)}
     full = [checked[r] for r in ("absolute", "relative", "base") if checked.get(r) is not None]
     if len(full) >= 2:
         check_compatible(full)
+    for name in names:  # every point reads them again; a missing or bad file fails here, not after the load
+        load_benchmark(name, options.get("data_dir"), limit=options.get("limit"), fetch=options.get("fetch", True))
 
 
 def to_wandb(result: dict, out) -> str:

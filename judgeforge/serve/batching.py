@@ -9,8 +9,8 @@ item fails its own job only; the items of other jobs in that batch still get res
 
 Refusals and failures are :class:`BatchError` (``kind``: busy, closed, abandoned, failed,
 timeout, refused); the HTTP layer turns them into status codes.  ``refused`` is an item the
-judge refused as the client's mistake (a prompt over its context:
-:class:`~judgeforge.errors.PromptTooLong`), not a fault of the server.
+judge refused as the client's mistake (:class:`~judgeforge.errors.InputRefused`, e.g. a prompt over
+its context: :class:`~judgeforge.errors.PromptTooLong`), not a fault of the server.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import collections
 import threading
 import time
 
-from judgeforge.errors import PromptTooLong
+from judgeforge.errors import InputRefused
 
 
 class BatchError(Exception):
@@ -177,7 +177,7 @@ class Batcher:
             job, i = live[0]
             with self._cv:
                 self.failed_items += 1
-            if isinstance(e, PromptTooLong):  # the client's item, named by its place in the request
+            if isinstance(e, InputRefused):  # the client's item, named by its place in the request
                 job.fail(BatchError("refused", f"items[{i}]: {e.detail}"))
                 return
             first = (str(e).strip().splitlines() or [""])[0][:300]

@@ -102,6 +102,16 @@ def paper_workload(k: int, n: int, max_new: int, long_tail: float, vocab: int, s
     return prompts, stops
 
 
+def free_gpu():
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def sync():
     import torch
 
@@ -219,8 +229,9 @@ def spot_check(model, prompts, new_tokens: int, label: str, attention: str = "au
         if first is None and len(a) != len(b):
             first = min(len(a), len(b))
         rows.append({"identical": a == b, "first_difference": first, "tokens": len(a)})
-    res = {"label": label, "attention": fast.runner.attention if fast.runner else None, "prompts": len(prompts), "identical": sum(r["identical"] for r in rows), "rows": rows}
-    log(f"spot-check {label}, {res['attention']} attention: {res['identical']}/{len(rows)} prompts token-identical "
+    res = {"label": label, "attention": fast.runner.attention if fast.runner else None,
+           "kernels": fast.runner.ops.kind if fast.runner else None, "prompts": len(prompts), "identical": sum(r["identical"] for r in rows), "rows": rows}
+    log(f"spot-check {label}, {res['attention']} attention, {res['kernels']} kernels: {res['identical']}/{len(rows)} prompts token-identical "
         f"(first differences: {[r['first_difference'] for r in rows]})")
     return res
 
@@ -327,6 +338,9 @@ def main(argv=None) -> int:
             if engine is not None:
                 r.update({k: (round(v, 2) if isinstance(v, float) else v) for k, v in engine.stats.items()})
                 r["slots"] = engine.batch_size
+                ops = getattr(getattr(engine, "runner", None), "ops", None)
+                if ops is not None:
+                    r["kernels"] = ops.kind  # liger's fused norms/RoPE/SwiGLU or PyTorch's
             res["phases"][phase] = r
             log(f"{phase}: {r['items_per_s']} items/s ({dt:.1f} s{f', warm-up {w:.1f} s' if warm else ''})")
         except Exception as e:  # noqa: BLE001 - record and go on: the other phases still count
@@ -381,6 +395,7 @@ def main(argv=None) -> int:
             timed(name, lambda e=e: e.generate(prompts[:items], s, 1), items, items * new, engine=e,
                   warm=lambda e=e: e.generate(prompts[:e.batch_size], s, 1))
             del e
+            free_gpu()  # the next engine's automatic slot count sees this one's memory as free
 
     if args.workload in ("paper", "both"):
         n = 3
@@ -405,6 +420,7 @@ def main(argv=None) -> int:
             timed(name, lambda e=e: e.generate(prompts[:p_items], s, n, stop_at=stops[:p_items]), p_items,
                   want(p_items), engine=e, warm=lambda e=e: e.generate(warm_p, s, n, stop_at=warm_s))
             del e
+            free_gpu()  # the next engine's automatic slot count sees this one's memory as free
         timed("paper/generate", lambda: generate_forced(model, prompts[:p_gen], stops[:p_gen], s, n, base_batch),
               p_gen, want(p_gen), batch=base_batch)
 

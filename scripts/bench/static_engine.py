@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from judgeforge.backends import Sampling
 from judgeforge.backends.fastgen import process_logits, unsupported_reason
-from judgeforge.backends.fastgen_runner import _rotate_half
+from judgeforge.backends.fastgen_ops import _rotate_half
 
 
 class StaticGenerator:

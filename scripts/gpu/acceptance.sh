@@ -325,7 +325,7 @@ grp_repro() {
   if [[ $SMOKE == 1 ]]; then make_base "$rb"; else
     step make-repro-base 120 "$PY" -c "from judgeforge.tiny import make_tiny_model; make_tiny_model('$rb', hidden=128, layers=2, tokenizer='$TOK')"
   fi
-  step data-mini 60 judgeforge data mini -o "$W/mini"
+  step data-mini 60 judgeforge data mini -o "$W/mini" --force
   local envs=(env MODEL="$rb" ABS_DATA="$W/mini/absolute_train.jsonl" REL_DATA="$W/mini/relative_train.jsonl"
     OUT="$r" GPUS=1 EVAL_SUITE=vicuna,hhh DATA_DIR="$DATA"
     TRAIN_ARGS="--max_steps 2 --global_batch_size 4 --save_steps 1 --logging_steps 1 ${TRAIN_SMALL[*]}"
