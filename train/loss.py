@@ -87,5 +87,8 @@ def target_loss_sum(model, inputs: dict, labels, fused: bool = False):
         loss = out.logits if torch.is_tensor(out.logits) else out[0]
         return loss.float(), n
     out = model(**kwargs)
-    logits = out.logits[select].float()  # (n, V)
+    if select.shape[0] == 1:  # one (packed) row: every kept position is a target; a view, so the backward
+        logits = out.logits.view(-1, out.logits.shape[-1]).float()  # writes no zero-filled (K x V) gradient
+    else:
+        logits = out.logits[select].float()  # (n, V)
     return F.cross_entropy(logits, targets, reduction="sum"), n
