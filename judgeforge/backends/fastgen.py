@@ -16,8 +16,10 @@ token, and a static batch decodes until its longest row stops.  This engine:
   CUDA graph per slot count (per (slots, length) without Triton) on GPUs, eager elsewhere;
   when no prompt is waiting and few slots are busy, the busy ones move to the front and
   the step runs on fewer rows (the tail of long samples);
+* runs RMSNorm with its residual add, RoPE and SwiGLU as liger-kernel's fused kernels when
+  installed on CUDA (checked against the model's modules at start; :mod:`judgeforge.backends.fastgen_ops`);
 * samples on the GPU with the same processors as ``generate`` (repetition penalty,
-  temperature, top-p; greedy = argmax), from the engine's own generator.
+  temperature, top-p, drawn in sorted order; greedy = argmax), from the engine's own generator.
 
 It covers the Mistral/Llama family (rotary, grouped KV heads, no sliding window inside the
 sequence); anything else falls back to plain ``generate`` with a warning.  Greedy output is

@@ -10,8 +10,9 @@ for every slot, each at its own position, attending over only the first ``length
 cache entries (the caller buckets it to the longest filled slot).  On GPUs the step is a
 captured CUDA graph per (slots, length) key.
 
-It reuses the model's own modules (embeddings, RMSNorms, projections, MLPs, LM head) and
-re-implements only attention around the cache, so it covers the Mistral/Llama family.
+It reuses the model's own modules (embeddings, projections, LM head; RMSNorms and MLPs too unless
+liger's fused kernels stand in for them, :mod:`judgeforge.backends.fastgen_ops`) and re-implements
+only attention around the cache, so it covers the Mistral/Llama family.
 """
 
 from __future__ import annotations
