@@ -152,13 +152,14 @@ def main(argv=None) -> int:
     def save():
         (out_dir / "engine_profile.json").write_text(json.dumps(res, indent=2))
 
-    def section(name, fn):
+    def section(name, fn, into=res, label=""):
+        """``into[name] = fn()``, or the error it raised (the other sections still run); logged and saved."""
         t0 = time.time()
         try:
-            res[name] = fn()
+            into[name] = fn()
         except Exception as e:  # noqa: BLE001 - record, go on with the other sections
-            res[name] = {"error": f"{type(e).__name__}: {str(e)[:400]}"}
-        log(f"{name} ({time.time() - t0:.1f} s): {json.dumps(res[name])[:600]}")
+            into[name] = {"error": f"{type(e).__name__}: {str(e)[:400]}"}
+        log(f"{label}{name} ({time.time() - t0:.1f} s): {json.dumps(into[name])[:600]}")
         save()
 
     model = build_model(args.smoke, dev)
@@ -184,14 +185,8 @@ def main(argv=None) -> int:
                              "auto_slots_fixed": eng.auto_batch_size(plen + new), "bytes_per_token": R.bytes_per_token()}
         R.cache(max_rows, length)
 
-        def sub(name, fn, v=v):
-            t0 = time.time()
-            try:
-                v[name] = fn()
-            except Exception as e:  # noqa: BLE001 - record, go on with the other sections
-                v[name] = {"error": f"{type(e).__name__}: {str(e)[:400]}"}
-            log(f"{variant} {name} ({time.time() - t0:.1f} s): {json.dumps(v[name])[:500]}")
-            save()
+        def sub(name, fn):
+            section(name, fn, into=v, label=f"{variant} ")
 
         def prefill_rates(R=R):
             out = {}
