@@ -445,11 +445,7 @@ def main(argv=None) -> int:
             res["spot_checks"].append({"label": "float32", "error": f"{type(e).__name__}: {e}"})
         save()
     model = None  # free the GPU for the end-to-end run
-    import gc
-
-    gc.collect()
-    if device == "cuda":
-        torch.cuda.empty_cache()
+    free_gpu()
 
     if args.judge and not over_budget("eval_end_to_end"):
         cmd = [sys.executable, "-m", "judgeforge", "eval", "--judge", args.judge,
