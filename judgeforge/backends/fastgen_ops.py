@@ -109,8 +109,7 @@ class LayerOps:
         """The liger path against the reference on the model's first-layer modules and random inputs."""
         import torch
 
-        ref = LayerOps.__new__(LayerOps)
-        ref.kind, ref.device, ref.dtype = "torch", self.device, self.dtype
+        ref = LayerOps(model, "torch")
         layer = model.model.layers[0]
         cfg = model.config
         heads = cfg.num_attention_heads
