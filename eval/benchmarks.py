@@ -182,10 +182,15 @@ def cache_dir() -> Path:
     return cache_root() / "benchmarks"
 
 
-def check_data_dir(data_dir: str | os.PathLike | None) -> None:
-    """A ``--data-dir`` that is not a folder is the user's mistake, never a reason to fetch instead."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise UserError(f"--data-dir {data_dir}: no such folder; give the folder that holds the benchmark files")
+def check_data_dir(data_dir: str | os.PathLike | None, where: str = "", holds: str = "the benchmark files") -> None:
+    """A ``--data-dir`` that is not a folder is the user's mistake, never a reason to fetch instead
+    (``where``: the message's prefix, e.g. ``"sweep: "``; ``holds``: what the folder should hold)."""
+    if data_dir is None:
+        return
+    p = Path(data_dir).expanduser()
+    if not p.is_dir():
+        raise UserError(f"{where}--data-dir {data_dir}: {'is a file' if p.exists() else 'no such folder'}; "
+                        f"give the folder that holds {holds}")
 
 
 def locate(spec: BenchmarkSpec, data_dir: str | os.PathLike | None = None, *, fetch: bool = True) -> Path:

@@ -210,10 +210,9 @@ def build(data_dir, output_dir, holdout: float = 0.2, seed: int = 0, *, force: b
     check_output_dir(output_dir, [], OUTPUT_NAMES, force=force)
     out = Path(output_dir)
     check_output_dir(out / "heldout", [], tuple(f"{n}.json" for n in TRAIN_BENCHMARKS), force=force)
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        what = "is a file" if Path(data_dir).expanduser().exists() else "no such folder"
-        raise UserError(f"--data-dir {data_dir}: {what}; give the folder that holds vicuna_eval.json and "
-                        "mt_bench_eval.json")
+    from judgeforge.eval.benchmarks import check_data_dir
+
+    check_data_dir(data_dir, holds="vicuna_eval.json and mt_bench_eval.json")
     absolute, pairs, manifest = [], [], {"seed": seed, "holdout": holdout, "benchmarks": {}}
     heldout = {}
     for name in TRAIN_BENCHMARKS:

@@ -240,7 +240,7 @@ def _check_before_loading(local: dict, suite, device: str, options: dict) -> Non
     import dataclasses
 
     from judgeforge.devices import resolve_device
-    from judgeforge.eval.benchmarks import load_benchmark, resolve_suite
+    from judgeforge.eval.benchmarks import check_data_dir, load_benchmark, resolve_suite
     from judgeforge.eval.runner import EvalConfig
     from judgeforge.merge.checkpoint import check_compatible
     from judgeforge.weights import check_local_model, is_lora_adapter
@@ -249,10 +249,7 @@ def _check_before_loading(local: dict, suite, device: str, options: dict) -> Non
     known = {f.name for f in dataclasses.fields(EvalConfig)}
     dataclasses.replace(EvalConfig(), **{k: v for k, v in options.items() if k in known}).validate("sweep")
     names = resolve_suite(suite)
-    data_dir = options.get("data_dir")
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():  # else the files would be fetched instead
-        raise UserError(f"sweep: --data-dir {data_dir}: {'is a file' if Path(data_dir).exists() else 'no such folder'}"
-                        "; give the folder that holds the benchmark files")
+    check_data_dir(options.get("data_dir"), "sweep: ")  # else the files would be fetched instead
     checked = {role: check_local_model(str(path), f"--{role}") for role, path in local.items()
                if isinstance(path, (str, Path)) and not is_lora_adapter(path)}
     full = [checked[r] for r in ("absolute", "relative", "base") if checked.get(r) is not None]
