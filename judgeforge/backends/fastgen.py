@@ -17,9 +17,13 @@ token, and a static batch decodes until its longest row stops.  This engine:
   when no prompt is waiting and few slots are busy, the busy ones move to the front and
   the step runs on fewer rows (the tail of long samples);
 * runs RMSNorm with its residual add, RoPE and SwiGLU as liger-kernel's fused kernels when
-  installed on CUDA (checked against the model's modules at start; :mod:`judgeforge.backends.fastgen_ops`);
+  installed on CUDA (checked against the model's modules at start; :mod:`judgeforge.backends.fastgen_ops`),
+  and the decoding step's q, k and v projections as one product on a fused copy of their weights
+  where GPU memory allows (refreshed from the model at every call);
 * samples on the GPU with the same processors as ``generate`` (repetition penalty,
-  temperature, top-p, drawn in sorted order; greedy = argmax), from the engine's own generator.
+  temperature, top-p; greedy = argmax), from the engine's own generator: in one Triton kernel
+  without a sort where it agrees with the reference at start (:mod:`judgeforge.backends.fastgen_sample`),
+  else sorted then drawn by ``multinomial``.
 
 It covers the Mistral/Llama family (rotary, grouped KV heads, no sliding window inside the
 sequence); anything else falls back to plain ``generate`` with a warning.  Greedy output is
@@ -133,7 +137,7 @@ class FastGenerator:
 
     def __init__(self, model, *, pad_id: int, eos_id: int | None, batch_size: int | None = None,
                  cuda_graphs: bool | None = None, bucket: int = 128, prefill_tokens: int = 16384,
-                 attention: str = "auto", kernels: str = "auto"):
+                 attention: str = "auto", kernels: str = "auto", fuse: str = "auto", sampler: str = "auto"):
         import torch
 
         self.model = model
@@ -153,9 +157,15 @@ class FastGenerator:
         if self.reason is None:
             from judgeforge.backends.fastgen_runner import Runner
 
-            self.runner = Runner(model, use_graphs=use_graphs, stats=self.stats, attention=attention, kernels=kernels)
+            self.runner = Runner(model, use_graphs=use_graphs, stats=self.stats, attention=attention, kernels=kernels,
+                                 fuse=fuse)
         self._use_graphs = use_graphs
         self._gen = None  # the sampling generator (see _generator)
+        if sampler not in ("auto", "torch", "triton"):
+            raise ValueError(f"sampler must be auto, torch or triton, not {sampler!r}")
+        if sampler == "triton" and not self.cuda:
+            raise ValueError("sampler='triton' needs a CUDA device")
+        self.sampler = sampler  # auto: decided at the first sampled call (see _sampler_kind)
         self._torch = torch
 
     @property
@@ -252,9 +262,26 @@ class FastGenerator:
             self._gen.manual_seed(seed)
         return self._gen
 
+    def _sampler_kind(self) -> str:
+        """``triton`` (:mod:`judgeforge.backends.fastgen_sample`: one kernel, no sort) where it agrees with
+        the reference on this device, else ``torch`` (the reference: sort, then ``multinomial``)."""
+        if self.sampler == "auto":
+            from judgeforge.backends.fastgen_sample import sampler_works
+
+            why = sampler_works(self.device, self.model.lm_head.weight.shape[0]) if self.cuda else "CPU"
+            if why is not None and self.cuda:
+                warnings.warn(f"fast engine: the sampling kernel is not used ({why}); sorting instead", stacklevel=3)
+            self.sampler = "torch" if why else "triton"
+            self.stats["sampler"] = self.sampler
+        return self.sampler
+
     def _next_token(self, logits, seen, sampling: Sampling):
         if sampling.is_greedy:
             return process_logits(logits, seen, sampling, self.eos_id).argmax(dim=-1)
+        if self._sampler_kind() == "triton":
+            from judgeforge.backends.fastgen_sample import triton_sample
+
+            return triton_sample(logits, seen, sampling, self.eos_id, self._generator())
         if sampling.top_p < 1.0:
             probs, idx = sorted_top_p(logits, seen, sampling, self.eos_id)
             return idx.gather(1, self._torch.multinomial(probs, 1, generator=self._generator()))[:, 0]

@@ -22,6 +22,7 @@ def run(eng, prompts, sampling, n, slots, progress, stop_at):
     max_new = sampling.max_new_tokens
     longest = max(len(p) for p in prompts)
     R.cache(S, eng._bucketed(longest + max_new))
+    R.fused.refresh()  # the model's weights as they are now (an in-place merge may have changed them)
     eos, pad = eng.eos_id, eng.pad_id
     check_eos = eos is not None and not sampling.ignore_eos
     forced = stop_at is not None and eos is not None

@@ -10,7 +10,8 @@ One process, Mistral-7B-v0.2's config with random bf16 weights (as ``eval_speed.
 * decode: ms per step of the captured graph at several slot counts, each slot at the fixed
   workload's mean position; one eager step under the profiler; the Triton attention kernel alone
   (GB/s of cache read) over block sizes, warps and stages; the sampler's ms per step;
-* per engine variant (``--variants``: PyTorch or liger kernels, prefill GQA expanded or native), all of
+* per engine variant (``--variants``: PyTorch or liger kernels, prefill GQA expanded or native, decode
+  q/k/v separate or fused, the sampler sorting or the kernel), all of
   the above and the engine end to end on the fixed workload (``--items`` prompts of 1,200 tokens, 256 new,
   EOS ignored, the paper's sampling): seconds, prefill/decode split, the automatic slot count.
 
@@ -128,8 +129,9 @@ def main(argv=None) -> int:
     ap.add_argument("--chunks", default="4096,8192,16384,32768", help="prefill tokens per pass to time")
     ap.add_argument("--rows", default="256,224,128,32", help="slot counts for the decode step timings")
     ap.add_argument("--variants", default="torch,auto",
-                    help="engine variants, comma-separated KERNELS[/GQA]: kernels torch|liger|auto, "
-                         "prefill GQA expand|native (default: the engine's)")
+                    help="engine variants, comma-separated KERNELS[/GQA[/FUSE[/SAMPLER]]]: kernels torch|liger|auto, "
+                         "prefill GQA expand|native, decode q/k/v fused auto|none|qkv, sampler auto|torch|triton "
+                         "(default: the engine's)")
     ap.add_argument("--skip-ceilings", action="store_true")
     ap.add_argument("--kernel-variants", action="store_true", help="also sweep the Triton decode kernel's launch settings")
     ap.add_argument("--end-to-end", action=argparse.BooleanOptionalAction, default=True)
@@ -172,12 +174,15 @@ def main(argv=None) -> int:
         section("ceilings", lambda: ceilings(model, 16384))
 
     def run_variant(variant: str) -> None:
-        kernels, _, gqa = variant.partition("/")
-        eng = FastGenerator(model, pad_id=0, eos_id=EOS, batch_size=None, kernels=kernels)
+        kernels, gqa, fuse, sampler = (variant.split("/") + ["", "", ""])[:4]
+        eng = FastGenerator(model, pad_id=0, eos_id=EOS, batch_size=None, kernels=kernels, fuse=fuse or "auto",
+                            sampler=sampler or "auto")
         R = eng.runner
         R.prefill_gqa = gqa or R.prefill_gqa
+        R.fused.refresh()
         v = res.setdefault("variants", {}).setdefault(variant, {"kernels": R.ops.kind, "attention": R.attention,
-                                                                 "prefill_gqa": R.prefill_gqa})
+                                                                 "prefill_gqa": R.prefill_gqa, "fused": R.fused.kind,
+                                                                 "fused_gib": round(R.fused.bytes / 2**30, 2)})
         length = eng._bucketed(plen + new)
         if cuda:
             free, total = torch.cuda.mem_get_info()
@@ -236,7 +241,20 @@ def main(argv=None) -> int:
             def fn():
                 return eng._next_token(logits, seen, s)
 
-            sub("sampler", lambda: {"rows": max_rows, "ms_per_step": round(cuda_ms(fn, 20) if cuda else _cpu_ms(fn), 3)})
+            def samplers(eng=eng):  # the reference (sort) and the kernel, whichever this variant decodes with
+                chosen = eng.sampler
+                from judgeforge.backends.fastgen_sample import sampler_works
+
+                out = {"rows": max_rows, "engine_uses": eng._sampler_kind(), "check": sampler_works(eng.device, vocab)}
+                for kind in ("torch", "triton") if eng.sampler == "triton" else (eng.sampler,):
+                    eng.sampler = kind
+                    out[kind] = {"ms_per_step": round(cuda_ms(fn, 20) if cuda else _cpu_ms(fn), 3), **profiled(fn, cuda)}
+                eng.sampler = chosen if chosen != "auto" else out["engine_uses"]
+                return out
+
+            sub("sampler", samplers)
+            sub("refresh_fused", lambda R=R: {"gib": round(R.fused.bytes / 2**30, 2),
+                                              "ms": round(cuda_ms(R.fused.refresh, 3) if cuda else _cpu_ms(R.fused.refresh), 2)})
 
         def end_to_end(eng=eng):
             eng.batch_size = eng.auto_batch_size(plen + new) if cuda else 8
@@ -252,11 +270,25 @@ def main(argv=None) -> int:
             if cuda:
                 torch.cuda.synchronize()
             dt = time.time() - t0
-            return {"items": len(items), "slots": eng.batch_size, "seconds": round(dt, 2),
+            peak = round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None
+            # the same decoding steps without the scheduler (graph replays and the sampler only): what the
+            # scheduler's bookkeeping and host syncs cost
+            rows = eng.batch_size
+            tok = torch.randint(3, vocab, (rows,), device=dev)
+            cur = torch.full((rows,), plen, dtype=torch.long, device=dev)
+            seen = torch.zeros(rows, vocab, dtype=torch.bool, device=dev)
+            if cuda:
+                torch.cuda.synchronize()
+            t1 = time.time()
+            for i in range(new - 1):
+                tok = eng._next_token(R.decode(tok, cur + i, rows, length), seen, s)
+            if cuda:
+                torch.cuda.synchronize()
+            return {"items": len(items), "slots": rows, "seconds": round(dt, 2), "sampler": eng.sampler,
                     "items_per_s": round(len(items) / dt, 2), "new_tokens": sum(len(g[0]) for g in got),
                     "prefill_seconds": round(eng.stats["prefill_seconds"], 2),
                     "decode_seconds": round(eng.stats["decode_seconds"], 2), "steps": eng.stats["steps"],
-                    "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None}
+                    "bare_decode_seconds": round(time.time() - t1, 2), "peak_gib": peak}
 
         R.kv = None
         R.drop_graphs()

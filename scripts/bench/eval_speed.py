@@ -230,7 +230,8 @@ def spot_check(model, prompts, new_tokens: int, label: str, attention: str = "au
             first = min(len(a), len(b))
         rows.append({"identical": a == b, "first_difference": first, "tokens": len(a)})
     res = {"label": label, "attention": fast.runner.attention if fast.runner else None,
-           "kernels": fast.runner.ops.kind if fast.runner else None, "prompts": len(prompts), "identical": sum(r["identical"] for r in rows), "rows": rows}
+           "kernels": fast.runner.ops.kind if fast.runner else None,
+           "fused": fast.runner.fused.kind if fast.runner else None, "prompts": len(prompts), "identical": sum(r["identical"] for r in rows), "rows": rows}
     log(f"spot-check {label}, {res['attention']} attention, {res['kernels']} kernels: {res['identical']}/{len(rows)} prompts token-identical "
         f"(first differences: {[r['first_difference'] for r in rows]})")
     return res
@@ -341,6 +342,7 @@ def main(argv=None) -> int:
                 ops = getattr(getattr(engine, "runner", None), "ops", None)
                 if ops is not None:
                     r["kernels"] = ops.kind  # liger's fused norms/RoPE/SwiGLU or PyTorch's
+                    r["fused"] = engine.runner.fused.kind  # the decode q/k/v projections fused
             res["phases"][phase] = r
             log(f"{phase}: {r['items_per_s']} items/s ({dt:.1f} s{f', warm-up {w:.1f} s' if warm else ''})")
         except Exception as e:  # noqa: BLE001 - record and go on: the other phases still count
