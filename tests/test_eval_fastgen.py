@@ -115,11 +115,14 @@ def test_the_engine_samples_from_the_processors_distribution():
     assert torch.allclose(got, want, atol=1e-6)
     assert ((want > 0).sum(dim=-1) < 40).all()  # top-p removed something in every row
 
-    class Eng:  # the engine's draw, on its own seeded generator
+    class Eng:  # the engine's draw (the reference sampler), on its own seeded generator
         _torch, eos_id = torch, 2
 
         def _generator(self):
             return self.g
+
+        def _sampler_kind(self):
+            return "torch"
 
     e = Eng()
     draws = []

@@ -110,33 +110,48 @@ def test_fused_biases(model, prompts):  # noqa: F811
 def _threshold_keep(probs, top_p):
     """The kernel's top-p rule (fastgen_sample, step 3) in PyTorch: remove every token whose probability is
     at most t, the largest probability with (sum of the probabilities <= t) <= 1 - top_p, found by
-    bisection over the float bit patterns."""
+    bisection over the float bit patterns; then, of the tie group just above t, the lowest-index
+    members while the sum stays <= 1 - top_p (a bisection over the index)."""
     bits = probs.view(torch.int32)
-    lo = torch.full((probs.shape[0],), -1, dtype=torch.int32)
+    rows, vocab = probs.shape
+    lo = torch.full((rows,), -1, dtype=torch.int32)
     hi = probs.max(-1).values.view(torch.int32).clone()
     for _ in range(31):
         mid = lo + (hi - lo) // 2
         ok = torch.where(bits <= mid[:, None], probs, 0.0).sum(-1) <= 1 - top_p
         lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
-    return bits > lo[:, None]
+    vstar = torch.where(bits > lo[:, None], bits, torch.iinfo(torch.int32).max).min(-1).values
+    base = torch.where(bits <= lo[:, None], probs, 0.0).sum(-1)
+    col = torch.arange(vocab)[None]
+    cut, chi = torch.zeros(rows, dtype=torch.long), torch.full((rows,), vocab)
+    for _ in range(vocab.bit_length() + 1):
+        mid = (cut + chi + 1) // 2
+        g = torch.where((bits == vstar[:, None]) & (col < mid[:, None]), probs, 0.0).sum(-1)
+        ok = base + g <= 1 - top_p
+        cut, chi = torch.where(ok, mid, cut), torch.where(ok, chi, mid - 1)
+    return (bits > lo[:, None]) & ((bits != vstar[:, None]) | (col >= cut[:, None]))
 
 
 @pytest.mark.parametrize("top_p", [0.9, 0.5, 0.999, 1e-6])
 def test_the_sampling_kernels_top_p_rule_keeps_what_the_sort_keeps(top_p):
     """The rule the GPU sampler uses instead of sorting selects the same tokens as sorted_top_p (the
-    reference), on peaked, flat and heavy-tailed rows; the most likely token is always kept."""
+    reference), on peaked, flat and heavy-tailed rows, with and without ties (bf16 logits tie often);
+    the most likely token is always kept."""
     from judgeforge.backends.fastgen import sorted_top_p
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(12, 3000, generator=g) * torch.tensor([0.1, 0.5, 1, 2, 4, 8, 16, 1, 1, 3, 0.01, 30])[:, None]
     logits[7, :2000] = -float("inf")  # a row that is mostly masked out
-    s = Sampling(1.0, top_p, 8, 1.0)
-    sp, idx = sorted_top_p(logits, None, s)
-    want = torch.zeros(logits.shape, dtype=torch.bool).scatter_(1, idx, sp > 0)
-    got = _threshold_keep(logits.softmax(-1), top_p)
-    assert (got != want).sum(-1).max().item() <= 1  # at most a boundary token within float rounding
-    assert got[torch.arange(12), logits.argmax(-1)].all()
-    assert (got.sum(-1) == want.sum(-1)).float().mean() >= 0.9
+    tied = logits.bfloat16().float()  # as a bf16 model's logits: many equal values
+    assert (tied[2].unique().numel()) < 1500
+    for x in (logits, tied):
+        s = Sampling(1.0, top_p, 8, 1.0)
+        sp, idx = sorted_top_p(x, None, s)
+        want = torch.zeros(x.shape, dtype=torch.bool).scatter_(1, idx, sp > 0)
+        got = _threshold_keep(x.softmax(-1), top_p)
+        assert (got != want).sum(-1).max().item() <= 1  # at most a boundary token within float rounding
+        assert got[torch.arange(12), x.argmax(-1)].all()
+        assert (got == want).all(-1).float().mean() >= 0.9
 
 
 def test_sampler_choice_on_the_cpu(model, prompts):  # noqa: F811

@@ -101,7 +101,9 @@ def sorted_top_p(logits, seen, sampling: Sampling, eos_id: int | None = None):
     from dataclasses import replace
 
     logits = process_logits(logits, seen, replace(sampling, top_p=1.0), eos_id)
-    sorted_logits, idx = logits.sort(dim=-1, descending=False)
+    # stable: equal logits in index order on every device (CUDA's radix sort is stable anyway), the
+    # order the sampling kernel's tie rule reproduces (fastgen_sample)
+    sorted_logits, idx = logits.sort(dim=-1, descending=False, stable=True)
     probs = sorted_logits.softmax(dim=-1)
     remove = probs.cumsum(dim=-1) <= (1 - sampling.top_p)
     remove[:, -1] = False  # keep at least one token

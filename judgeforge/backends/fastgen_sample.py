@@ -13,14 +13,16 @@ sorting:
    sum is at most ``1 - top_p``, that is every token whose probability is at most ``t``, the largest
    probability with ``F(t) = sum of the p_j <= t`` at most ``1 - top_p``; ``t`` is found by bisection
    over the bit patterns of non-negative floats (31 passes over the row, which stays in the L2 cache).
-   The most likely token is always kept (``F`` of it is 1), as in the reference;
+   Ties: the reference's sort is stable, so of the group of equal probabilities just above ``t`` it
+   also removes the lowest-index members while its sum stays at most ``1 - top_p``; a second
+   bisection, over the index, finds that cut (bf16 logits tie often).  The most likely token is
+   always kept, as in the reference;
 4. the draw: among kept tokens, the largest ``p_i / E_i`` with ``E_i ~ Exp(1)`` (an exponential
    race: token ``i`` wins with probability ``p_i`` over the kept mass, what ``multinomial`` draws),
    from Philox numbers keyed by a seed drawn from the engine's generator, so a seeded call repeats.
 
 Same distribution as the reference; the kept set can differ only where a cumulative sum lies within
-float rounding of ``1 - top_p`` (the sums run in another order) or a tie straddles the threshold
-(the sort keeps part of a tie, the threshold all or none).  :func:`sampler_works` checks the kernel
+float rounding of ``1 - top_p`` (the sums run in another order).  :func:`sampler_works` checks the kernel
 against the reference at start (kept sets on random logits at the model's vocabulary, and draw
 frequencies on a small one); the engine keeps the reference when it does not agree.
 """
@@ -41,7 +43,7 @@ def _kernel():
     @triton.jit
     def sample_kernel(L, SEEN, P, OUT, LO, SEED, V, s_l, s_seen, s_p, eos, penalty, temperature, one_minus_p,
                       HAS_SEEN: tl.constexpr, MASK_EOS: tl.constexpr, TEMP: tl.constexpr, TOP_P: tl.constexpr,
-                      BLOCK: tl.constexpr, ITERS: tl.constexpr):
+                      BLOCK: tl.constexpr, ITERS: tl.constexpr, CITERS: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         lrow = L + row * s_l
         prow = P + row * s_p
@@ -90,7 +92,36 @@ def _kernel():
                 ok = tl.sum(f_vec, 0) <= one_minus_p
                 lo = tl.where(ok, mid, lo)
                 hi = tl.where(ok, hi, mid)
-        tl.store(LO + row, lo)
+        # ties: the sort (stable) orders equal probabilities by index, so of the group just above the
+        # threshold it removes the lowest-index members while the running sum stays <= 1 - top_p
+        vstar = tl.full([], -1, tl.int32)
+        cut = tl.full([], 0, tl.int32)
+        if TOP_P:
+            v_vec = tl.full([BLOCK], 2147483647, tl.int32)
+            f_vec = tl.zeros([BLOCK], tl.float32)
+            for start in range(0, V, BLOCK):
+                col = start + tl.arange(0, BLOCK)
+                msk = col < V
+                p = tl.load(prow + col, mask=msk, other=0.0)
+                b = p.to(tl.int32, bitcast=True)
+                v_vec = tl.minimum(v_vec, tl.where(msk & (b > lo), b, 2147483647))
+                f_vec += tl.where(b <= lo, p, 0.0)
+            vstar = tl.min(v_vec, 0)
+            base = tl.sum(f_vec, 0)
+            chi = tl.full([], 0, tl.int32) + V
+            for _ in range(CITERS):
+                mid = (cut + chi + 1) // 2
+                g_vec = tl.zeros([BLOCK], tl.float32)
+                for start in range(0, V, BLOCK):
+                    col = start + tl.arange(0, BLOCK)
+                    p = tl.load(prow + col, mask=col < V, other=0.0)
+                    g_vec += tl.where((p.to(tl.int32, bitcast=True) == vstar) & (col < mid), p, 0.0)
+                ok = base + tl.sum(g_vec, 0) <= one_minus_p
+                cut = tl.where(ok, mid, cut)
+                chi = tl.where(ok, chi, mid - 1)
+        tl.store(LO + row * 3, lo)
+        tl.store(LO + row * 3 + 1, vstar)
+        tl.store(LO + row * 3 + 2, cut)
         # 4. the draw: an exponential race among the kept tokens
         seed = tl.load(SEED)
         best = tl.full([], -1.0, tl.float32)
@@ -99,13 +130,15 @@ def _kernel():
             col = start + tl.arange(0, BLOCK)
             msk = col < V
             p = tl.load(prow + col, mask=msk, other=0.0)
+            b = p.to(tl.int32, bitcast=True)
+            kept = msk & (b > lo) & ((b != vstar) | (col >= cut))
             u = tl.rand(seed, (row * V + col).to(tl.int32))
-            score = tl.where(msk & (p.to(tl.int32, bitcast=True) > lo), p / -tl.log(u), -1.0)
-            b = tl.max(score, 0)
-            bi = tl.argmax(score, 0).to(tl.int64)
-            take = b > best
-            best_i = tl.where(take, start + bi, best_i)
-            best = tl.where(take, b, best)
+            score = tl.where(kept, p / -tl.log(u), -1.0)
+            top = tl.max(score, 0)
+            at = tl.argmax(score, 0).to(tl.int64)
+            take = top > best
+            best_i = tl.where(take, start + at, best_i)
+            best = tl.where(take, top, best)
         tl.store(OUT + row, best_i)
 
     return sample_kernel
@@ -114,7 +147,7 @@ def _kernel():
 def triton_sample(logits, seen, sampling, eos_id, generator, debug: dict | None = None):
     """One token per row of ``logits`` (rows, vocab), float32, as the reference draws it (module docstring).
     ``seen``: the repetition penalty's (rows, vocab) bool mask or None.  ``debug``: filled with the
-    probabilities and each row's threshold (for the check)."""
+    probabilities and the kept set (for the check)."""
     import torch
 
     rows, vocab = logits.shape
@@ -122,7 +155,7 @@ def triton_sample(logits, seen, sampling, eos_id, generator, debug: dict | None 
     dev = logits.device
     probs = torch.empty(rows, vocab, dtype=torch.float32, device=dev)
     out = torch.empty(rows, dtype=torch.long, device=dev)
-    lo = torch.empty(rows, dtype=torch.int32, device=dev)
+    lo = torch.empty(rows, 3, dtype=torch.int32, device=dev)  # per row: threshold, tie group, tie cut
     seed = torch.randint(0, 2**62, (1,), generator=generator, device=dev)
     penalty = float(sampling.repetition_penalty)
     has_seen = seen is not None and penalty != 1.0
@@ -132,17 +165,27 @@ def triton_sample(logits, seen, sampling, eos_id, generator, debug: dict | None 
         logits, s, probs, out, lo, seed, vocab, logits.stride(0), s.stride(0) if has_seen else 0, probs.stride(0),
         int(eos_id) if mask_eos else -1, penalty, float(sampling.temperature or 1.0), float(1 - sampling.top_p),
         HAS_SEEN=has_seen, MASK_EOS=mask_eos, TEMP=sampling.temperature not in (None, 1.0),
-        TOP_P=sampling.top_p < 1.0, BLOCK=BLOCK, ITERS=ITERS, num_warps=8)
+        TOP_P=sampling.top_p < 1.0, BLOCK=BLOCK, ITERS=ITERS, CITERS=vocab.bit_length() + 1, num_warps=8)
     if debug is not None:
-        debug.update(probs=probs, threshold=lo)
+        debug.update(probs=probs, kept=kept_mask(probs, lo))
     return out
+
+
+def kept_mask(probs, cut):
+    """The kept set from the kernel's probabilities and its per-row (threshold, tie group, tie cut)."""
+    import torch
+
+    b = probs.view(torch.int32)
+    col = torch.arange(probs.shape[1], device=probs.device)[None]
+    return (b > cut[:, :1]) & ((b != cut[:, 1:2]) | (col >= cut[:, 2:3]))
 
 
 def sampler_works(device, vocab: int) -> str | None:
     """``None`` when the kernel agrees with the reference here, else why not (no Triton, a compile error,
-    a wrong answer): the kept sets of random logits at the model's vocabulary under penalty, EOS mask,
-    temperature and top-p (at most one boundary token apart, probabilities within 1e-6), and the draw
-    frequencies of 8,192 rows on 16 tokens (within 5 standard deviations of the kept distribution)."""
+    a wrong answer): the kept sets of random logits (half of them tied, as bf16) at the model's vocabulary
+    under penalty, EOS mask, temperature and top-p (at most one boundary token apart, probabilities within
+    1e-6), and the draw frequencies of 8,192 rows on 16 tied tokens (within 5 standard deviations of the
+    kept distribution)."""
     import importlib.util
 
     import torch
@@ -156,6 +199,7 @@ def sampler_works(device, vocab: int) -> str | None:
         g = torch.Generator(device=device).manual_seed(0)
         logits = torch.randn(8, vocab, device=device, generator=g) * torch.tensor(
             [0.5, 1, 2, 4, 8, 1, 2, 16], device=device)[:, None]
+        logits[4:] = logits[4:].bfloat16().float()  # ties, as a bf16 model's logits have
         seen = torch.rand(8, vocab, device=device, generator=g) < 0.05
         for s in (Sampling(1.0, 0.9, 8, 1.03, ignore_eos=True), Sampling(0.7, 0.5, 8, 1.0), Sampling(1.3, 0.999, 8, 1.2)):
             dbg: dict = {}
@@ -164,8 +208,7 @@ def sampler_works(device, vocab: int) -> str | None:
             ref_keep = torch.zeros_like(seen).scatter_(1, idx, sp > 0)
             ref_p = process_logits(logits, seen, Sampling(s.temperature, 1.0, 8, s.repetition_penalty,
                                                           ignore_eos=s.ignore_eos), 2).softmax(-1)
-            keep = dbg["probs"].view(torch.int32) > dbg["threshold"][:, None]
-            off = (keep != ref_keep).sum(-1).max().item()
+            off = (dbg["kept"] != ref_keep).sum(-1).max().item()
             err = (dbg["probs"] - ref_p).abs().max().item()
             if off > 1 or not err <= 1e-6:
                 return f"kept sets {off} tokens apart, probabilities {err:.3g} apart (temperature {s.temperature}, top-p {s.top_p})"
