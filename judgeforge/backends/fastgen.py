@@ -42,6 +42,9 @@ from judgeforge.backends import Sampling
 from judgeforge.errors import PromptTooLong
 
 SUPPORTED = ("mistral", "llama", "qwen2")
+# below this top-p the sampling kernel's float32 sums could not tell 1 - top_p from the whole mass (about
+# 1e-6 apart at a 150,000-token vocabulary) and might remove every token; the sort keeps the likeliest
+MIN_KERNEL_TOP_P = 1e-4
 
 
 def unsupported_reason(model) -> str | None:
@@ -280,7 +283,7 @@ class FastGenerator:
     def _next_token(self, logits, seen, sampling: Sampling):
         if sampling.is_greedy:
             return process_logits(logits, seen, sampling, self.eos_id).argmax(dim=-1)
-        if self._sampler_kind() == "triton":
+        if self._sampler_kind() == "triton" and sampling.top_p >= MIN_KERNEL_TOP_P:
             from judgeforge.backends.fastgen_sample import triton_sample
 
             return triton_sample(logits, seen, sampling, self.eos_id, self._generator())

@@ -140,9 +140,9 @@ class Runner:
     def _layers(self, h, attend, last_norm: bool, keep=None):
         """The decoder layers over hidden states ``h``: ``attend(li, layer, x)`` does attention for normed
         input ``x`` (and writes the cache); returns the final residual stream, or with ``last_norm``
-        the model's final norm of it.  ``keep``
-        (row indices, positions): from the last layer's attention output on, only those positions of
-        ``h`` (rows, seq, hidden) go on, and the result is (rows, 1, hidden)."""
+        the model's final norm of it.  ``keep`` (row indices, positions): from the last layer's
+        attention output on, only those positions of ``h`` (rows, seq, hidden) go on, and the result
+        is (rows, 1, hidden)."""
         ops, layers = self.ops, self.layers
         x = ops.norm(layers[0].input_layernorm, h)
         for li, layer in enumerate(layers):
