@@ -158,7 +158,7 @@ def test_sampler_choice_on_the_cpu(model, prompts):  # noqa: F811
     """The sampling kernel is a CUDA path (checked against the reference at start on the GPU,
     scripts/bench/engine_profile.py times both); on the CPU the engine sorts, and asking for the kernel
     or a bad name is an error."""
-    from judgeforge.backends.fastgen_sample import sampler_works
+    from judgeforge.backends.fastgen import sampler_works
 
     assert sampler_works(torch.device("cpu"), 100) == "needs a CUDA device and the triton package"
     with pytest.raises(ValueError, match="sampler='triton' needs a CUDA device"):
@@ -172,6 +172,6 @@ def test_sampler_choice_on_the_cpu(model, prompts):  # noqa: F811
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton sampling kernel runs on a CUDA GPU only")
 def test_sampling_kernel_agrees_with_the_reference_on_the_gpu():
-    from judgeforge.backends.fastgen_sample import sampler_works
+    from judgeforge.backends.fastgen import sampler_works
 
     assert sampler_works(torch.device("cuda"), 32000) is None

@@ -113,6 +113,51 @@ def sorted_top_p(logits, seen, sampling: Sampling, eos_id: int | None = None):
     return probs.masked_fill_(remove, 0.0), idx
 
 
+def sampler_works(device, vocab: int) -> str | None:
+    """``None`` when the kernel agrees with the reference here, else why not (no Triton, a compile error,
+    a wrong answer): the kept sets of random logits (half of them tied, as bf16) at the model's vocabulary
+    under penalty, EOS mask, temperature and top-p (at most one boundary token apart, probabilities within
+    1e-6), and the draw frequencies of 8,192 rows on 16 tied tokens (within 5 standard deviations of the
+    kept distribution)."""
+    import importlib.util
+
+    import torch
+
+    from judgeforge.backends.fastgen_sample import triton_sample
+
+    if getattr(device, "type", str(device)) != "cuda" or importlib.util.find_spec("triton") is None:
+        return "needs a CUDA device and the triton package"
+    try:
+        g = torch.Generator(device=device).manual_seed(0)
+        logits = torch.randn(8, vocab, device=device, generator=g) * torch.tensor(
+            [0.5, 1, 2, 4, 8, 1, 2, 16], device=device)[:, None]
+        logits[4:] = logits[4:].bfloat16().float()  # ties, as a bf16 model's logits have
+        seen = torch.rand(8, vocab, device=device, generator=g) < 0.05
+        for s in (Sampling(1.0, 0.9, 8, 1.03, ignore_eos=True), Sampling(0.7, 0.5, 8, 1.0), Sampling(1.3, 0.999, 8, 1.2)):
+            dbg: dict = {}
+            triton_sample(logits, seen, s, 2, g, debug=dbg)
+            sp, idx = sorted_top_p(logits, seen, s, 2)
+            ref_keep = torch.zeros_like(seen).scatter_(1, idx, sp > 0)
+            ref_p = process_logits(logits, seen, Sampling(s.temperature, 1.0, 8, s.repetition_penalty,
+                                                          ignore_eos=s.ignore_eos), 2).softmax(-1)
+            off = (dbg["kept"] != ref_keep).sum(-1).max().item()
+            err = (dbg["probs"] - ref_p).abs().max().item()
+            if off > 1 or not err <= 1e-6:
+                return f"kept sets {off} tokens apart, probabilities {err:.3g} apart (temperature {s.temperature}, top-p {s.top_p})"
+        small = torch.tensor([[2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0] * 2], device=device)
+        s = Sampling(1.0, 0.8, 8, 1.0)
+        want = process_logits(small, None, s).softmax(-1)[0]
+        got = triton_sample(small.expand(8192, -1), None, s, None, g)
+        freq = torch.bincount(got, minlength=16).float() / 8192
+        sd = (want * (1 - want) / 8192).sqrt()
+        bad = ((freq - want).abs() > 5 * sd + 1e-9).nonzero().flatten().tolist()
+        if bad:
+            return f"draw frequencies off the distribution at tokens {bad[:5]}"
+    except Exception as e:  # noqa: BLE001 - any failure means: use the reference
+        return f"{type(e).__name__}: {str(e)[:200]}"
+    return None
+
+
 def check_context(prompts: list[list[int]], max_new_tokens: int, limit: int | None,
                   ids: list | None = None, source: str = "max_position_embeddings") -> None:
     """One clear line (:class:`PromptTooLong`) for the first request that cannot fit the model's context
@@ -271,8 +316,6 @@ class FastGenerator:
         """``triton`` (:mod:`judgeforge.backends.fastgen_sample`: one kernel, no sort) where it agrees with
         the reference on this device, else ``torch`` (the reference: sort, then ``multinomial``)."""
         if self.sampler == "auto":
-            from judgeforge.backends.fastgen_sample import sampler_works
-
             why = sampler_works(self.device, self.model.lm_head.weight.shape[0]) if self.cuda else "CPU"
             if why is not None and self.cuda:
                 warnings.warn(f"fast engine: the sampling kernel is not used ({why}); sorting instead", stacklevel=3)

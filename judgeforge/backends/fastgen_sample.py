@@ -22,7 +22,7 @@ sorting:
    from Philox numbers keyed by a seed drawn from the engine's generator, so a seeded call repeats.
 
 Same distribution as the reference; the kept set can differ only where a cumulative sum lies within
-float rounding of ``1 - top_p`` (the sums run in another order).  :func:`sampler_works` checks the kernel
+float rounding of ``1 - top_p`` (the sums run in another order).  :func:`judgeforge.backends.fastgen.sampler_works` checks the kernel
 against the reference at start (kept sets on random logits at the model's vocabulary, and draw
 frequencies on a small one); the engine keeps the reference when it does not agree.
 """
@@ -178,49 +178,3 @@ def kept_mask(probs, cut):
     b = probs.view(torch.int32)
     col = torch.arange(probs.shape[1], device=probs.device)[None]
     return (b > cut[:, :1]) & ((b != cut[:, 1:2]) | (col >= cut[:, 2:3]))
-
-
-def sampler_works(device, vocab: int) -> str | None:
-    """``None`` when the kernel agrees with the reference here, else why not (no Triton, a compile error,
-    a wrong answer): the kept sets of random logits (half of them tied, as bf16) at the model's vocabulary
-    under penalty, EOS mask, temperature and top-p (at most one boundary token apart, probabilities within
-    1e-6), and the draw frequencies of 8,192 rows on 16 tied tokens (within 5 standard deviations of the
-    kept distribution)."""
-    import importlib.util
-
-    import torch
-
-    from judgeforge.backends import Sampling
-    from judgeforge.backends.fastgen import process_logits, sorted_top_p
-
-    if getattr(device, "type", str(device)) != "cuda" or importlib.util.find_spec("triton") is None:
-        return "needs a CUDA device and the triton package"
-    try:
-        g = torch.Generator(device=device).manual_seed(0)
-        logits = torch.randn(8, vocab, device=device, generator=g) * torch.tensor(
-            [0.5, 1, 2, 4, 8, 1, 2, 16], device=device)[:, None]
-        logits[4:] = logits[4:].bfloat16().float()  # ties, as a bf16 model's logits have
-        seen = torch.rand(8, vocab, device=device, generator=g) < 0.05
-        for s in (Sampling(1.0, 0.9, 8, 1.03, ignore_eos=True), Sampling(0.7, 0.5, 8, 1.0), Sampling(1.3, 0.999, 8, 1.2)):
-            dbg: dict = {}
-            triton_sample(logits, seen, s, 2, g, debug=dbg)
-            sp, idx = sorted_top_p(logits, seen, s, 2)
-            ref_keep = torch.zeros_like(seen).scatter_(1, idx, sp > 0)
-            ref_p = process_logits(logits, seen, Sampling(s.temperature, 1.0, 8, s.repetition_penalty,
-                                                          ignore_eos=s.ignore_eos), 2).softmax(-1)
-            off = (dbg["kept"] != ref_keep).sum(-1).max().item()
-            err = (dbg["probs"] - ref_p).abs().max().item()
-            if off > 1 or not err <= 1e-6:
-                return f"kept sets {off} tokens apart, probabilities {err:.3g} apart (temperature {s.temperature}, top-p {s.top_p})"
-        small = torch.tensor([[2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0] * 2], device=device)
-        s = Sampling(1.0, 0.8, 8, 1.0)
-        want = process_logits(small, None, s).softmax(-1)[0]
-        got = triton_sample(small.expand(8192, -1), None, s, None, g)
-        freq = torch.bincount(got, minlength=16).float() / 8192
-        sd = (want * (1 - want) / 8192).sqrt()
-        bad = ((freq - want).abs() > 5 * sd + 1e-9).nonzero().flatten().tolist()
-        if bad:
-            return f"draw frequencies off the distribution at tokens {bad[:5]}"
-    except Exception as e:  # noqa: BLE001 - any failure means: use the reference
-        return f"{type(e).__name__}: {str(e)[:200]}"
-    return None

@@ -243,7 +243,7 @@ def main(argv=None) -> int:
 
             def samplers(eng=eng):  # the reference (sort) and the kernel, whichever this variant decodes with
                 chosen = eng.sampler
-                from judgeforge.backends.fastgen_sample import sampler_works
+                from judgeforge.backends.fastgen import sampler_works
 
                 out = {"rows": max_rows, "engine_uses": eng._sampler_kind(), "check": sampler_works(eng.device, vocab)}
                 for kind in ("torch", "triton") if eng.sampler == "triton" else (eng.sampler,):
