@@ -29,6 +29,10 @@ class InputRefused(UserError):
         self.detail = detail
 
 
+class NonFiniteLogits(UserError):
+    """The judge computed NaN or inf logits: its weights are broken or its dtype overflows (not the input's fault)."""
+
+
 class PromptTooLong(InputRefused):
     """A prompt that cannot fit the model's context with room for the answer (prompts are never truncated)."""
 

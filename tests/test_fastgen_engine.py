@@ -164,3 +164,47 @@ def test_automatic_slot_count_from_free_memory(model, monkeypatch):
     assert slots(int(0.08 * 200 * gib) + 100 * row, 200 * gib) == 96  # reserve 8% of a 200 GiB card
     assert slots(4 * gib + 60 * row, 40 * gib, reserved=40 * row, allocated=0) == 96  # held unused counts
     assert slots(gib, 40 * gib) == 8 and slots(10**15, 2 * 10**15) == 256
+
+
+@pytest.mark.parametrize("sampling", [Sampling.greedy(6), Sampling(1.0, 0.9, 6, 1.03, seed=0)])
+def test_a_judge_whose_logits_are_not_finite_is_one_line(tiny_model, prompts, sampling):  # noqa: F811
+    """Weights changed in memory (a sweep's merge) to overflow: the engine names the request instead of a
+    sampler's traceback (sampled) or tokens argmax'ed out of NaN (greedy)."""
+    from transformers import AutoModelForCausalLM
+
+    from judgeforge.errors import NonFiniteLogits
+
+    m = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    with torch.no_grad():
+        m.model.norm.weight.fill_(1e30)  # finite weights, logits beyond float32
+        m.lm_head.weight.mul_(1e20)
+    fast = FastGenerator(m, pad_id=0, eos_id=2, batch_size=4)
+    with pytest.raises(NonFiniteLogits, match=r"logits are NaN or inf for request \d \(sample 1, 0 tokens in\).*"
+                                              r"torch.float32 overflows.*--dtype float32"):
+        fast.generate(prompts, sampling, 1)
+
+
+def test_eval_of_a_checkpoint_with_nan_weights_is_one_line(capsys, tmp_path, tiny_model):
+    import re
+
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        m.model.layers[1].mlp.down_proj.weight[0, 0] = float("nan")
+    judge = tmp_path / "judge"
+    m.save_pretrained(judge)
+    for f in tiny_model.iterdir():
+        if not (judge / f.name).exists():
+            (judge / f.name).write_bytes(f.read_bytes())
+    suite = tmp_path / "b.jsonl"
+    suite.write_text('{"instruction": "Grade it.", "response": "hi", "gpt4_score": 3}\n')
+    from judgeforge.cli import main
+
+    rc = main([str(a) for a in ["eval", "--judge", judge, "--suite", suite, "--out", tmp_path / "o"]])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err, err
+    last = [line for line in err.splitlines() if line.strip()][-1]  # after the loader's progress bar
+    assert re.fullmatch(r"judgeforge: error: the judge '.*judge': weight 'model.layers.1.mlp.down_proj.weight' holds "
+                        r"NaN or inf; the checkpoint is broken .*: rebuild it", last), last
+    assert not (tmp_path / "o" / "report.json").exists()

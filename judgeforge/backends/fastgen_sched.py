@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from judgeforge.errors import NonFiniteLogits
+
 
 def run(eng, prompts, sampling, n, slots, progress, stop_at):
     torch = eng._torch
@@ -132,9 +134,22 @@ def run(eng, prompts, sampling, n, slots, progress, stop_at):
         rows = r
         eng.stats["compactions"] = eng.stats.get("compactions", 0) + 1
 
+    def check_finite(logits):
+        """A model whose logits are NaN or inf (broken weights, or its dtype overflowing) is one line, not
+        a sampler's traceback or tokens drawn from nothing."""
+        bad = (~torch.isfinite(logits).all(dim=-1)).nonzero().flatten().tolist()
+        bad = [s for s in bad if req[s] is not None]
+        if bad:
+            i, k = req[bad[0]]
+            raise NonFiniteLogits(f"the judge's logits are NaN or inf for request {i} (sample {k + 1}, "
+                                  f"{t - since[bad[0]]} tokens in): its weights are broken or {eng.dtype} "
+                                  "overflows; check the model, or load it in float32 (--dtype float32)")
+
     while True:
+        synced = False
         busy = [s for s in range(rows) if req[s] is not None]
         if t % every == 0 or all(t - since[s] >= max_new for s in busy):
+            synced = True
             harvest()
             busy = [s for s in range(rows) if req[s] is not None]
             if not waiting and not busy:
@@ -146,6 +161,8 @@ def run(eng, prompts, sampling, n, slots, progress, stop_at):
             busy = [s for s in range(rows) if req[s] is not None]
         logits = st["logits"][:rows]
         seen = st["seen"][:rows] if st["seen"] is not None else None
+        if synced or not eng.cuda:  # on a GPU only where the host waits anyway (every check_every steps)
+            check_finite(logits)
         nxt = eng._next_token(logits, seen, sampling)
         live = ~done[:rows]
         if forced:

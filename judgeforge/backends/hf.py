@@ -46,7 +46,21 @@ dtype, cuda=str(device).startswith("cuda"),
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load the judge '{model}': {first}; pass a local model folder "
                         f"(with safetensors weights) or a reachable hub id; {hub_fix(model)}") from None
-    return m.to(device).eval()
+    m = m.to(device).eval()
+    check_finite_weights(m, f"the judge '{model}'")
+    return m
+
+
+def check_finite_weights(model, what: str) -> None:
+    """One line naming the first weight that holds NaN or inf (a diverged training run, a failed merge):
+    such a judge cannot score anything, and sampling from it would fail deep inside generation."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+                raise UserError(f"{what}: weight '{name}' holds NaN or inf; the checkpoint is broken (a diverged "
+                                "training run or a failed merge?): rebuild it")
 
 
 def _stored_dtype(model) -> str | None:
