@@ -181,7 +181,7 @@ class OpenAIBackend(Backend):
         try:
             return self._http.post_json(url, body, where="openai backend")
         except HTTPFailure as e:
-            refused = refusal(e, f"request {index}", index, body.get("max_tokens"), url)
+            refused = refusal(e, index, body.get("max_tokens"), url)
             if refused is not None:
                 raise refused from None
             if e.status in (400, 422):
@@ -204,11 +204,12 @@ _TOO_LONG_TEXT = re.compile(r"maximum context length|maximum model length|too lo
 _CONTENT_CODES = ("content_filter", "content_policy_violation", "invalid_prompt")
 
 
-def refusal(e: HTTPFailure, name: str, index: int, max_tokens, url: str) -> InputRefused | None:
-    """The endpoint's 400/422 as the caller's input refused (:class:`PromptTooLong` naming the request,
+def refusal(e: HTTPFailure, index: int, max_tokens, url: str) -> InputRefused | None:
+    """The endpoint's 400/422 as the caller's input refused (:class:`PromptTooLong` naming request ``index``,
     or :class:`InputRefused` for a prompt refused for its content, or a 413: a body too large), else None."""
     if e.status not in (400, 413, 422):
         return None
+    name = f"request {index}"
     if e.code in _TOO_LONG_CODES or _TOO_LONG_TEXT.search(e.detail or ""):
         return PromptTooLong(name, f"the endpoint refused the prompt as over the model's context ({e.detail.rstrip('.')}; "
                                    f"HTTP {e.status} from {url}); shorten that input or lower max_new_tokens "

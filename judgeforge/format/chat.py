@@ -16,6 +16,11 @@ Three formats (``FORMATS``):
     No wrapping: ``{system}\\n\\n{instruction}`` after the tokenizer's BOS, for judges trained
     elsewhere on plain text.
 
+In ``mistral`` and ``raw`` "the tokenizer's BOS" is what tokenising with special tokens adds: a
+tokenizer whose post-processor adds none (some Llama 3 copies) gets no BOS, in training and
+evaluation alike.  Prepending ``bos_token`` by hand instead would be wrong for tokenizers whose
+``bos_token`` is a chat marker (SmolLM2's is ``<|im_start|>``).
+
 :func:`resolve_chat_format` picks one for a tokenizer: an explicit override first, then the
 format written into a judge's folder when it was trained (``chat_format.json``, so that
 training, evaluation, serving and synthesis agree), then the model itself: a template that
