@@ -255,6 +255,18 @@ def check_adapter(path: str | Path, role: str = "LoRA adapter") -> Path:
     return p
 
 
+def first_non_finite(named) -> str | None:
+    """The name of the first floating tensor of ``named`` ((name, tensor) pairs: a state dict's items, a
+    model's named_parameters) that holds NaN or inf, or None: a diverged run or a failed merge."""
+    import torch
+
+    with torch.no_grad():
+        for name, t in named:
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                return name
+    return None
+
+
 def looks_local(name: str) -> bool:
     """A name that can only be a local path, not a hub id (``owner/name``): an absolute or dotted
     path, more than one slash, or an ``owner`` that is a local folder (a mistyped ``judges/mine``)."""

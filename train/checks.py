@@ -148,12 +148,12 @@ def check_checkpoint(ck: Path, where: str) -> None:
 
 def check_finite(state_dict: dict, final: Path) -> None:
     """Refuse to write a finished model whose weights hold NaN or inf (a diverged run)."""
-    import torch
+    from judgeforge.weights import first_non_finite
 
-    for name, t in state_dict.items():
-        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise UserError(f"training produced non-finite weights ('{name}' has NaN or inf); {final} is not "
-                            "written: lower learning_rate, check the data, or resume from an earlier checkpoint")
+    name = first_non_finite(state_dict.items())
+    if name is not None:
+        raise UserError(f"training produced non-finite weights ('{name}' has NaN or inf); {final} is not "
+                        "written: lower learning_rate, check the data, or resume from an earlier checkpoint")
 
 
 def check_loggers(recipe) -> None:

@@ -30,7 +30,7 @@ def load_model(model: str | os.PathLike, *, dtype: str = "auto", device: str | N
     from transformers import AutoModelForCausalLM
 
     from judgeforge.devices import load_dtype, resolve_device
-    from judgeforge.weights import check_local_model
+    from judgeforge.weights import check_local_model, first_non_finite
 
     if isinstance(model, (str, os.PathLike)):
         check_local_model(str(model), "judge")  # a local folder: config + safetensors, checked before loading
@@ -47,20 +47,12 @@ dtype, cuda=str(device).startswith("cuda"),
         raise UserError(f"cannot load the judge '{model}': {first}; pass a local model folder "
                         f"(with safetensors weights) or a reachable hub id; {hub_fix(model)}") from None
     m = m.to(device).eval()
-    check_finite_weights(m, f"the judge '{model}'")
+    # a judge with NaN/inf weights cannot score anything, and sampling from it fails deep in generation
+    bad = first_non_finite(m.named_parameters())
+    if bad is not None:
+        raise UserError(f"the judge '{model}': weight '{bad}' holds NaN or inf; the checkpoint is broken (a diverged "
+                        "training run or a failed merge?): rebuild it")
     return m
-
-
-def check_finite_weights(model, what: str) -> None:
-    """One line naming the first weight that holds NaN or inf (a diverged training run, a failed merge):
-    such a judge cannot score anything, and sampling from it would fail deep inside generation."""
-    import torch
-
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.is_floating_point() and not bool(torch.isfinite(p).all()):
-                raise UserError(f"{what}: weight '{name}' holds NaN or inf; the checkpoint is broken (a diverged "
-                                "training run or a failed merge?): rebuild it")
 
 
 def _stored_dtype(model) -> str | None:
