@@ -35,7 +35,7 @@ def test_fused_decode_keeps_greedy_tokens_and_follows_in_place_changes(model, pr
     got = fast.generate(prompts, s, 1)
     assert got == ref
     # the fused matrices are the model's weights, stacked
-    w = fast.runner.fused.w["qkv"][0]
+    w = fast.runner.fused.w[0]
     attn = model.model.layers[0].self_attn
     assert torch.equal(w, torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
 
@@ -88,11 +88,11 @@ def test_what_cannot_be_fused_stays_separate(model):
     attn = model.model.layers[1].self_attn
     attn.v_proj = Wrapped(attn.v_proj)
     f = FusedWeights(model, "qkv")
-    assert f.kind == "none" and "not plain nn.Linear (Linear, Wrapped)" in f.why["qkv"]
+    assert f.kind == "none" and "not plain nn.Linear (Linear, Wrapped)" in f.why
     attn.v_proj = attn.v_proj.inner
     attn.q_proj.bias = torch.nn.Parameter(torch.zeros(attn.q_proj.out_features))
     f = FusedWeights(model, "qkv")
-    assert f.kind == "none" and "some projections have a bias" in f.why["qkv"]
+    assert f.kind == "none" and "some projections have a bias" in f.why
 
 
 def test_fused_biases(model, prompts):  # noqa: F811
@@ -103,7 +103,7 @@ def test_fused_biases(model, prompts):  # noqa: F811
             m.bias = torch.nn.Parameter(torch.randn(m.out_features, generator=g) * 0.5)
     s = Sampling.greedy(8)
     fast = FastGenerator(model, pad_id=0, eos_id=2, batch_size=4, fuse="qkv")
-    assert fast.runner.fused.b["qkv"][0] is not None
+    assert fast.runner.fused.b[0] is not None
     assert fast.generate(prompts, s, 1) == plain_generate(model, prompts, s, 1, batch_size=6, pad_id=0, eos_id=2)
 
 

@@ -158,16 +158,16 @@ def _err(a, b) -> float:
 
 
 FUSE_CHOICES = ("auto", "none", "qkv")
-_GROUPS = {"qkv": ("self_attn", ("q_proj", "k_proj", "v_proj"))}
 
 
 class FusedWeights:
-    """Concatenated projection weights for the decoding step (see the module's docstring).
+    """Each layer's q, k and v projection weights stacked into one matrix, for the decoding step (see the
+    module's docstring).
 
-    ``fuse``: ``auto`` (CUDA: q|k|v while the copies fit in a tenth of the free GPU memory; elsewhere none:
-    the CPU path stays the model's own modules), ``none``, ``qkv``.
-    A group is fused only where every layer's projections are plain ``nn.Linear`` of one dtype whose biases
-    are all present or all absent (not a LoRA wrapper, a quantised layer, ...)."""
+    ``fuse``: ``auto`` (CUDA, while the copies fit in a tenth of the free GPU memory; elsewhere not: the CPU
+    path stays the model's own modules), ``none``, ``qkv``.  Fused only where every layer's three
+    projections are plain ``nn.Linear`` of one dtype whose biases are all present or all absent (not a LoRA
+    wrapper, a quantised layer, ...); ``why`` says why not."""
 
     def __init__(self, model, fuse: str = "auto"):
         import torch
@@ -175,45 +175,32 @@ class FusedWeights:
         if fuse not in FUSE_CHOICES:
             raise ValueError(f"fuse must be one of {', '.join(FUSE_CHOICES)}, not {fuse!r}")
         self._torch = torch
-        self.layers = list(model.model.layers)
+        self.mods = [(layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj)
+                     for layer in model.model.layers]
         p = next(model.parameters())
-        wanted = {"auto": ("qkv",) if p.device.type == "cuda" else (), "none": (), "qkv": ("qkv",)}[fuse]
-        budget = None
-        if fuse == "auto" and wanted:
-            budget = 0.1 * torch.cuda.mem_get_info(p.device)[0]
-        self.groups: list[str] = []
-        self.why: dict[str, str] = {}
-        used = 0
-        for g in wanted:
-            mods = [self._mods(layer, g) for layer in self.layers]
-            why = self._not_fusable(mods)
-            size = sum(m.weight.numel() * m.weight.element_size() for ms in mods for m in ms)
-            if why is None and budget is not None and used + size > budget:
-                why = f"{size / 2**30:.1f} GiB of copies would not fit in a tenth of the free GPU memory"
-            if why is None:
-                self.groups.append(g)
-                used += size
-            else:
-                self.why[g] = why
-        self.w = {g: [torch.empty(sum(m.weight.shape[0] for m in self._mods(layer, g)), self._mods(layer, g)[0].weight.shape[1],
-                                  dtype=p.dtype, device=p.device) for layer in self.layers] for g in self.groups}
-        self.b = {g: [torch.empty(w.shape[0], dtype=p.dtype, device=p.device)
-                      if self._mods(layer, g)[0].bias is not None else None for layer, w in zip(self.layers, self.w[g])]
-                  for g in self.groups}
-        self.bytes = used
+        self.bytes = sum(m.weight.numel() * m.weight.element_size() for ms in self.mods for m in ms)
+        self.why: str | None = None
+        if fuse == "none" or (fuse == "auto" and p.device.type != "cuda"):
+            self.why = "not asked for" if fuse == "none" else "not on a CUDA device"
+        else:
+            self.why = self._not_fusable()
+            if self.why is None and fuse == "auto" and self.bytes > 0.1 * torch.cuda.mem_get_info(p.device)[0]:
+                self.why = f"{self.bytes / 2**30:.1f} GiB of copies would not fit in a tenth of the free GPU memory"
+        self.on = self.why is None
+        if not self.on:
+            self.bytes = 0
+        self.w = [torch.empty(sum(m.weight.shape[0] for m in ms), ms[0].weight.shape[1], dtype=p.dtype,
+                              device=p.device) for ms in self.mods] if self.on else []
+        self.b = [torch.empty(w.shape[0], dtype=p.dtype, device=p.device) if ms[0].bias is not None else None
+                  for ms, w in zip(self.mods, self.w)]
 
     @property
     def kind(self) -> str:
-        return "+".join(self.groups) or "none"
+        return "qkv" if self.on else "none"
 
-    @staticmethod
-    def _mods(layer, group):
-        parent, names = _GROUPS[group]
-        return [getattr(getattr(layer, parent), n) for n in names]
-
-    def _not_fusable(self, mods) -> str | None:
+    def _not_fusable(self) -> str | None:
         torch = self._torch
-        for ms in mods:
+        for ms in self.mods:
             if any(type(m) is not torch.nn.Linear for m in ms):
                 return f"not plain nn.Linear ({', '.join(sorted({type(m).__name__ for m in ms}))})"
             if len({(m.weight.dtype, m.weight.device, m.weight.shape[1]) for m in ms}) != 1:
@@ -226,14 +213,13 @@ class FusedWeights:
         """Copy the model's current weights into the fused matrices (in place: captured graphs stay valid)."""
         torch = self._torch
         with torch.no_grad():
-            for g in self.groups:
-                for layer, w, b in zip(self.layers, self.w[g], self.b[g]):
-                    mods = self._mods(layer, g)
-                    torch.cat([m.weight for m in mods], dim=0, out=w)
-                    if b is not None:
-                        torch.cat([m.bias for m in mods], dim=0, out=b)
+            for ms, w, b in zip(self.mods, self.w, self.b):
+                torch.cat([m.weight for m in ms], dim=0, out=w)
+                if b is not None:
+                    torch.cat([m.bias for m in ms], dim=0, out=b)
 
-    def project(self, group: str, li: int, x):
+    def project(self, li: int, x):
+        """Layer ``li``'s q|k|v of ``x`` in one product."""
         import torch.nn.functional as F
 
-        return F.linear(x, self.w[group][li], self.b[group][li])
+        return F.linear(x, self.w[li], self.b[li])

@@ -127,8 +127,8 @@ class Runner:
         b, s, _ = x.shape
         attn = layer.self_attn
         hq, hkv = self.n_heads * self.head_dim, self.n_kv * self.head_dim
-        if li is not None and "qkv" in self.fused.groups:
-            q, k, v = self.fused.project("qkv", li, x).split([hq, hkv, hkv], dim=-1)
+        if li is not None and self.fused.on:
+            q, k, v = self.fused.project(li, x).split([hq, hkv, hkv], dim=-1)
         else:
             q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
         q = q.view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
